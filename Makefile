@@ -1,0 +1,57 @@
+# Parley: two commands do all the set-up on a fresh machine: `make serve` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-install whenever pyproject.toml changes.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# jsii (under aws-cdk-lib) wants a maintained Node; node@22 comes from the npm registry.
+NODE_DIR := .tools/node
+NODE_BIN := $(NODE_DIR)/node_modules/node/bin
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export PATH := $(CURDIR)/$(NODE_BIN):$(PATH)
+# pytest workers: CI has 2 cores.
+WORKERS ?= 2
+
+.PHONY: install serve test lint types unit synth layers bench clean node
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+$(NODE_BIN)/node:
+	@mkdir -p $(NODE_DIR)
+	npm install --silent --no-audit --no-fund --prefix $(NODE_DIR) node@22 >/dev/null
+
+node: $(NODE_BIN)/node
+
+serve: install
+	$(BIN)/python -m parley.runtime.local
+
+lint: install
+	$(BIN)/ruff check .
+
+types: install
+	$(BIN)/mypy
+
+unit: install node
+	$(BIN)/pytest -n $(WORKERS) -q
+
+test: lint types unit
+
+layers: install
+	$(BIN)/python -m infra.layers
+
+synth: install node layers
+	$(BIN)/python infra/app.py
+
+bench: install
+	$(BIN)/python bench/cold_start.py
+
+clean:
+	rm -rf $(VENV) .tools build cdk.out .parley .pytest_cache .mypy_cache .ruff_cache

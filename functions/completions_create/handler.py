@@ -1,0 +1,23 @@
+"""POST /v1/chat/completions: OpenAI-compatible chat completion, streamed as SSE with stream=true."""
+
+from aws_lambda_powertools.event_handler import Response
+from parley.api.app import build_handler, make_app, principal, requires, stream
+from parley.api.sse import SSE_HEADERS
+from parley.domain.chat import ChatCompletionRequest
+from parley.services import completions
+
+app = make_app()
+
+
+@app.post("/v1/chat/completions")
+@requires("completions:CreateChatCompletion")
+def create_chat_completion(request: ChatCompletionRequest) -> Response[str]:
+    caller = principal(app)
+    if request.stream:
+        request_id = app.current_event.request_context.request_id
+        return stream(completions.stream(caller, request, request_id), headers=SSE_HEADERS)
+    completion = completions.create(caller, request)
+    return Response(200, "application/json", completion.model_dump_json())
+
+
+lambda_handler = build_handler(app)

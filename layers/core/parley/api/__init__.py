@@ -1,0 +1,1 @@
+"""API conventions: resolver factory, error model, principal, SSE, cursors, routes."""

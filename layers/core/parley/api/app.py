@@ -1,0 +1,202 @@
+"""The resolver factory and the Lambda handler wrapper every function uses.
+
+    app = make_app()
+
+    @app.post("/v1/conversations/<conversation_id>/archive")
+    @requires("conversations:ArchiveConversation")
+    def archive(conversation_id: str) -> Conversation:
+        return conversations.archive(principal(app), conversation_id)
+
+    lambda_handler = build_handler(app)
+
+`make_app` gives a Powertools REST resolver with validation on and the exception handlers
+that render the error model. `build_handler` checks the body size and the route's
+permission before anything is parsed, adds the request id, sets up logging, tracing and
+metrics on first use, and turns a route that called `stream(...)` into a
+`StreamingResponse` for the runtime adapter or the local server to drive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+
+from parley.api.errors import as_parley_error, error_response
+from parley.api.observability import logger, metrics, tracer
+from parley.api.principal import Principal
+from parley.api.streaming import StreamingResponse
+from parley.domain.errors import AuthenticationFailed, ParleyError, PayloadTooLarge
+from parley.settings import get_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+_PERMISSION = "__parley_permission__"
+_stream: ContextVar[StreamingResponse | None] = ContextVar("parley_stream", default=None)
+
+
+def requires(permission: str) -> Callable[[F], F]:
+    """Declare the permission a route needs (checked before the body is parsed)."""
+
+    def mark(func: F) -> F:
+        setattr(func, _PERMISSION, permission)
+        return func
+
+    return mark
+
+
+def public(func: F) -> F:
+    """Declare a route that needs no API key."""
+    setattr(func, _PERMISSION, None)
+    return func
+
+
+@dataclass(frozen=True)
+class DeclaredRoute:
+    method: str
+    rule: str  # Powertools form: /v1/things/<thing_id>
+    permission: str | None
+
+
+class ParleyResolver(APIGatewayRestResolver):
+    """Powertools' REST resolver that also records each route's declared permission."""
+
+    def __init__(self) -> None:
+        super().__init__(enable_validation=True)
+        self.declared: list[DeclaredRoute] = []
+
+    def route(self, rule: str, method: Any, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        register = super().route(rule, method, *args, **kwargs)
+
+        def decorator(func: F) -> F:
+            if not hasattr(func, _PERMISSION):
+                raise TypeError(f"route {rule}: declare @requires('<resource>:<Action>') or @public")
+            methods = (method,) if isinstance(method, str) else tuple(method)
+            for m in methods:
+                self.declared.append(DeclaredRoute(m.upper(), rule, getattr(func, _PERMISSION)))
+            return register(func)
+
+        return decorator
+
+    def permission_for(self, method: str, resource: str) -> tuple[bool, str | None]:
+        """(found, permission) for an API Gateway method and resource template."""
+        rule = resource.replace("{", "<").replace("}", ">")
+        for declared in self.declared:
+            if declared.method == method and declared.rule == rule:
+                return True, declared.permission
+        return False, None
+
+
+def make_app() -> ParleyResolver:
+    app = ParleyResolver()
+
+    def render(error: Exception) -> Response[str]:
+        parley_error = as_parley_error(error)
+        if parley_error is not error and parley_error.status >= 500:
+            logger().exception("unhandled error")
+        status, headers, body = error_response(parley_error, app.current_event.request_context.request_id)
+        return Response(status, headers=headers, body=body.decode())
+
+    app.exception_handler([ParleyError, RequestValidationError, NotFoundError, Exception])(render)
+    return app
+
+
+def principal(app: APIGatewayRestResolver) -> Principal:
+    """The caller of the current request, from the authorizer's context."""
+    raw = app.current_event.raw_event.get("requestContext", {}).get("authorizer")
+    return Principal.from_context(raw)
+
+
+def stream(body: Iterator[bytes], *, status: int = 200, headers: Mapping[str, str] | None = None) -> Response[str]:
+    """Answer the current request with a stream of chunks (SSE); see StreamingResponse."""
+    _stream.set(StreamingResponse(status, dict(headers or {}), body))
+    return Response(status, headers=dict(headers or {}), body="")
+
+
+Handler = Callable[[dict[str, Any], Any], "dict[str, Any] | StreamingResponse"]
+
+
+def build_handler(app: ParleyResolver) -> Handler:
+    """The Lambda entry point for an app: same logging, tracing, metrics and checks everywhere."""
+    instrumented: Handler | None = None
+
+    def invoke(event: dict[str, Any], context: Any) -> dict[str, Any] | StreamingResponse:
+        request_id = str((event.get("requestContext") or {}).get("requestId") or "")
+        try:
+            _precheck(app, event)
+        except ParleyError as error:
+            status, headers, body = error_response(error, request_id)
+            return {"statusCode": status, "headers": headers, "body": body.decode(), "isBase64Encoded": False}
+        _json_bodies(event)
+        token = _stream.set(None)
+        try:
+            result = app.resolve(event, context)
+            streamed = _stream.get()
+        finally:
+            _stream.reset(token)
+        headers = {**(result.get("headers") or {}), "x-request-id": request_id}
+        for name, values in (result.pop("multiValueHeaders", None) or {}).items():
+            if name.lower() != "set-cookie" and values:
+                headers[name] = ", ".join(values)
+        result["headers"] = headers
+        if streamed is not None:
+            return StreamingResponse(result["statusCode"], {**headers, **streamed.headers}, _then_flush(streamed.body))
+        _flush_metrics()
+        return result
+
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any] | StreamingResponse:
+        nonlocal instrumented
+        if instrumented is None:
+            traced = tracer().capture_lambda_handler(invoke, capture_response=False)
+            instrumented = logger().inject_lambda_context(
+                traced, correlation_id_path=correlation_paths.API_GATEWAY_REST
+            )
+        return instrumented(event, context)
+
+    return lambda_handler
+
+
+def _precheck(app: ParleyResolver, event: Mapping[str, Any]) -> None:
+    """Cheap refusals before any parsing: oversize bodies, then the route's permission."""
+    body = event.get("body") or ""
+    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+    limit = get_settings().max_body_bytes
+    if size > limit:
+        raise PayloadTooLarge(f"The request body is {size} bytes; the limit is {limit} bytes.")
+    found, permission = app.permission_for(str(event.get("httpMethod", "")), str(event.get("resource", "")))
+    if found and permission is not None:
+        context = (event.get("requestContext") or {}).get("authorizer")
+        if not context:
+            raise AuthenticationFailed("Missing or invalid API key. Send 'Authorization: Bearer <api key>'.")
+        Principal.from_context(context).require(permission)
+
+
+def _json_bodies(event: dict[str, Any]) -> None:
+    """Parley takes JSON bodies whatever the Content-Type says: `curl -d` labels JSON as a form."""
+    for field in ("headers", "multiValueHeaders"):
+        headers = event.get(field) or {}
+        for name in list(headers):
+            if name.lower() == "content-type":
+                value = headers[name]
+                first = value[0] if isinstance(value, list) and value else value
+                if isinstance(first, str) and first.lower().startswith("application/x-www-form-urlencoded"):
+                    headers[name] = ["application/json"] if isinstance(value, list) else "application/json"
+
+
+def _then_flush(body: Iterator[bytes]) -> Iterator[bytes]:
+    """Flush metrics once the body has drained (or the client went away)."""
+    try:
+        yield from body
+    finally:
+        _flush_metrics()
+
+
+def _flush_metrics() -> None:
+    m = metrics()
+    if m.metric_set:
+        m.flush_metrics()

@@ -1,0 +1,51 @@
+"""The caller, as the Lambda authorizer established it (API key -> org, project, permissions)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from parley.domain.errors import AuthenticationFailed, PermissionDenied
+
+
+@dataclass(frozen=True)
+class Principal:
+    org_id: str
+    project_id: str
+    key_id: str
+    permissions: tuple[str, ...]
+
+    def allows(self, action: str) -> bool:
+        """`<resource>:<Action>` is granted by itself, by `<resource>:*`, or by `*`."""
+        resource = action.split(":", 1)[0]
+        return any(p in ("*", action, f"{resource}:*") for p in self.permissions)
+
+    def require(self, action: str) -> None:
+        if not self.allows(action):
+            raise PermissionDenied(f"This API key lacks the permission {action!r}.", code="permission_denied")
+
+    def to_context(self) -> dict[str, str]:
+        """The authorizer's context map (API Gateway takes string, number and boolean values only)."""
+        return {
+            "org_id": self.org_id,
+            "project_id": self.project_id,
+            "key_id": self.key_id,
+            "permissions": json.dumps(list(self.permissions)),
+        }
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any] | None) -> Principal:
+        if not context or "project_id" not in context:
+            raise AuthenticationFailed("The request carries no authenticated principal.")
+        try:
+            permissions = json.loads(context.get("permissions") or "[]")
+        except (TypeError, ValueError) as exc:
+            raise AuthenticationFailed("The authorizer context is malformed.") from exc
+        return cls(
+            org_id=str(context["org_id"]),
+            project_id=str(context["project_id"]),
+            key_id=str(context["key_id"]),
+            permissions=tuple(str(p) for p in permissions),
+        )

@@ -1,0 +1,100 @@
+"""The route table's vocabulary. functions/routes.py lists the routes; CDK and the local
+server both read that one table (`load_route_table`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+_PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # API Gateway form: /v1/things/{thing_id}
+    function: str  # directory under functions/ holding handler.py
+    permission: str | None  # None: no API key needed (health)
+    streaming: bool = False
+    resources: tuple[str, ...] = ()  # tables (and later secrets, buses) the function may use
+    timeout_seconds: int = 29
+    memory_mb: int = 512
+    description: str = ""
+    params: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.method not in HTTP_METHODS:
+            raise ValueError(f"{self.method} is not an HTTP method")
+        if not self.path.startswith("/v1/"):
+            raise ValueError(f"{self.path}: every route lives under /v1/")
+        if self.permission is not None and not re.fullmatch(r"[a-z_]+:([A-Z][A-Za-z]+|\*)", self.permission):
+            raise ValueError(f"{self.permission!r} is not a <resource>:<Action> permission")
+        object.__setattr__(self, "params", tuple(_PARAM.findall(self.path)))
+
+    @property
+    def powertools_path(self) -> str:
+        """The same path in Powertools' resolver syntax: /v1/things/<thing_id>."""
+        return _PARAM.sub(r"<\1>", self.path)
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        """Path parameters if this route serves (method, path), else None."""
+        if method != self.method:
+            return None
+        want, got = self.path.strip("/").split("/"), path.strip("/").split("/")
+        if len(want) != len(got):
+            return None
+        params: dict[str, str] = {}
+        for pattern, segment in zip(want, got, strict=True):
+            if pattern.startswith("{"):
+                if not segment:
+                    return None
+                params[pattern[1:-1]] = segment
+            elif pattern != segment:
+                return None
+        return params
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    routes: tuple[Route, ...]
+    authorizer: str  # the function that authenticates API keys
+    root: Path  # the functions/ directory
+
+    def handler_path(self, function: str) -> Path:
+        return self.root / function / "handler.py"
+
+    def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        # A literal segment wins over a parameter (/v1/x/search before /v1/x/{id}), as in API Gateway.
+        for route in sorted(self.routes, key=lambda r: len(r.params)):
+            params = route.match(method, path)
+            if params is not None:
+                return route, params
+        return None
+
+    def allowed_methods(self, path: str) -> list[str]:
+        return sorted({r.method for r in self.routes if r.match(r.method, path) is not None})
+
+    def functions(self) -> list[str]:
+        return sorted({r.function for r in self.routes})
+
+
+def load_module(path: Path, name: str) -> ModuleType:
+    """Import a Python file by path under a given module name (handlers are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_route_table(path: Path) -> RouteTable:
+    module = load_module(path, "parley_route_table")
+    table = module.TABLE
+    if not isinstance(table, RouteTable):
+        raise TypeError(f"{path} must define TABLE = RouteTable(...)")
+    return table

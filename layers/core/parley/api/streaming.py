@@ -1,0 +1,76 @@
+"""Streaming responses: what a streaming handler returns, and the driving logic shared by the
+Lambda runtime adapter and the local server, so both behave the same way:
+
+- the first chunk is produced before anything is sent, so an error raised before the first
+  byte becomes an ordinary JSON error response with its own status;
+- a failure after the first byte becomes an SSE `error` event at the end of the stream
+  (the Lambda adapter adds the runtime's error trailers after it).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from parley.api import sse
+from parley.api.errors import as_parley_error, body_for, error_response
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamingResponse:
+    status: int
+    headers: dict[str, str]
+    body: Iterator[bytes]
+    cookies: list[str] = field(default_factory=list)
+
+
+def from_proxy_result(result: dict[str, Any] | StreamingResponse) -> StreamingResponse:
+    """Normalise a handler's result (an API Gateway proxy dict or a stream) to a stream."""
+    if isinstance(result, StreamingResponse):
+        return result
+    headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
+    cookies: list[str] = []
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        if name.lower() == "set-cookie":
+            cookies.extend(values)
+        elif values:
+            headers[name] = ", ".join(str(v) for v in values)
+    raw = result.get("body") or ""
+    body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode()
+    return StreamingResponse(int(result.get("statusCode", 200)), headers, iter([body] if body else []), cookies)
+
+
+def error_stream(error: Exception, request_id: str | None) -> StreamingResponse:
+    """The JSON error response for an error raised before the first byte."""
+    parley_error = as_parley_error(error)
+    if parley_error is not error:
+        log.error("unhandled error before the first byte", exc_info=error)
+    status, headers, body = error_response(parley_error, request_id)
+    return StreamingResponse(status, headers, iter([body]))
+
+
+def prime(response: StreamingResponse, request_id: str | None) -> StreamingResponse:
+    """Produce the first chunk now: an error here still gets a proper status code."""
+    try:
+        first = next(response.body)
+    except StopIteration:
+        return StreamingResponse(response.status, response.headers, iter(()), response.cookies)
+    except Exception as exc:  # noqa: BLE001 - becomes the error response
+        return error_stream(exc, request_id)
+    return StreamingResponse(
+        response.status, response.headers, itertools.chain([first], response.body), response.cookies
+    )
+
+
+def error_event(error: Exception, request_id: str | None) -> bytes:
+    """The SSE event that ends a stream which failed after its first byte."""
+    parley_error = as_parley_error(error)
+    if parley_error is not error:
+        log.error("stream failed mid-way", exc_info=error)
+    return sse.event("error", {"type": "error", **body_for(parley_error, request_id)})

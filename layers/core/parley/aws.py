@@ -1,0 +1,60 @@
+"""AWS clients, built lazily on first use, cached per process, and injectable.
+
+Services and repositories call `clients().dynamodb` and never build their own, so a test or
+the local server can swap them all with `set_clients(...)`.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from parley.settings import get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+_RETRIES = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+
+
+class Clients:
+    def __init__(self, session: boto3.session.Session | None = None, region: str | None = None) -> None:
+        self._session = session
+        self._region = region
+
+    def _client(self, service: str) -> Any:
+        session = self._session or boto3.session.Session()
+        return session.client(service, region_name=self._region or get_settings().region, config=_RETRIES)  # type: ignore[call-overload]
+
+    @cached_property
+    def dynamodb(self) -> DynamoDBClient:
+        client: DynamoDBClient = self._client("dynamodb")
+        return client
+
+    @cached_property
+    def secretsmanager(self) -> SecretsManagerClient:
+        client: SecretsManagerClient = self._client("secretsmanager")
+        return client
+
+
+_clients: Clients | None = None
+_lock = threading.Lock()
+
+
+def clients() -> Clients:
+    global _clients
+    if _clients is None:
+        with _lock:
+            if _clients is None:
+                _clients = Clients()
+    return _clients
+
+
+def set_clients(value: Clients | None) -> None:
+    global _clients
+    _clients = value

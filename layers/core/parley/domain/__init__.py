@@ -1,0 +1,1 @@
+"""Domain: models, ids and errors. Depends on nothing else in Parley."""

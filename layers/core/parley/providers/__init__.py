@@ -1,0 +1,1 @@
+"""Model providers: one port (complete, stream) and its adapters."""

@@ -1,0 +1,57 @@
+"""The model provider port. Services speak only this; adapters translate to each wire format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from parley.domain.chat import ChatMessage, FinishReason, ResponseFormat, Tool, ToolCall, ToolChoiceFunction, Usage
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    model: str
+    messages: Sequence[ChatMessage]
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: Sequence[str] = ()
+    tools: Sequence[Tool] = ()
+    tool_choice: str | ToolChoiceFunction | None = None
+    response_format: ResponseFormat | None = None
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    content: str | None
+    finish_reason: FinishReason
+    usage: Usage
+    tool_calls: Sequence[ToolCall] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    reason: FinishReason
+    usage: Usage
+
+
+StreamEvent = TextDelta | Finish
+
+
+class ModelProvider(Protocol):
+    name: str
+
+    def models(self) -> Sequence[str]: ...
+
+    def complete(self, request: ModelRequest) -> ModelReply: ...
+
+    def stream(self, request: ModelRequest) -> Iterator[StreamEvent]:
+        """Deltas as the model produces them, then exactly one Finish."""
+        ...

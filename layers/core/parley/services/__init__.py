@@ -1,0 +1,1 @@
+"""Services: the domain logic behind each route."""

@@ -1,0 +1,77 @@
+"""Settings, read from the environment on first use (never at import time) and injectable.
+
+Every setting has a default that suits the local server, so `make serve` and the tests
+need nothing set. In Lambda, CDK sets the table names and the stage.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+TABLES = ("keys", "conversations", "messages", "chats", "usage", "idempotency")
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str = "local"
+    region: str = "us-east-1"
+    tables: Mapping[str, str] = field(default_factory=lambda: {t: f"parley-{t}" for t in TABLES})
+    echo_delay_ms: int = 0
+    max_body_bytes: int = 1_048_576
+    service_name: str = "parley"
+
+    @property
+    def local(self) -> bool:
+        return self.stage == "local"
+
+    def table(self, logical: str) -> str:
+        return self.tables[logical]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+        tables = {t: env.get(f"PARLEY_TABLE_{t.upper()}", defaults.tables[t]) for t in TABLES}
+        return cls(
+            stage=env.get("PARLEY_STAGE", defaults.stage),
+            region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", defaults.region)),
+            tables=tables,
+            echo_delay_ms=_int(env, "PARLEY_ECHO_DELAY_MS", defaults.echo_delay_ms, minimum=0),
+            max_body_bytes=_int(env, "PARLEY_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
+            service_name=env.get("POWERTOOLS_SERVICE_NAME", defaults.service_name),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process's settings, read from the environment the first time they are needed."""
+    global _settings
+    if _settings is None:
+        _settings = Settings.from_env()
+    return _settings
+
+
+def set_settings(settings: Settings | None) -> None:
+    """Inject settings (tests, the local server); None makes the next call re-read the environment."""
+    global _settings
+    _settings = settings

@@ -1,0 +1,1 @@
+"""Storage: table schemas (one source for CDK, moto and the local server) and repositories."""

@@ -1,0 +1,127 @@
+"""The DynamoDB tables, defined once.
+
+CDK builds the tables from these specs (infra/), and the local server and the tests create
+them in moto with `create_tables`, so the three can never disagree. Keys start with the
+project, so no query can cross tenants (DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+AttrType = Literal["S", "N", "B"]
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    type: AttrType = "S"
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition: Key
+    sort: Key | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical: str
+    partition: Key
+    sort: Key | None = None
+    indexes: tuple[Index, ...] = ()
+    stream: bool = False
+    ttl_attribute: str | None = None
+
+    def attributes(self) -> dict[str, AttrType]:
+        keys = [self.partition, self.sort]
+        for index in self.indexes:
+            keys += [index.partition, index.sort]
+        return {k.name: k.type for k in keys if k is not None}
+
+
+TABLES: tuple[TableSpec, ...] = (
+    # API keys, by SHA-256 of the secret; listed per project through the index.
+    TableSpec(
+        "keys",
+        Key("pk"),
+        indexes=(Index("by_project", Key("project_id"), Key("key_id")),),
+    ),
+    # Conversations and their sub-items (sessions, summary): pk = {project}#{conversation}.
+    TableSpec(
+        "conversations",
+        Key("pk"),
+        Key("sk"),
+        indexes=(
+            Index("by_owner", Key("owner"), Key("updated_at")),
+            Index("by_parent", Key("parent"), Key("created_at")),
+        ),
+        stream=True,
+    ),
+    # Messages: pk = {project}#{conversation}, sk = dense sequence number.
+    TableSpec("messages", Key("pk"), Key("sk", "N"), stream=True),
+    # Chat configs, providers, agents, documents, indexes, webhooks: pk = {project}#{kind}, sk = id.
+    TableSpec("chats", Key("pk"), Key("sk")),
+    # Metering counters and audit events (audit events expire).
+    TableSpec("usage", Key("pk"), Key("sk"), ttl_attribute="expires_at"),
+    # Powertools idempotency records.
+    TableSpec("idempotency", Key("id"), ttl_attribute="expiration"),
+)
+
+
+def spec(logical: str) -> TableSpec:
+    for table in TABLES:
+        if table.logical == logical:
+            return table
+    raise KeyError(logical)
+
+
+def create_table_request(table: TableSpec, name: str) -> dict[str, Any]:
+    """The CreateTable request for a spec (on-demand billing), as moto and DynamoDB Local take it."""
+
+    def key_schema(partition: Key, sort: Key | None) -> list[dict[str, str]]:
+        schema = [{"AttributeName": partition.name, "KeyType": "HASH"}]
+        if sort is not None:
+            schema.append({"AttributeName": sort.name, "KeyType": "RANGE"})
+        return schema
+
+    request: dict[str, Any] = {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": n, "AttributeType": t} for n, t in sorted(table.attributes().items())
+        ],
+        "KeySchema": key_schema(table.partition, table.sort),
+    }
+    if table.indexes:
+        request["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index.name,
+                "KeySchema": key_schema(index.partition, index.sort),
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index in table.indexes
+        ]
+    if table.stream:
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    return request
+
+
+def create_tables(
+    client: DynamoDBClient, names: dict[str, str] | None = None, tables: Iterable[TableSpec] = TABLES
+) -> None:
+    """Create every table (in moto or DynamoDB Local), with TTL where the spec has it."""
+    for table in tables:
+        name = (names or {}).get(table.logical, f"parley-{table.logical}")
+        client.create_table(**create_table_request(table, name))
+        if table.ttl_attribute:
+            client.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+            )

@@ -1,0 +1,102 @@
+"""Shared fixtures: moto-backed AWS, issued API keys, handlers loaded from the route table,
+and the sample API Gateway events of events/api/."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from parley.api.routing import RouteTable, load_module, load_route_table
+from parley.aws import clients, set_clients
+from parley.runtime.local import LOCAL_ENV
+from parley.services.keys import IssuedKey, issue_key
+from parley.settings import get_settings, set_settings
+from parley.storage.schema import create_tables
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events" / "api"
+
+
+@pytest.fixture(scope="session")
+def route_table() -> RouteTable:
+    return load_route_table(ROOT / "functions" / "routes.py")
+
+
+@pytest.fixture(autouse=True)
+def _local_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fake AWS credentials and local defaults; nothing can reach real AWS."""
+    for name, value in LOCAL_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PARLEY_ECHO_DELAY_MS", raising=False)
+    set_settings(None)
+    set_clients(None)
+    yield
+    set_settings(None)
+    set_clients(None)
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """Moto with every Parley table created from the shared schema."""
+    with mock_aws():
+        create_tables(clients().dynamodb, dict(get_settings().tables))
+        yield
+
+
+@pytest.fixture
+def api_key(aws: None) -> IssuedKey:
+    return issue_key("org_test", "proj_test", ("*",), name="test")
+
+
+_handlers: dict[str, Any] = {}
+
+
+@pytest.fixture
+def load_handler(route_table: RouteTable) -> Any:
+    """The lambda_handler of functions/<name>/handler.py (each module loaded once per session)."""
+
+    def load(function: str) -> Any:
+        if function not in _handlers:
+            _handlers[function] = load_module(route_table.handler_path(function), f"test_function_{function}")
+        return _handlers[function].lambda_handler
+
+    return load
+
+
+@pytest.fixture
+def sample_event() -> Any:
+    """A copy of events/api/<function>.json, optionally with another body and authorizer context."""
+
+    def make(function: str, body: Any = ..., *, authorizer: Any = ..., raw_body: str | None = None) -> dict[str, Any]:
+        event: dict[str, Any] = copy.deepcopy(json.loads((EVENTS / f"{function}.json").read_text()))
+        if raw_body is not None:
+            event["body"] = raw_body
+        elif body is not ...:
+            event["body"] = json.dumps(body)
+        if authorizer is not ...:
+            event["requestContext"]["authorizer"] = authorizer
+        return event
+
+    return make
+
+
+class Context:
+    function_name = "test"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    aws_request_id = "test-request"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 30_000
+
+
+@pytest.fixture
+def lambda_context() -> Context:
+    return Context()
