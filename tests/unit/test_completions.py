@@ -77,7 +77,9 @@ def test_system_message_is_prepended_unless_one_leads(monkeypatch: pytest.Monkey
     assert [(m.role, m.text()) for m in seen[-1].messages] == [("system", "Be kind."), ("user", "Hi there")]
     completions.create(
         CALLER,
-        make(system_message="ignored", messages=[{"role": "system", "content": "Own"}, {"role": "user", "content": "x"}]),
+        make(
+            system_message="ignored", messages=[{"role": "system", "content": "Own"}, {"role": "user", "content": "x"}]
+        ),
     )
     assert [m.text() for m in seen[-1].messages] == ["Own", "x"]
 

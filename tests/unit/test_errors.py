@@ -17,9 +17,17 @@ from parley.domain.errors import InvalidRequest, ParleyError, RateLimited
             "messages[0].role: Input should be 'user'",
             "messages[0].role",
         ),
-        ([{"type": "extra_forbidden", "loc": ("body", "foo"), "msg": "x"}], "foo: Unrecognized request argument", "foo"),
+        (
+            [{"type": "extra_forbidden", "loc": ("body", "foo"), "msg": "x"}],
+            "foo: Unrecognized request argument",
+            "foo",
+        ),
         ([{"type": "json_invalid", "loc": ("body", 3), "ctx": {"error": "Expecting value"}}], None, None),
-        ([{"type": "model_attributes_type", "loc": ("body",), "msg": "x"}], "The request body must be a JSON object.", None),
+        (
+            [{"type": "model_attributes_type", "loc": ("body",), "msg": "x"}],
+            "The request body must be a JSON object.",
+            None,
+        ),
         ([{"type": "int_parsing", "loc": ("query", "limit"), "msg": "bad"}], "limit: bad", "limit"),
     ],
 )

@@ -1,0 +1,70 @@
+"""The local server (`make serve`'s), started as a subprocess on 127.0.0.1 with a free port."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "prl_local_test_key_0123456789"
+
+
+@dataclass
+class Server:
+    url: str
+    key: str
+    process: subprocess.Popen[str]
+    started_in: float
+
+
+def start_server(**env: str) -> Server:
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "parley.runtime.local", "--port", "0"],
+        cwd=ROOT,
+        env={**os.environ, "PARLEY_LOCAL_API_KEY": KEY, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = None
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        found = re.search(r"local API on (http://127\.0\.0\.1:\d+)", line)
+        url = url or (found.group(1) if found else None)
+        if "ready" in line:
+            break
+    if url is None or process.poll() is not None:
+        process.kill()
+        raise RuntimeError("local server did not start:\n" + "".join(lines))
+    return Server(url, KEY, process, time.monotonic() - started)
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    """One server for the session; the echo model pauses 200 ms between streamed words."""
+    running = start_server(PARLEY_ECHO_DELAY_MS="200")
+    yield running
+    stop_server(running)

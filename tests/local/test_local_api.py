@@ -1,0 +1,50 @@
+"""The local server's API Gateway part, in process: permissions, the authorizer cache, routing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from parley.api.routing import RouteTable
+from parley.runtime.local import LocalApi
+from parley.services.keys import issue_key
+
+
+def call(api: LocalApi, key: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    raw = json.dumps(body or {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    response = api.handle("POST", "/v1/chat/completions", {"Authorization": [f"Bearer {key}"]}, raw)
+    return response.status, json.loads(b"".join(response.body))
+
+
+def test_a_key_without_the_routes_permission_gets_403(aws: None, route_table: RouteTable) -> None:
+    limited = issue_key("org", "proj", ("conversations:*",))
+    status, body = call(LocalApi(route_table), limited.secret)
+    assert status == 403
+    assert body["error"]["type"] == "permission_error"
+    allowed = issue_key("org", "proj", ("completions:CreateChatCompletion",))
+    assert call(LocalApi(route_table), allowed.secret)[0] == 200
+
+
+def test_authorizer_results_are_cached_per_key_for_five_minutes(aws: None, route_table: RouteTable) -> None:
+    now = [1000.0]
+    api = LocalApi(route_table, clock=lambda: now[0])
+    key = issue_key("org", "proj")
+    calls: list[str] = []
+    original = api.invoke
+
+    def counting(function: str, event: dict[str, Any]) -> Any:
+        calls.append(function)
+        return original(function, event)
+
+    api.invoke = counting  # type: ignore[method-assign]
+    for _ in range(3):
+        assert call(api, key.secret)[0] == 200
+    assert calls.count("authorizer") == 1
+    now[0] += 301
+    assert call(api, key.secret)[0] == 200
+    assert calls.count("authorizer") == 2
+
+
+def test_query_strings_and_trailing_slashes_route(aws: None, route_table: RouteTable) -> None:
+    response = LocalApi(route_table).handle("GET", "/v1/health/?verbose=1", {}, b"")
+    assert response.status == 200
