@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-
 from parley.runtime.events import authorizer_event
 from parley.services.keys import IssuedKey, authenticate, issue_key
 from parley.storage.keys import hash_secret
@@ -37,7 +36,7 @@ def test_given_a_valid_key_then_an_api_wide_allow_and_the_principal(
 def test_given_a_missing_or_unknown_key_then_unauthorized(
     load_handler: Any, api_key: IssuedKey, lambda_context: Any, header: str | None
 ) -> None:
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         load_handler("authorizer")(event_with(header), lambda_context)
 
 
