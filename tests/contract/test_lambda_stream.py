@@ -233,8 +233,13 @@ def serve(fake: FakeRuntime, handler: Callable[[Any, Any], Any], invocations: in
 
 
 def api_event(request_id: str = "req-1", **extra: Any) -> dict[str, Any]:
-    return {"resource": "/v1/chat/completions", "httpMethod": "POST", "requestContext": {"requestId": request_id},
-            "body": "{}", **extra}
+    return {
+        "resource": "/v1/chat/completions",
+        "httpMethod": "POST",
+        "requestContext": {"requestId": request_id},
+        "body": "{}",
+        **extra,
+    }
 
 
 def split_body(record: Streamed) -> tuple[dict[str, Any], list[bytes]]:
@@ -244,10 +249,10 @@ def split_body(record: Streamed) -> tuple[dict[str, Any], list[bytes]]:
     prelude, end = json.JSONDecoder().raw_decode(data.decode("latin-1"))
     assert end > 0
     assert data.startswith(b"{")
-    assert data[end:end + 8] == NUL8, "the prelude is not followed by 8 NUL bytes"
+    assert data[end : end + 8] == NUL8, "the prelude is not followed by 8 NUL bytes"
     body_start, offset, chunks = end + 8, 0, []
     for _, chunk in record.chunks:
-        part = chunk[max(body_start - offset, 0):]
+        part = chunk[max(body_start - offset, 0) :]
         offset += len(chunk)
         if part:
             chunks.append(part)
@@ -278,8 +283,11 @@ def test_streaming_post_has_the_runtime_headers_and_body_starts_with_prelude_the
     assert headers["host"].startswith("127.0.0.1")
     # and the body is the JSON prelude, 8 NUL bytes, then the chunk
     prelude, body = split_body(record)
-    assert prelude == {"statusCode": 200, "headers": {"Content-Type": "text/event-stream"},
-                       "cookies": ["session=abc; Path=/; HttpOnly"]}
+    assert prelude == {
+        "statusCode": 200,
+        "headers": {"Content-Type": "text/event-stream"},
+        "cookies": ["session=abc; Path=/; HttpOnly"],
+    }
     assert body == [b"data: 1\n\n"]
     assert record.data().endswith(b"}" + NUL8 + b"data: 1\n\n")
     assert record.complete
@@ -321,11 +329,19 @@ def test_a_proxy_dict_result_is_sent_as_prelude_and_body(runtime: FakeRuntime) -
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if event["requestContext"]["requestId"] == "req-json":
-            return {"statusCode": 201, "headers": {"Content-Type": "application/json", "x-request-id": "req-json"},
-                    "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]}, "body": json.dumps(created),
-                    "isBase64Encoded": False}
-        return {"statusCode": 200, "headers": {"Content-Type": "image/png"},
-                "body": base64.b64encode(binary).decode(), "isBase64Encoded": True}
+            return {
+                "statusCode": 201,
+                "headers": {"Content-Type": "application/json", "x-request-id": "req-json"},
+                "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]},
+                "body": json.dumps(created),
+                "isBase64Encoded": False,
+            }
+        return {
+            "statusCode": 200,
+            "headers": {"Content-Type": "image/png"},
+            "body": base64.b64encode(binary).decode(),
+            "isBase64Encoded": True,
+        }
 
     runtime.invoke(api_event("req-json"), invocation_id="inv-json")
     runtime.invoke(api_event("req-bin"), invocation_id="inv-bin")
@@ -335,8 +351,11 @@ def test_a_proxy_dict_result_is_sent_as_prelude_and_body(runtime: FakeRuntime) -
 
     # Then each is a prelude with status, headers and cookies, then the decoded body
     prelude, body = split_body(runtime.responses["inv-json"])
-    assert prelude == {"statusCode": 201, "headers": {"Content-Type": "application/json", "x-request-id": "req-json"},
-                       "cookies": ["a=1", "b=2"]}
+    assert prelude == {
+        "statusCode": 201,
+        "headers": {"Content-Type": "application/json", "x-request-id": "req-json"},
+        "cookies": ["a=1", "b=2"],
+    }
     assert json.loads(b"".join(body)) == created
     prelude, body = split_body(runtime.responses["inv-bin"])
     assert prelude == {"statusCode": 200, "headers": {"Content-Type": "image/png"}, "cookies": []}
@@ -361,10 +380,15 @@ def test_an_error_before_the_first_chunk_is_an_ordinary_error_response(runtime: 
     assert prelude["statusCode"] == 400
     assert prelude["headers"]["Content-Type"] == "application/json"
     assert prelude["headers"]["x-request-id"] == "req-7"
-    assert json.loads(b"".join(chunks)) == {"error": {
-        "type": "invalid_request_error", "code": "invalid_request", "message": "messages: must not be empty",
-        "param": "messages", "request_id": "req-7",
-    }}
+    assert json.loads(b"".join(chunks)) == {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "invalid_request",
+            "message": "messages: must not be empty",
+            "param": "messages",
+            "request_id": "req-7",
+        }
+    }
     assert record.complete
     assert record.trailers == {}
 
@@ -443,17 +467,19 @@ def test_the_trace_id_env_and_the_context_follow_each_invocation(
     seen: list[dict[str, Any]] = []
 
     def handler(event: dict[str, Any], context: Any) -> StreamingResponse:
-        seen.append({
-            "trace": os.environ.get("_X_AMZN_TRACE_ID"),
-            "remaining": context.get_remaining_time_in_millis(),
-            "request_id": context.aws_request_id,
-            "arn": context.invoked_function_arn,
-            "name": context.function_name,
-            "version": context.function_version,
-            "memory": context.memory_limit_in_mb,
-            "log_group": context.log_group_name,
-            "log_stream": context.log_stream_name,
-        })
+        seen.append(
+            {
+                "trace": os.environ.get("_X_AMZN_TRACE_ID"),
+                "remaining": context.get_remaining_time_in_millis(),
+                "request_id": context.aws_request_id,
+                "arn": context.invoked_function_arn,
+                "name": context.function_name,
+                "version": context.function_version,
+                "memory": context.memory_limit_in_mb,
+                "log_group": context.log_group_name,
+                "log_stream": context.log_stream_name,
+            }
+        )
         return stream_of(b"data: ok\n\n")
 
     # When the loop serves both
@@ -528,7 +554,7 @@ def test_a_broken_connection_closes_the_generator_and_the_next_invocation_reconn
 
 # --- the exec wrapper, end to end --------------------------------------------------------------
 
-HANDLER_PY = '''
+HANDLER_PY = """
 from parley.api.streaming import StreamingResponse
 
 
@@ -538,7 +564,7 @@ def lambda_handler(event, context):
         yield ("data: " + context.aws_request_id + "\\n\\n").encode()
 
     return StreamingResponse(200, {"Content-Type": "text/event-stream"}, body())
-'''
+"""
 
 
 def _lambda_env(fake: FakeRuntime, task_root: Path, handler: str) -> dict[str, str]:
@@ -564,8 +590,10 @@ def test_the_exec_wrapper_starts_the_streaming_runtime(runtime: FakeRuntime, tmp
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(WRAPPER), "/var/lang/bin/python3.13", "/var/runtime/bootstrap.py"],
-            env=_lambda_env(runtime, tmp_path, "handler.lambda_handler"), cwd=tmp_path,
-            stdout=out, stderr=subprocess.STDOUT,
+            env=_lambda_env(runtime, tmp_path, "handler.lambda_handler"),
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         try:
             # When the invocation is served
@@ -593,8 +621,12 @@ def test_a_handler_that_cannot_be_loaded_posts_an_init_error_and_exits(runtime: 
 
     # When the runtime starts
     done = subprocess.run(
-        [sys.executable, "-m", "parley.runtime.lambda_stream"], env=env, cwd=tmp_path,
-        capture_output=True, timeout=8.0, check=False,
+        [sys.executable, "-m", "parley.runtime.lambda_stream"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=8.0,
+        check=False,
     )
 
     # Then it reported the failure on /init/error and exited non-zero

@@ -11,8 +11,8 @@
 
 `make_app` gives a Powertools REST resolver with validation on and the exception handlers
 that render the error model. `build_handler` checks the body size and the route's
-permission before anything is parsed, adds the request id, sets up logging, tracing and
-metrics on first use, and turns a route that called `stream(...)` into a
+permission before anything is parsed, adds the request id, sets up logging and metrics
+on first use, and turns a route that called `stream(...)` into a
 `StreamingResponse` for the runtime adapter or the local server to drive.
 """
 
@@ -29,7 +29,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.logging import correlation_paths
 
 from parley.api.errors import as_parley_error, error_response
-from parley.api.observability import logger, metrics, tracer
+from parley.api.observability import logger, metrics
 from parley.api.principal import Principal
 from parley.api.streaming import StreamingResponse
 from parley.domain.errors import AuthenticationFailed, ParleyError, PayloadTooLarge
@@ -122,7 +122,7 @@ Handler = Callable[[dict[str, Any], Any], "dict[str, Any] | StreamingResponse"]
 
 
 def build_handler(app: ParleyResolver) -> Handler:
-    """The Lambda entry point for an app: same logging, tracing, metrics and checks everywhere."""
+    """The Lambda entry point for an app: same logging, metrics and checks everywhere."""
     instrumented: Handler | None = None
 
     def invoke(event: dict[str, Any], context: Any) -> dict[str, Any] | StreamingResponse:
@@ -140,21 +140,27 @@ def build_handler(app: ParleyResolver) -> Handler:
         finally:
             _stream.reset(token)
         headers = {**(result.get("headers") or {}), "x-request-id": request_id}
+        cookies: list[str] = []
         for name, values in (result.pop("multiValueHeaders", None) or {}).items():
-            if name.lower() != "set-cookie" and values:
+            if name.lower() == "set-cookie":
+                cookies.extend(values)
+            elif values:
                 headers[name] = ", ".join(values)
         result["headers"] = headers
+        if cookies:
+            result["multiValueHeaders"] = {"Set-Cookie": cookies}
         if streamed is not None:
-            return StreamingResponse(result["statusCode"], {**headers, **streamed.headers}, _then_flush(streamed.body))
+            return StreamingResponse(
+                result["statusCode"], {**headers, **streamed.headers}, _then_flush(streamed.body), cookies
+            )
         _flush_metrics()
         return result
 
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any] | StreamingResponse:
         nonlocal instrumented
         if instrumented is None:
-            traced = tracer().capture_lambda_handler(invoke, capture_response=False)
             instrumented = logger().inject_lambda_context(
-                traced, correlation_id_path=correlation_paths.API_GATEWAY_REST
+                invoke, correlation_id_path=correlation_paths.API_GATEWAY_REST
             )
         return instrumented(event, context)
 

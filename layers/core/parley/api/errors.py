@@ -57,7 +57,7 @@ def describe_validation_error(errors: list[Any]) -> tuple[str, str | None]:
         return "The request is invalid.", None
     first = errors[0]
     kind = first.get("type", "")
-    loc = [part for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    loc = [part for part in first.get("loc", ()) if not _is_location_tag(part)]
     if kind == "json_invalid":
         detail = (first.get("ctx") or {}).get("error", "")
         return f"The request body is not valid JSON ({detail}).", None
@@ -68,6 +68,15 @@ def describe_validation_error(errors: list[Any]) -> tuple[str, str | None]:
         param += f"[{part}]" if isinstance(part, int) else (f".{part}" if param else str(part))
     msg = "Unrecognized request argument" if kind == "extra_forbidden" else first.get("msg", "is invalid")
     return (f"{param}: {msg}" if param else msg), (param or None)
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "body", "query", "path", "header"})
+
+
+def _is_location_tag(part: object) -> bool:
+    """Parts of a pydantic error location that are not field names: the request section, and the
+    union member a value was tried against (`str`, `list[...]`, `function-after[...]`)."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part or "(" in part)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ Lambda runtime adapter and the local server, so both behave the same way:
 from __future__ import annotations
 
 import base64
-import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,9 +62,18 @@ def prime(response: StreamingResponse, request_id: str | None) -> StreamingRespo
         return StreamingResponse(response.status, response.headers, iter(()), response.cookies)
     except Exception as exc:  # noqa: BLE001 - becomes the error response
         return error_stream(exc, request_id)
-    return StreamingResponse(
-        response.status, response.headers, itertools.chain([first], response.body), response.cookies
-    )
+    return StreamingResponse(response.status, response.headers, _resume(first, response.body), response.cookies)
+
+
+def _resume(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """The first chunk, then the rest; closing this closes the handler's generator too."""
+    try:
+        yield first
+        yield from rest
+    finally:
+        close = getattr(rest, "close", None)
+        if close is not None:
+            close()
 
 
 def error_event(error: Exception, request_id: str | None) -> bytes:
@@ -73,4 +81,6 @@ def error_event(error: Exception, request_id: str | None) -> bytes:
     parley_error = as_parley_error(error)
     if parley_error is not error:
         log.error("stream failed mid-way", exc_info=error)
+    else:
+        log.warning("stream ended with an error: %s (%s)", parley_error.code, parley_error.status)
     return sse.event("error", {"type": "error", **body_for(parley_error, request_id)})

@@ -1,0 +1,448 @@
+"""The synthesized CDK app against its sources of truth: the route table, the table specs, the
+gateway errors; plus cdk-nag and cfn-lint over the result. One synth per session (conftest)."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+from infra_synth import Synth
+from parley.api.errors import GATEWAY_ERRORS
+from parley.api.routing import Route, RouteTable, load_route_table
+from parley.storage.schema import TABLES, TableSpec, create_table_request
+
+from infra.constructs.functions import plan_functions
+from infra.constructs.tables import EPHEMERAL, pascal_case
+from infra.layers import build_core_layer, build_deps_layer, requirement_name, runtime_requirements
+from infra.paths import ROUTES_FILE
+
+pytestmark = pytest.mark.infra
+
+ROUTE_TABLE = load_route_table(ROUTES_FILE)
+PLANS = {plan.name: plan for plan in plan_functions(ROUTE_TABLE)}
+
+
+# --- reading the templates ------------------------------------------------------------------------
+
+def by_path(template: dict[str, Any], type_: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Resources of a type by construct path (without the stack): path -> (logical id, resource)."""
+    found = {}
+    for logical, resource in template["Resources"].items():
+        if resource["Type"] == type_:
+            path = resource["Metadata"]["aws:cdk:path"].split("/", 1)[1]
+            found[path] = (logical, resource)
+    return found
+
+
+def table_ids(synth: Synth) -> dict[str, str]:
+    """Table logical name (keys, messages, ...) -> logical id in the data stack."""
+    paths = by_path(synth.data, "AWS::DynamoDB::Table")
+    return {spec.logical: paths[f"Tables/{pascal_case(spec.logical)}/Resource"][0] for spec in TABLES}
+
+
+def lambda_function(synth: Synth, function: str) -> tuple[str, dict[str, Any]]:
+    return by_path(synth.api, "AWS::Lambda::Function")[f"Functions/{pascal_case(function)}/Function/Resource"]
+
+
+def role_policy(synth: Synth, function: str) -> dict[str, Any]:
+    policies = by_path(synth.api, "AWS::IAM::Policy")
+    return policies[f"Functions/{pascal_case(function)}/Role/DefaultPolicy/Resource"][1]
+
+
+def dynamodb_actions(policy: dict[str, Any]) -> set[str]:
+    actions = set()
+    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+        action = statement["Action"]
+        actions |= {action} if isinstance(action, str) else set(action)
+    return {a for a in actions if a.startswith("dynamodb:")}
+
+
+def walk(value: Any) -> Iterator[Any]:
+    yield value
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from walk(item)
+
+
+def tables_mentioned(synth: Synth, value: Any) -> set[str]:
+    """The tables a piece of the api template refers to (through the data stack's exports)."""
+    imports = [v["Fn::ImportValue"] for v in walk(value) if isinstance(v, dict) and "Fn::ImportValue" in v]
+    ids = table_ids(synth)
+    return {logical for logical, table_id in ids.items() for name in imports if table_id in name}
+
+
+def resource_path(api: dict[str, Any], ref: dict[str, Any]) -> str:
+    if "Fn::GetAtt" in ref:  # the RestApi's RootResourceId
+        return ""
+    properties = api["Resources"][ref["Ref"]]["Properties"]
+    return resource_path(api, properties["ParentId"]) + "/" + properties["PathPart"]
+
+
+def methods(synth: Synth) -> dict[tuple[str, str], dict[str, Any]]:
+    """(HTTP method, path) -> the method's properties."""
+    found = {}
+    for resource in synth.api["Resources"].values():
+        if resource["Type"] == "AWS::ApiGateway::Method":
+            properties = resource["Properties"]
+            found[(properties["HttpMethod"], resource_path(synth.api, properties["ResourceId"]))] = properties
+    return found
+
+
+def get_att_targets(value: Any) -> set[str]:
+    return {v["Fn::GetAtt"][0] for v in walk(value) if isinstance(v, dict) and "Fn::GetAtt" in v}
+
+
+def all_functions() -> list[str]:
+    return [*PLANS, ROUTE_TABLE.authorizer]
+
+
+def route_id(route: Route) -> str:
+    return f"{route.method} {route.path}"
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec", TABLES, ids=lambda s: s.logical)
+def test_given_a_table_spec_when_synthesized_then_its_table_has_the_same_keys_indexes_stream_and_ttl(
+    synth: Synth, spec: TableSpec
+) -> None:
+    # Given the request moto and the local server create the table with
+    request = create_table_request(spec, "unused")
+    # When
+    table = synth.data["Resources"][table_ids(synth)[spec.logical]]["Properties"]
+    # Then
+    assert table["KeySchema"] == request["KeySchema"]
+    assert sorted(table["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == request["AttributeDefinitions"]
+    assert table.get("GlobalSecondaryIndexes", []) == request.get("GlobalSecondaryIndexes", [])
+    if spec.stream:
+        assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    else:
+        assert "StreamSpecification" not in table
+    if spec.ttl_attribute:
+        assert table["TimeToLiveSpecification"] == {"AttributeName": spec.ttl_attribute, "Enabled": True}
+    else:
+        assert "TimeToLiveSpecification" not in table
+
+
+def test_given_the_table_specs_when_synthesized_then_every_table_is_on_demand_encrypted_and_recoverable(
+    synth: Synth,
+) -> None:
+    template = Template.from_json(synth.data)
+    template.resource_count_is("AWS::DynamoDB::Table", len(TABLES))
+    template.all_resources_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "BillingMode": "PAY_PER_REQUEST",
+            "SSESpecification": {"SSEEnabled": True},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        },
+    )
+
+
+def test_given_data_and_ephemeral_tables_when_synthesized_then_only_data_tables_are_protected_and_retained(
+    synth: Synth,
+) -> None:
+    for logical, table_id in table_ids(synth).items():
+        table = synth.data["Resources"][table_id]
+        keep = logical not in EPHEMERAL
+        assert table["Properties"]["DeletionProtectionEnabled"] is keep, logical
+        assert table["DeletionPolicy"] == ("Retain" if keep else "Delete"), logical
+        assert table["UpdateReplacePolicy"] == ("Retain" if keep else "Delete"), logical
+
+
+# --- functions ------------------------------------------------------------------------------------
+
+def test_given_the_route_table_when_synthesized_then_one_function_per_route_function_plus_the_authorizer(
+    synth: Synth,
+) -> None:
+    template = Template.from_json(synth.api)
+    template.resource_count_is("AWS::Lambda::Function", len(ROUTE_TABLE.functions()) + 1)
+    layers = by_path(synth.api, "AWS::Lambda::LayerVersion")
+    core, deps = layers["Layers/Core/Resource"][0], layers["Layers/Deps/Resource"][0]
+    for function in all_functions():
+        _, resource = lambda_function(synth, function)
+        properties = resource["Properties"]
+        assert properties["Runtime"] == "python3.13", function
+        assert properties["Architectures"] == ["arm64"], function
+        assert properties["Handler"] == "handler.lambda_handler", function
+        assert properties["Layers"] == [{"Ref": core}, {"Ref": deps}], function
+        assert properties["TracingConfig"] == {"Mode": "Active"}, function
+    template.all_resources_properties(
+        "AWS::Lambda::LayerVersion",
+        {"CompatibleArchitectures": ["arm64"], "CompatibleRuntimes": ["python3.13"]},
+    )
+
+
+@pytest.mark.parametrize("function", sorted(PLANS))
+def test_given_a_route_function_when_synthesized_then_memory_timeout_and_environment_follow_its_routes(
+    synth: Synth, function: str
+) -> None:
+    plan = PLANS[function]
+    _, resource = lambda_function(synth, function)
+    properties = resource["Properties"]
+    variables = properties["Environment"]["Variables"]
+    assert properties["MemorySize"] == plan.memory_mb
+    assert properties["Timeout"] == plan.timeout_seconds
+    assert variables["PARLEY_STAGE"] == synth.stage
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "parley"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Parley"
+    assert variables["POWERTOOLS_LOG_LEVEL"] == "INFO"
+    table_vars = {name for name in variables if name.startswith("PARLEY_TABLE_")}
+    assert table_vars == {f"PARLEY_TABLE_{r.upper()}" for r in plan.resources}
+    for resource_name in plan.resources:
+        assert tables_mentioned(synth, variables[f"PARLEY_TABLE_{resource_name.upper()}"]) == {resource_name}
+    if plan.streaming:
+        assert variables["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/parley-stream"
+        assert properties["Timeout"] == 900
+    else:
+        assert "AWS_LAMBDA_EXEC_WRAPPER" not in variables
+        assert properties["Timeout"] <= 29
+
+
+def test_given_the_functions_when_synthesized_then_each_has_its_own_role_and_its_own_log_group(
+    synth: Synth,
+) -> None:
+    roles, log_groups = set(), set()
+    for function in all_functions():
+        _, resource = lambda_function(synth, function)
+        roles |= get_att_targets(resource["Properties"]["Role"])
+        log_groups.add(resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"])
+        assert synth.api["Resources"][resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"][
+            "RetentionInDays"
+        ] > 0
+    assert len(roles) == len(log_groups) == len(all_functions())
+    for logical in roles:  # no managed policies: each writes to its own log group only
+        assert "ManagedPolicyArns" not in synth.api["Resources"][logical]["Properties"]
+
+
+@pytest.mark.parametrize("function", sorted(PLANS))
+def test_given_a_route_function_when_synthesized_then_its_policy_reaches_only_the_tables_of_its_routes(
+    synth: Synth, function: str
+) -> None:
+    plan = PLANS[function]
+    policy = role_policy(synth, function)
+    assert tables_mentioned(synth, policy) == set(plan.resources)
+    actions = dynamodb_actions(policy)
+    assert "dynamodb:Scan" not in actions
+    if not plan.resources:
+        assert actions == set()
+
+
+def test_given_the_authorizer_when_synthesized_then_it_reads_the_keys_table_and_nothing_else(
+    synth: Synth,
+) -> None:
+    policy = role_policy(synth, ROUTE_TABLE.authorizer)
+    _, function = lambda_function(synth, ROUTE_TABLE.authorizer)
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert tables_mentioned(synth, policy) == {"keys"}
+    assert {n for n in variables if n.startswith("PARLEY_TABLE_")} == {"PARLEY_TABLE_KEYS"}
+    actions = dynamodb_actions(policy)
+    assert actions
+    assert not actions & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+
+
+# --- API ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("route", ROUTE_TABLE.routes, ids=route_id)
+def test_given_a_route_when_synthesized_then_its_method_is_on_its_path_and_integrated_with_its_function(
+    synth: Synth, route: Route
+) -> None:
+    method = methods(synth)[(route.method, route.path)]
+    function_id, _ = lambda_function(synth, route.function)
+    integration = method["Integration"]
+    assert integration["Type"] == "AWS_PROXY"
+    assert get_att_targets(integration["Uri"]) == {function_id}
+    for name in route.params:
+        assert method["RequestParameters"][f"method.request.path.{name}"] is True
+    if route.streaming:
+        assert integration["ResponseTransferMode"] == "STREAM"
+        assert integration["TimeoutInMillis"] == 900_000
+        assert "/response-streaming-invocations" in json.dumps(integration["Uri"])
+    else:
+        assert integration.get("ResponseTransferMode", "BUFFERED") == "BUFFERED"
+        assert integration.get("TimeoutInMillis", 29_000) <= 29_000
+
+
+def test_given_the_route_table_when_synthesized_then_the_api_has_exactly_its_methods(synth: Synth) -> None:
+    assert set(methods(synth)) == {(r.method, r.path) for r in ROUTE_TABLE.routes}
+
+
+@pytest.mark.parametrize("route", ROUTE_TABLE.routes, ids=route_id)
+def test_given_a_route_when_synthesized_then_only_routes_without_permission_skip_the_authorizer(
+    synth: Synth, route: Route
+) -> None:
+    method = methods(synth)[(route.method, route.path)]
+    authorizer_id = next(iter(by_path(synth.api, "AWS::ApiGateway::Authorizer").values()))[0]
+    if route.permission is None:
+        assert method["AuthorizationType"] == "NONE"
+        assert "AuthorizerId" not in method
+    else:
+        assert method["AuthorizationType"] == "CUSTOM"
+        assert method["AuthorizerId"] == {"Ref": authorizer_id}
+
+
+def test_given_the_api_when_synthesized_then_the_authorizer_checks_the_authorization_header_cached_5_min(
+    synth: Synth,
+) -> None:
+    authorizer_function, _ = lambda_function(synth, ROUTE_TABLE.authorizer)
+    authorizers = by_path(synth.api, "AWS::ApiGateway::Authorizer")
+    assert len(authorizers) == 1
+    (_, authorizer), = authorizers.values()
+    assert authorizer["Properties"]["Type"] == "REQUEST"
+    assert authorizer["Properties"]["IdentitySource"] == "method.request.header.Authorization"
+    assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == 300
+    assert get_att_targets(authorizer["Properties"]["AuthorizerUri"]) == {authorizer_function}
+
+
+@pytest.mark.parametrize("error", GATEWAY_ERRORS, ids=lambda e: e.response_type)
+def test_given_a_gateway_error_when_synthesized_then_api_gateway_answers_it_in_parleys_error_model(
+    synth: Synth, error: Any
+) -> None:
+    Template.from_json(synth.api).has_resource_properties(
+        "AWS::ApiGateway::GatewayResponse",
+        {
+            "ResponseType": error.response_type,
+            "StatusCode": str(error.status),
+            "ResponseTemplates": {"application/json": error.template()},
+        },
+    )
+
+
+def test_given_the_api_when_synthesized_then_it_is_regional_logged_traced_validated_and_outputs_its_url(
+    synth: Synth,
+) -> None:
+    template = Template.from_json(synth.api)
+    template.has_resource_properties("AWS::ApiGateway::RestApi", {"EndpointConfiguration": {"Types": ["REGIONAL"]}})
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "StageName": synth.stage,
+            "TracingEnabled": True,
+            "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.any_value()},
+            "MethodSettings": [
+                Match.object_like(
+                    {"HttpMethod": "*", "ResourcePath": "/*", "LoggingLevel": "INFO", "MetricsEnabled": True,
+                     "DataTraceEnabled": False}
+                )
+            ],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::RequestValidator", {"ValidateRequestBody": True, "ValidateRequestParameters": True}
+    )
+    (_, stage), = by_path(synth.api, "AWS::ApiGateway::Stage").values()
+    access_log = json.loads(stage["Properties"]["AccessLogSetting"]["Format"].replace(
+        "$context.error.messageString", '"quoted by API Gateway"'))
+    assert access_log["requestId"] == "$context.requestId"
+    assert set(synth.api["Outputs"]) == {"ApiUrl"}
+
+
+# --- checks ---------------------------------------------------------------------------------------
+
+def test_given_the_app_when_synthesized_then_cdk_nag_leaves_no_unacknowledged_finding(synth: Synth) -> None:
+    # Given cdk-nag registered as a validation plugin (its findings fail the synth)
+    assert "AwsSolutions" in synth.plugins
+    # When CDK ran it during the synth, Then nothing is left: every finding is acknowledged
+    findings = [
+        f"{report['pluginName']} {violation['severity']} {violation['ruleName']} at "
+        + ", ".join(c["constructPath"] for c in violation["violatingConstructs"])
+        for report in synth.report["pluginReports"]
+        for violation in report["violations"]
+    ]
+    assert findings == []
+
+
+# Warnings cfn-lint may report, each with the reason it is acceptable.
+CFN_LINT_ACCEPTED = {
+    "W3005": "CDK's Function adds DependsOn on its role, which Role: Fn::GetAtt already implies; harmless",
+}
+
+
+def test_given_the_synthesized_templates_when_cfn_lint_runs_then_it_reports_no_errors(synth: Synth) -> None:
+    from cfnlint.api import ManualArgs, lint_by_config
+
+    templates = [str(p) for p in sorted(synth.outdir.glob("*.template.json"))]
+    assert len(templates) == 2
+    matches = lint_by_config(ManualArgs(templates=templates, regions=["us-east-1"]))
+    problems = [
+        f"{m.rule.id} {Path(m.filename).name}:{m.linenumber} {m.message}"
+        for m in matches
+        if m.rule.id not in CFN_LINT_ACCEPTED
+    ]
+    assert problems == []
+
+
+# --- planning and layers (no synth) ---------------------------------------------------------------
+
+def _table(*routes: Route) -> RouteTable:
+    return RouteTable(routes=routes, authorizer="authorizer", root=Path("/nonexistent"))
+
+
+def test_given_routes_sharing_a_function_when_planned_then_they_get_one_function_with_their_union() -> None:
+    table = _table(
+        Route("GET", "/v1/things", "things", "things:ListThings", resources=("chats",)),
+        Route("GET", "/v1/things/{thing_id}", "things", "things:GetThing", resources=("keys",), memory_mb=1024),
+    )
+    (plan,) = plan_functions(table)
+    assert plan.name == "things"
+    assert plan.resources == ("chats", "keys")
+    assert plan.memory_mb == 1024
+    assert not plan.streaming
+
+
+def test_given_a_function_mixing_streamed_and_buffered_routes_when_planned_then_it_is_refused() -> None:
+    table = _table(
+        Route("POST", "/v1/a", "mixed", "a:Create", streaming=True, timeout_seconds=900),
+        Route("GET", "/v1/a", "mixed", "a:List"),
+    )
+    with pytest.raises(ValueError, match="streamed and buffered"):
+        plan_functions(table)
+
+
+def test_given_a_buffered_route_over_29_seconds_when_planned_then_it_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"1\.\.29"):
+        plan_functions(_table(Route("GET", "/v1/slow", "slow", "a:Get", timeout_seconds=60)))
+
+
+def test_given_the_core_sources_when_the_core_layer_is_built_then_it_holds_the_package_and_the_wrapper(
+    tmp_path: Path,
+) -> None:
+    out = build_core_layer(tmp_path / "core")
+    wrapper = out / "parley-stream"
+    assert (out / "python" / "parley" / "__init__.py").is_file()
+    assert wrapper.stat().st_mode & stat.S_IXUSR
+    assert sorted(p.name for p in out.iterdir()) == ["parley-stream", "python"]
+    assert not [p for p in out.rglob("*") if p.name == "__pycache__" or p.suffix == ".pyc"]
+
+
+def test_given_a_current_stamp_when_the_deps_layer_is_built_again_then_pip_is_not_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr("infra.layers.subprocess.run", lambda command, check: calls.append(command))
+    out = tmp_path / "deps"
+    assert build_deps_layer(out, ["pydantic>=2"]) is True
+    assert build_deps_layer(out, ["pydantic>=2"]) is False
+    assert build_deps_layer(out, ["pydantic>=2", "httpx"]) is True
+    assert len(calls) == 2
+    command = calls[0]
+    assert command[command.index("--platform") + 1] == "manylinux2014_aarch64"
+    assert command[command.index("--python-version") + 1] == "3.13"
+    assert "--only-binary=:all:" in command
+    assert command[command.index("--target") + 1] == str(out / "python")
+    assert [p.name for p in out.iterdir()] == ["python"]  # the stamp stays out of the zipped asset
+
+
+def test_given_pyproject_dependencies_when_read_then_boto3_is_left_to_the_lambda_runtime() -> None:
+    names = [requirement_name(r) for r in runtime_requirements()]
+    assert "boto3" not in names
+    assert {"aws-lambda-powertools", "pydantic", "httpx"} <= set(names)
+    assert requirement_name("Foo_Bar[x]>=1; python_version>'3'") == "foo-bar"
