@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+
 from parley.api.principal import Principal
 from parley.domain.chat import ChatCompletionRequest
 from parley.domain.errors import InvalidRequest, ProviderError

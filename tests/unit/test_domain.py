@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from parley.api.principal import Principal
 from parley.domain.errors import AuthenticationFailed, PermissionDenied
 from parley.domain.ids import has_prefix, new_id, ulid

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from parley.api.errors import GATEWAY_ERRORS, as_parley_error, describe_validation_error, error_response
 from parley.domain.errors import InvalidRequest, ParleyError, RateLimited
 

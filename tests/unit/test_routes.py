@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from parley.api.routing import Route, RouteTable, load_module
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "api"
