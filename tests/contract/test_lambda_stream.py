@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from parley.api.streaming import StreamingResponse
 from parley.domain.errors import InvalidRequest, ProviderError
 from parley.runtime.lambda_stream import run

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from parley.runtime.events import authorizer_event
 from parley.services.keys import IssuedKey, authenticate, issue_key
 from parley.storage.keys import hash_secret

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from parley.api.streaming import StreamingResponse
 from parley.settings import set_settings
 
