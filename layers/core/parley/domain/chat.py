@@ -154,10 +154,25 @@ class ChatCompletionRequest(_Strict):
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = 0
+
+
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails | None = None  # set when the provider reports cache hits
+
+    @classmethod
+    def of(cls, prompt: int, completion: int, cached: int | None = None) -> Usage:
+        details = PromptTokensDetails(cached_tokens=cached) if cached is not None else None
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            prompt_tokens_details=details,
+        )
 
 
 class AssistantMessage(BaseModel):

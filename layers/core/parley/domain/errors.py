@@ -72,12 +72,48 @@ class RateLimited(ParleyError):
 
 
 class ProviderError(ParleyError):
+    """A model provider failed. `retryable` errors may be retried while no token was sent."""
+
     status = 502
     type = "provider_error"
     code = "provider_error"
+    retryable_default = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        upstream_status: int | None = None,
+    ) -> None:
+        headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else None
+        super().__init__(message, code=code, headers=headers)
+        self.retryable = self.retryable_default if retryable is None else retryable
+        self.retry_after = retry_after
+        self.upstream_status = upstream_status
 
 
-class ProviderTimeout(ParleyError):
+class ProviderTimeout(ProviderError):
     status = 504
     type = "provider_timeout"
     code = "provider_timeout"
+    retryable_default = True
+
+
+class ProviderRateLimited(ProviderError):
+    """The provider said 429 (and kept saying it through our retries)."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "provider_rate_limited"
+    retryable_default = True
+
+
+class ProviderRejected(ProviderError):
+    """The provider refused the request itself (its 400/404/422): the caller can fix it."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "provider_rejected_request"

@@ -37,15 +37,29 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of a tool call. The first piece of call `index` carries its id and name; the
+    arguments (a JSON text) arrive in fragments to be concatenated, as in OpenAI's stream."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
 class Finish:
     reason: FinishReason
     usage: Usage
 
 
-StreamEvent = TextDelta | Finish
+StreamEvent = TextDelta | ToolCallDelta | Finish
 
 
 class ModelProvider(Protocol):
+    """Adapters raise only parley.domain.errors.ProviderError and its subclasses
+    (ProviderTimeout, ProviderRateLimited, ProviderRejected), never a transport exception."""
+
     name: str
 
     def models(self) -> Sequence[str]: ...

@@ -19,7 +19,7 @@ from parley.domain.chat import (
 from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
 from parley.providers import registry
-from parley.providers.base import Finish, ModelProvider, ModelRequest, TextDelta
+from parley.providers.base import Finish, ModelProvider, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
 
 
 def _prepare(principal: Principal, request: ChatCompletionRequest) -> tuple[ModelProvider, ModelRequest]:
@@ -107,6 +107,8 @@ def _chunks(
         for event in _prepend(first, events):
             if isinstance(event, TextDelta):
                 yield chunk(choice({"content": event.text}))
+            elif isinstance(event, ToolCallDelta):
+                yield chunk(choice({"tool_calls": [_tool_call_delta(event)]}))
             elif isinstance(event, Finish):
                 yield chunk(choice({}, event.reason))
                 if include_usage:
@@ -116,6 +118,18 @@ def _chunks(
         yield sse.data(body_for(error, request_id))
 
 
-def _prepend(first: TextDelta | Finish, rest: Iterator[TextDelta | Finish]) -> Iterator[TextDelta | Finish]:
+def _tool_call_delta(delta: ToolCallDelta) -> dict[str, Any]:
+    """OpenAI's streamed tool call piece: id, type and name on the first piece only."""
+    function: dict[str, Any] = {"arguments": delta.arguments}
+    piece: dict[str, Any] = {"index": delta.index}
+    if delta.id is not None:
+        piece.update(id=delta.id, type="function")
+    if delta.name is not None:
+        function = {"name": delta.name, **function}
+    piece["function"] = function
+    return piece
+
+
+def _prepend(first: StreamEvent, rest: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
     yield first
     yield from rest

@@ -1,0 +1,113 @@
+"""What the HTTP-based adapters share: the client with timeouts, the mapping of upstream
+failures to Parley's provider errors, Retry-After parsing, and an SSE reader.
+
+Upstream error bodies are reduced to their message, and nothing of the request (headers,
+keys) is ever put into an error or a log line.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+
+from parley.domain.errors import ProviderError, ProviderRateLimited, ProviderRejected, ProviderTimeout
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=5.0)
+
+
+def make_client(transport: httpx.BaseTransport | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.Client:
+    """An httpx client for one provider (tests pass an httpx.MockTransport)."""
+    return httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def upstream_message(body: bytes | str) -> str:
+    """The provider's own error message (OpenAI, Anthropic and most gateways nest it in `error`)."""
+    text = body.decode(errors="replace") if isinstance(body, bytes) else body
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text.strip()[:300] or "no details"
+    error = document.get("error") if isinstance(document, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])[:300]
+    if isinstance(error, str):
+        return error[:300]
+    if isinstance(document, dict) and isinstance(document.get("message"), str):
+        return str(document["message"])[:300]
+    return text.strip()[:300]
+
+
+def error_for_status(
+    provider: str, status: int, body: bytes | str, headers: httpx.Headers | None = None
+) -> ProviderError:
+    """The Parley error for an upstream HTTP failure."""
+    message = f"{provider} answered {status}: {upstream_message(body)}"
+    retry_after = parse_retry_after((headers or httpx.Headers()).get("retry-after"))
+    if status == 429:
+        return ProviderRateLimited(message, retry_after=retry_after, upstream_status=status)
+    if status in (408, 504):
+        return ProviderTimeout(message, upstream_status=status, retry_after=retry_after)
+    if status in (401, 403):
+        return ProviderError(message, code="provider_auth_failed", upstream_status=status)
+    if status in (400, 404, 409, 413, 422):
+        return ProviderRejected(message, upstream_status=status)
+    return ProviderError(message, retryable=status >= 500, retry_after=retry_after, upstream_status=status)
+
+
+def error_for_transport(provider: str, error: httpx.HTTPError) -> ProviderError:
+    """The Parley error for a connection failure or timeout (retryable; no request details)."""
+    if isinstance(error, httpx.TimeoutException):
+        return ProviderTimeout(f"{provider} did not answer in time ({type(error).__name__}).")
+    return ProviderError(
+        f"{provider} could not be reached ({type(error).__name__}).", code="provider_unreachable", retryable=True
+    )
+
+
+@dataclass(frozen=True)
+class ServerSentEvent:
+    event: str | None
+    data: str
+
+
+def iter_sse(lines: Iterator[str]) -> Iterator[ServerSentEvent]:
+    """Server-sent events from a response's lines (https://html.spec.whatwg.org/#event-stream-interpretation)."""
+    event: str | None = None
+    data: list[str] = []
+    for raw in lines:
+        line = raw.rstrip("\r\n")
+        if line == "":
+            if data:
+                yield ServerSentEvent(event, "\n".join(data))
+            event, data = None, []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+    if data:
+        yield ServerSentEvent(event, "\n".join(data))
