@@ -16,6 +16,7 @@ from botocore.config import Config
 from parley.settings import get_settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
@@ -34,6 +35,17 @@ class Clients:
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
         client: DynamoDBClient = self._client("dynamodb")
+        return client
+
+    @cached_property
+    def bedrock_runtime(self) -> BedrockRuntimeClient:
+        # Model calls are long: a generous read timeout, and retries are Parley's (before the first token).
+        session = self._session or boto3.session.Session()
+        client: BedrockRuntimeClient = session.client(
+            "bedrock-runtime",
+            region_name=self._region or get_settings().region,
+            config=Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=120),
+        )
         return client
 
     @cached_property

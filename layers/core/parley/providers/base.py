@@ -62,7 +62,9 @@ class ModelProvider(Protocol):
 
     name: str
 
-    def models(self) -> Sequence[str]: ...
+    def models(self) -> Sequence[str]:
+        """The model names this provider serves; empty means any name (passed to the provider)."""
+        ...
 
     def complete(self, request: ModelRequest) -> ModelReply: ...
 
