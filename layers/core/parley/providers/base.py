@@ -21,6 +21,11 @@ class ModelRequest:
     tool_choice: str | ToolChoiceFunction | None = None
     response_format: ResponseFormat | None = None
     user: str | None = None
+    # OpenAI sampling extras: passed on by the openai adapter, ignored where a provider has none.
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    parallel_tool_calls: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,10 @@ def _prepare(principal: Principal, request: ChatCompletionRequest) -> tuple[Mode
         tool_choice=tool_choice,
         response_format=request.response_format,
         user=request.user,
+        seed=request.seed,
+        presence_penalty=request.presence_penalty,
+        frequency_penalty=request.frequency_penalty,
+        parallel_tool_calls=request.parallel_tool_calls,
     )
 
 
