@@ -1,0 +1,133 @@
+"""Retries, backoff and fallback around model providers.
+
+A call is retried on retryable provider errors (429, 5xx, timeouts, connection failures) with
+exponential backoff and full jitter, honouring the provider's Retry-After, but only until the
+first token: once a stream has produced anything, a failure ends it (the caller turns that into
+an error event) and is never retried, so no client ever receives text twice.
+
+When a target's retries run out (or its credentials are refused), the next target of the
+fallback list is tried; a request the provider rejected as invalid is not retried elsewhere,
+since it would be rejected again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from parley.domain.errors import ProviderError, ProviderRejected
+from parley.providers.base import ModelProvider, ModelReply, ModelRequest, StreamEvent
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Target:
+    provider: ModelProvider
+    model: str
+    provider_id: str | None = None  # the stored AI provider, None for the built-in echo
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider.name}/{self.model}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3  # tries per target, the first included
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 20.0  # a longer Retry-After is not waited for: the client gets the 429
+
+    def delay(self, attempt: int, error: ProviderError, rng: Callable[[], float]) -> float | None:
+        """Seconds before retry number `attempt` (1-based), or None when not worth waiting."""
+        if error.retry_after is not None:
+            return error.retry_after if error.retry_after <= self.max_retry_after else None
+        return float(rng() * min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Which target answered, after how many tries in all."""
+
+    target: Target
+    tries: int
+
+
+class Resilient:
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        policy: RetryPolicy | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        if not targets:
+            raise ValueError("at least one target")
+        self.targets = tuple(targets)
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng
+
+    def _attempt(self, request: ModelRequest, call: Callable[[Target, ModelRequest], T]) -> tuple[T, Outcome]:
+        tries = 0
+        last: ProviderError | None = None
+        for target in self.targets:
+            routed = replace(request, model=target.model)
+            for attempt in range(1, self.policy.attempts + 1):
+                tries += 1
+                try:
+                    return call(target, routed), Outcome(target, tries)
+                except ProviderError as error:
+                    last = error
+                    log.warning(
+                        "model call failed",
+                        extra={
+                            "target": target.label,
+                            "attempt": attempt,
+                            "code": error.code,
+                            "upstream_status": error.upstream_status,
+                        },
+                    )
+                    if isinstance(error, ProviderRejected):
+                        raise
+                    if not error.retryable or attempt == self.policy.attempts:
+                        break
+                    wait = self.policy.delay(attempt, error, self._rng)
+                    if wait is None:
+                        break
+                    self._sleep(wait)
+        assert last is not None
+        raise last
+
+    def complete(self, request: ModelRequest) -> tuple[ModelReply, Outcome]:
+        return self._attempt(request, lambda target, routed: target.provider.complete(routed))
+
+    def stream(self, request: ModelRequest) -> tuple[Iterator[StreamEvent], Outcome]:
+        """The first event is awaited here (with retries and fallback); the rest is not retried."""
+
+        def open_stream(target: Target, routed: ModelRequest) -> tuple[StreamEvent, Iterator[StreamEvent]]:
+            events = target.provider.stream(routed)
+            try:
+                return next(events), events
+            except StopIteration as exc:
+                raise ProviderError(f"{target.label} ended its stream without a reply.", retryable=True) from exc
+
+        (first, rest), outcome = self._attempt(request, open_stream)
+        return _chain(first, rest), outcome
+
+
+def _chain(first: StreamEvent, rest: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
+    try:
+        yield first
+        yield from rest
+    finally:
+        close = getattr(rest, "close", None)
+        if close is not None:
+            close()
