@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-_RETRIES = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+# total_max_attempts counts the first try too (max_attempts would count only retries).
+_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=3, read_timeout=10)
 
 
 class Clients:
@@ -44,7 +45,7 @@ class Clients:
         client: BedrockRuntimeClient = session.client(
             "bedrock-runtime",
             region_name=self._region or get_settings().region,
-            config=Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=120),
+            config=Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=120),
         )
         return client
 
