@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-BASELINE = '''
+BASELINE = """
 import boto3
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
@@ -39,7 +39,7 @@ def health():
 
 def lambda_handler(event, context):
     return app.resolve(event, context)
-'''
+"""
 
 
 def child(handler_path: str, event_path: str) -> None:
@@ -52,7 +52,8 @@ def child(handler_path: str, event_path: str) -> None:
 
     started = time.perf_counter()
     spec = importlib.util.spec_from_file_location("bench_handler", handler_path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     imported = time.perf_counter()
@@ -101,8 +102,8 @@ def measure(handler_path: Path, event_path: Path, runs: int) -> dict[str, float]
             cwd=ROOT,
         ).stdout
         result = json.loads(out.strip().splitlines()[-1])
-        for key in samples:
-            samples[key].append(result[key] * 1000)
+        for key, values in samples.items():
+            values.append(result[key] * 1000)
     return {key: statistics.median(values) for key, values in samples.items()}
 
 
@@ -133,10 +134,12 @@ def main() -> None:
 
     base = rows[0][1]["import"] + rows[0][1]["first"]
     print(f"cold start, median of {args.runs} fresh processes (Python {sys.version.split()[0]}, this machine)")
-    print(f"{'handler':<34} {'import ms':>10} {'first call ms':>14} {'cold total ms':>14} {'vs baseline':>12} {'warm ms':>8}")
+    columns = ("import ms", "first call ms", "cold total ms", "vs baseline", "warm ms")
+    print(f"{'handler':<34} " + " ".join(f"{c:>14}" for c in columns))
     for name, m in rows:
         total = m["import"] + m["first"]
-        print(f"{name:<34} {m['import']:>10.1f} {m['first']:>14.1f} {total:>14.1f} {total / base:>11.2f}x {m['warm']:>8.2f}")
+        cells = (f"{m['import']:.1f}", f"{m['first']:.1f}", f"{total:.1f}", f"{total / base:.2f}x", f"{m['warm']:.2f}")
+        print(f"{name:<34} " + " ".join(f"{c:>14}" for c in cells))
 
 
 if __name__ == "__main__":

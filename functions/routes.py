@@ -9,6 +9,9 @@ from pathlib import Path
 
 from parley.api.routing import Route, RouteTable
 
+# "secrets" grants the provider-key secrets (parley/<stage>/*) to a function.
+PROVIDERS = ("chats", "secrets")
+
 ROUTES = (
     Route("GET", "/v1/health", "health_get", None, description="Liveness; needs no API key."),
     Route(
@@ -17,9 +20,65 @@ ROUTES = (
         "completions_create",
         "completions:CreateChatCompletion",
         streaming=True,
-        resources=("keys", "usage"),
+        resources=("chats", "secrets", "usage"),
         timeout_seconds=900,
         description="OpenAI-compatible chat completion, streamed as SSE with stream=true.",
+    ),
+    Route(
+        "POST",
+        "/v1/providers",
+        "providers_create",
+        "providers:CreateProvider",
+        resources=PROVIDERS,
+        description="Store an AI provider (its api_key goes to Secrets Manager).",
+    ),
+    Route(
+        "GET",
+        "/v1/providers",
+        "providers_list",
+        "providers:ListProviders",
+        resources=("chats",),
+        description="List the project's AI providers.",
+    ),
+    Route(
+        "GET",
+        "/v1/providers/{provider_id}",
+        "providers_get",
+        "providers:GetProvider",
+        resources=("chats",),
+        description="Get an AI provider (never its key).",
+    ),
+    Route(
+        "PATCH",
+        "/v1/providers/{provider_id}",
+        "providers_update",
+        "providers:UpdateProvider",
+        resources=PROVIDERS,
+        description="Update an AI provider; api_key replaces the stored key.",
+    ),
+    Route(
+        "DELETE",
+        "/v1/providers/{provider_id}",
+        "providers_delete",
+        "providers:DeleteProvider",
+        resources=PROVIDERS,
+        description="Delete an AI provider and its stored key.",
+    ),
+    Route(
+        "GET",
+        "/v1/usage",
+        "usage_get",
+        "usage:GetUsage",
+        resources=("usage",),
+        description="Token and cost sums for a date range, by model or by key.",
+    ),
+    Route(
+        "GET",
+        "/v1/audit-events",
+        "audit_events_list",
+        "audit:ListAuditEvents",
+        resources=("usage",),
+        description="The project's audit trail, newest first.",
     ),
 )
 

@@ -4,7 +4,9 @@ and the sample API Gateway events of events/api/."""
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,40 @@ from parley.storage.schema import create_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events" / "api"
+_real_getaddrinfo = socket.getaddrinfo
+_real_connect = socket.socket.connect
+
+
+def _loopback(host: object) -> bool:
+    if host in (None, "localhost", b"localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(str(host if not isinstance(host, bytes) else host.decode())).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_getaddrinfo(host: object, *args: Any, **kwargs: Any) -> Any:
+    if not _loopback(host):
+        raise OSError(f"tests may not reach the network (lookup of {host!r})")
+    return _real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> Any:
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
+        raise OSError(f"tests may not reach the network (connect to {address!r})")
+    return _real_connect(self, address)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Nothing in the tests may leave this machine: only loopback lookups and connections work."""
+    socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    socket.getaddrinfo = _real_getaddrinfo
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """POST /v1/chat/completions: OpenAI-compatible chat completion, streamed as SSE with stream=true."""
 
 from aws_lambda_powertools.event_handler import Response
+
 from parley.api.app import build_handler, make_app, principal, requires, stream
 from parley.api.sse import SSE_HEADERS
 from parley.domain.chat import ChatCompletionRequest
@@ -13,10 +14,10 @@ app = make_app()
 @requires("completions:CreateChatCompletion")
 def create_chat_completion(request: ChatCompletionRequest) -> Response[str]:
     caller = principal(app)
+    context = completions.CallContext(request_id=app.current_event.request_context.request_id or "")
     if request.stream:
-        request_id = app.current_event.request_context.request_id
-        return stream(completions.stream(caller, request, request_id), headers=SSE_HEADERS)
-    completion = completions.create(caller, request)
+        return stream(completions.stream(caller, request, context), headers=SSE_HEADERS)
+    completion = completions.create(caller, request, context)
     return Response(200, "application/json", completion.model_dump_json())
 
 

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:  # the infra package lives at the repository root, outside pytest's paths
-    sys.path.insert(0, str(REPO_ROOT))
-
-from infra_synth import Synth, synthesize  # noqa: E402 (needs the path above)
+from tests.infra.infra_synth import Synth, synthesize
 
 
 @contextmanager

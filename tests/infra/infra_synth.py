@@ -1,7 +1,6 @@
 """Synthesizes the CDK app into files the infra tests read: the stack templates and CDK's
 validation report (where cdk-nag's findings go). Offline: the core layer is built from the
-repository; the dependency layer is an empty directory. (conftest puts the repository root on
-sys.path before importing this module.)"""
+repository; the dependency layer is an empty directory."""
 
 from __future__ import annotations
 
@@ -34,8 +33,10 @@ class Synth:
 
     @classmethod
     def load(cls, outdir: Path) -> Synth:
-        templates = {p.name.removesuffix(".template.json"): json.loads(p.read_text())
-                     for p in sorted(outdir.glob("*.template.json"))}
+        templates = {
+            p.name.removesuffix(".template.json"): json.loads(p.read_text())
+            for p in sorted(outdir.glob("*.template.json"))
+        }
         report = json.loads((outdir / "validation-report.json").read_text())
         app = json.loads((outdir / "parley-test.json").read_text())
         return cls(outdir=outdir, stage=app["stage"], templates=templates, report=report, plugins=app["plugins"])

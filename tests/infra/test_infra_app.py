@@ -11,23 +11,29 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
-from infra_synth import Synth
-from parley.api.errors import GATEWAY_ERRORS
-from parley.api.routing import Route, RouteTable, load_route_table
-from parley.storage.schema import TABLES, TableSpec, create_table_request
 
 from infra.constructs.functions import plan_functions
 from infra.constructs.tables import EPHEMERAL, pascal_case
 from infra.layers import build_core_layer, build_deps_layer, requirement_name, runtime_requirements
 from infra.paths import ROUTES_FILE
+from parley.api.errors import GATEWAY_ERRORS
+from parley.api.routing import Route, RouteTable, load_route_table
+from parley.storage.schema import TABLES, TableSpec, create_table_request
+from tests.infra.infra_synth import Synth
 
 pytestmark = pytest.mark.infra
 
 ROUTE_TABLE = load_route_table(ROUTES_FILE)
 PLANS = {plan.name: plan for plan in plan_functions(ROUTE_TABLE)}
+TABLE_NAMES = {spec.logical for spec in TABLES}
+
+
+def plan_tables(function: str) -> set[str]:
+    return set(PLANS[function].resources) & TABLE_NAMES
 
 
 # --- reading the templates ------------------------------------------------------------------------
+
 
 def by_path(template: dict[str, Any], type_: str) -> dict[str, tuple[str, dict[str, Any]]]:
     """Resources of a type by construct path (without the stack): path -> (logical id, resource)."""
@@ -54,12 +60,17 @@ def role_policy(synth: Synth, function: str) -> dict[str, Any]:
     return policies[f"Functions/{pascal_case(function)}/Role/DefaultPolicy/Resource"][1]
 
 
+def statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(policy["Properties"]["PolicyDocument"]["Statement"])
+
+
+def actions_of(statement: dict[str, Any]) -> set[str]:
+    action = statement["Action"]
+    return {action} if isinstance(action, str) else set(action)
+
+
 def dynamodb_actions(policy: dict[str, Any]) -> set[str]:
-    actions = set()
-    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-        action = statement["Action"]
-        actions |= {action} if isinstance(action, str) else set(action)
-    return {a for a in actions if a.startswith("dynamodb:")}
+    return {a for s in statements(policy) for a in actions_of(s) if a.startswith("dynamodb:")}
 
 
 def walk(value: Any) -> Iterator[Any]:
@@ -83,7 +94,7 @@ def resource_path(api: dict[str, Any], ref: dict[str, Any]) -> str:
     if "Fn::GetAtt" in ref:  # the RestApi's RootResourceId
         return ""
     properties = api["Resources"][ref["Ref"]]["Properties"]
-    return resource_path(api, properties["ParentId"]) + "/" + properties["PathPart"]
+    return f"{resource_path(api, properties['ParentId'])}/{properties['PathPart']}"
 
 
 def methods(synth: Synth) -> dict[tuple[str, str], dict[str, Any]]:
@@ -109,6 +120,7 @@ def route_id(route: Route) -> str:
 
 
 # --- tables ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("spec", TABLES, ids=lambda s: s.logical)
 def test_given_a_table_spec_when_synthesized_then_its_table_has_the_same_keys_indexes_stream_and_ttl(
@@ -160,6 +172,7 @@ def test_given_data_and_ephemeral_tables_when_synthesized_then_only_data_tables_
 
 # --- functions ------------------------------------------------------------------------------------
 
+
 def test_given_the_route_table_when_synthesized_then_one_function_per_route_function_plus_the_authorizer(
     synth: Synth,
 ) -> None:
@@ -196,8 +209,8 @@ def test_given_a_route_function_when_synthesized_then_memory_timeout_and_environ
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Parley"
     assert variables["POWERTOOLS_LOG_LEVEL"] == "INFO"
     table_vars = {name for name in variables if name.startswith("PARLEY_TABLE_")}
-    assert table_vars == {f"PARLEY_TABLE_{r.upper()}" for r in plan.resources}
-    for resource_name in plan.resources:
+    assert table_vars == {f"PARLEY_TABLE_{r.upper()}" for r in plan_tables(function)}
+    for resource_name in plan_tables(function):
         assert tables_mentioned(synth, variables[f"PARLEY_TABLE_{resource_name.upper()}"]) == {resource_name}
     if plan.streaming:
         assert variables["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/parley-stream"
@@ -215,9 +228,12 @@ def test_given_the_functions_when_synthesized_then_each_has_its_own_role_and_its
         _, resource = lambda_function(synth, function)
         roles |= get_att_targets(resource["Properties"]["Role"])
         log_groups.add(resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"])
-        assert synth.api["Resources"][resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"][
-            "RetentionInDays"
-        ] > 0
+        assert (
+            synth.api["Resources"][resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"][
+                "RetentionInDays"
+            ]
+            > 0
+        )
     assert len(roles) == len(log_groups) == len(all_functions())
     for logical in roles:  # no managed policies: each writes to its own log group only
         assert "ManagedPolicyArns" not in synth.api["Resources"][logical]["Properties"]
@@ -227,13 +243,26 @@ def test_given_the_functions_when_synthesized_then_each_has_its_own_role_and_its
 def test_given_a_route_function_when_synthesized_then_its_policy_reaches_only_the_tables_of_its_routes(
     synth: Synth, function: str
 ) -> None:
-    plan = PLANS[function]
     policy = role_policy(synth, function)
-    assert tables_mentioned(synth, policy) == set(plan.resources)
+    assert tables_mentioned(synth, policy) == plan_tables(function)
     actions = dynamodb_actions(policy)
     assert "dynamodb:Scan" not in actions
-    if not plan.resources:
+    if not plan_tables(function):
         assert actions == set()
+
+
+@pytest.mark.parametrize("function", sorted(PLANS))
+def test_given_a_route_function_when_synthesized_then_only_secrets_users_reach_the_stages_provider_secrets(
+    synth: Synth, function: str
+) -> None:
+    policy = role_policy(synth, function)
+    found = [s for s in statements(policy) if any(a.startswith("secretsmanager:") for a in actions_of(s))]
+    if "secrets" not in PLANS[function].resources:
+        assert found == []
+        return
+    (statement,) = found
+    assert json.dumps(statement["Resource"]).endswith(f':secret:parley/{synth.stage}/*"]]}}')
+    assert "secretsmanager:GetSecretValue" in statement["Action"]
 
 
 def test_given_the_authorizer_when_synthesized_then_it_reads_the_keys_table_and_nothing_else(
@@ -250,6 +279,7 @@ def test_given_the_authorizer_when_synthesized_then_it_reads_the_keys_table_and_
 
 
 # --- API ------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("route", ROUTE_TABLE.routes, ids=route_id)
 def test_given_a_route_when_synthesized_then_its_method_is_on_its_path_and_integrated_with_its_function(
@@ -295,7 +325,7 @@ def test_given_the_api_when_synthesized_then_the_authorizer_checks_the_authoriza
     authorizer_function, _ = lambda_function(synth, ROUTE_TABLE.authorizer)
     authorizers = by_path(synth.api, "AWS::ApiGateway::Authorizer")
     assert len(authorizers) == 1
-    (_, authorizer), = authorizers.values()
+    ((_, authorizer),) = authorizers.values()
     assert authorizer["Properties"]["Type"] == "REQUEST"
     assert authorizer["Properties"]["IdentitySource"] == "method.request.header.Authorization"
     assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == 300
@@ -329,8 +359,13 @@ def test_given_the_api_when_synthesized_then_it_is_regional_logged_traced_valida
             "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.any_value()},
             "MethodSettings": [
                 Match.object_like(
-                    {"HttpMethod": "*", "ResourcePath": "/*", "LoggingLevel": "INFO", "MetricsEnabled": True,
-                     "DataTraceEnabled": False}
+                    {
+                        "HttpMethod": "*",
+                        "ResourcePath": "/*",
+                        "LoggingLevel": "INFO",
+                        "MetricsEnabled": True,
+                        "DataTraceEnabled": False,
+                    }
                 )
             ],
         },
@@ -338,14 +373,18 @@ def test_given_the_api_when_synthesized_then_it_is_regional_logged_traced_valida
     template.has_resource_properties(
         "AWS::ApiGateway::RequestValidator", {"ValidateRequestBody": True, "ValidateRequestParameters": True}
     )
-    (_, stage), = by_path(synth.api, "AWS::ApiGateway::Stage").values()
-    access_log = json.loads(stage["Properties"]["AccessLogSetting"]["Format"].replace(
-        "$context.error.messageString", '"quoted by API Gateway"'))
+    ((_, stage),) = by_path(synth.api, "AWS::ApiGateway::Stage").values()
+    access_log = json.loads(
+        stage["Properties"]["AccessLogSetting"]["Format"].replace(
+            "$context.error.messageString", '"quoted by API Gateway"'
+        )
+    )
     assert access_log["requestId"] == "$context.requestId"
     assert set(synth.api["Outputs"]) == {"ApiUrl"}
 
 
 # --- checks ---------------------------------------------------------------------------------------
+
 
 def test_given_the_app_when_synthesized_then_cdk_nag_leaves_no_unacknowledged_finding(synth: Synth) -> None:
     # Given cdk-nag registered as a validation plugin (its findings fail the synth)
@@ -381,6 +420,7 @@ def test_given_the_synthesized_templates_when_cfn_lint_runs_then_it_reports_no_e
 
 
 # --- planning and layers (no synth) ---------------------------------------------------------------
+
 
 def _table(*routes: Route) -> RouteTable:
     return RouteTable(routes=routes, authorizer="authorizer", root=Path("/nonexistent"))

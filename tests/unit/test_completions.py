@@ -16,6 +16,7 @@ from parley.providers.echo import EchoProvider
 from parley.services import completions
 
 CALLER = Principal("org", "proj", "key", ("*",))
+pytestmark = pytest.mark.usefixtures("aws")  # every call is metered into the usage table
 
 
 def make(**fields: object) -> ChatCompletionRequest:
@@ -100,7 +101,7 @@ def test_refusals_name_the_field(fields: dict[str, object], param: str, code: st
 
 
 def test_echo_model_accepts_the_provider_prefix() -> None:
-    assert completions.create(CALLER, make(model="echo/echo")).model == "echo/echo"
+    assert completions.create(CALLER, make(model="echo/echo")).model == "echo"
 
 
 class Failing:
@@ -121,14 +122,13 @@ class Failing:
 
 def test_provider_failure_before_first_token_raises_before_any_byte(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "EchoProvider", lambda: Failing(0))
-    stream = completions.stream(CALLER, make(stream=True))
-    with pytest.raises(ProviderError):
-        next(stream)
+    with pytest.raises(ProviderError):  # raised by stream() itself: nothing was sent yet
+        completions.stream(CALLER, make(stream=True))
 
 
 def test_provider_failure_mid_stream_ends_with_an_error_event(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "EchoProvider", lambda: Failing(2))
-    got = events(completions.stream(CALLER, make(stream=True), request_id="req-9"))
+    got = events(completions.stream(CALLER, make(stream=True), completions.CallContext(request_id="req-9")))
     assert [c["choices"][0]["delta"].get("content") for c in got[:-1]] == ["", "w0 ", "w1 "]  # type: ignore[index]
     assert got[-1] == {
         "error": {

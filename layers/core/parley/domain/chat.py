@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+from parley.domain.providers import FallbackTarget
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 
@@ -108,7 +110,8 @@ class StreamOptions(_Strict):
 
 
 class ChatCompletionRequest(_Strict):
-    model: str = Field(min_length=1, max_length=256)
+    # Optional only when a provider with a default_model is named (seed 003's stateless form).
+    model: str | None = Field(default=None, min_length=1, max_length=256)
     messages: list[ChatMessage] = Field(min_length=1, max_length=4096)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
@@ -130,7 +133,10 @@ class ChatCompletionRequest(_Strict):
     stream: bool = False
     stream_options: StreamOptions | None = None
     # Parley's extensions
-    provider_id: str | None = None
+    provider_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("provider_id", "ai_provider_id"), max_length=64
+    )
+    fallbacks: list[FallbackTarget] | None = Field(default=None, max_length=5)
     system_message: str | None = None
     use_rag: bool = False
     index_id: str | None = None
@@ -141,6 +147,8 @@ class ChatCompletionRequest(_Strict):
             raise ValueError("stop takes at most 4 sequences")
         if self.stream_options is not None and not self.stream:
             raise ValueError("stream_options is only allowed when stream is true")
+        if self.model is None and self.provider_id is None:
+            raise ValueError("model is required (or name a provider_id whose default_model serves the request)")
         return self
 
     @property

@@ -4,17 +4,24 @@ Its reply is the text of the last user message, verbatim, so tests can predict i
 `max_tokens` (cut, finish_reason "length") and `stop` (cut before the first stop sequence),
 reports usage from the token estimate, and streams word by word, pausing
 PARLEY_ECHO_DELAY_MS between words so streaming can be observed.
+
+Tools, deterministically: when tools are offered (and tool_choice is not "none") and the last
+message is the user's, it calls the chosen tool (the named one, else the first) with arguments
+`{"input": <the user's text>}`; when the last message is a tool result, it replies with that
+result's text. So a client's tool round trip runs locally end to end.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from parley.domain.chat import FinishReason, Usage
+from parley.domain.chat import FinishReason, FunctionCall, ToolCall, ToolChoiceFunction, Usage
 from parley.domain.tokens import estimate_messages, estimate_text
-from parley.providers.base import Finish, ModelReply, ModelRequest, StreamEvent, TextDelta
+from parley.providers.base import Finish, ModelReply, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
 from parley.settings import get_settings
 
 _WORD = re.compile(r"\s*\S+")
@@ -30,8 +37,29 @@ class EchoProvider:
     def models(self) -> Sequence[str]:
         return ("echo",)
 
+    @staticmethod
+    def _tool_call(request: ModelRequest) -> ToolCall | None:
+        last = request.messages[-1] if request.messages else None
+        if not request.tools or request.tool_choice == "none" or last is None or last.role != "user":
+            return None
+        name = (
+            request.tool_choice.function.name
+            if isinstance(request.tool_choice, ToolChoiceFunction)
+            else request.tools[0].function.name
+        )
+        arguments = json.dumps({"input": last.text()})
+        call_id = "call_" + hashlib.sha256(f"{name}:{arguments}".encode()).hexdigest()[:24]
+        return ToolCall(id=call_id, function=FunctionCall(name=name, arguments=arguments))
+
+    def _prompt_tokens(self, request: ModelRequest) -> int:
+        return estimate_messages(m.text() for m in request.messages)
+
     def _reply(self, request: ModelRequest) -> tuple[list[str], FinishReason, Usage]:
-        source = next((m.text() for m in reversed(request.messages) if m.role == "user"), "")
+        last = request.messages[-1] if request.messages else None
+        if last is not None and last.role == "tool":
+            source = last.text()
+        else:
+            source = next((m.text() for m in reversed(request.messages) if m.role == "user"), "")
         finish: FinishReason = "stop"
         for stop in request.stop:
             if stop and stop in source:
@@ -48,7 +76,7 @@ class EchoProvider:
             words = kept
         if words:
             words[0] = words[0].lstrip()
-        prompt = estimate_messages(m.text() for m in request.messages)
+        prompt = self._prompt_tokens(request)
         completion = estimate_text("".join(words))
         return (
             words,
@@ -57,10 +85,23 @@ class EchoProvider:
         )
 
     def complete(self, request: ModelRequest) -> ModelReply:
+        call = self._tool_call(request)
+        if call is not None:
+            usage = Usage.of(self._prompt_tokens(request), estimate_text(call.function.arguments))
+            return ModelReply(content=None, finish_reason="tool_calls", usage=usage, tool_calls=(call,))
         words, finish, usage = self._reply(request)
         return ModelReply(content="".join(words), finish_reason=finish, usage=usage)
 
     def stream(self, request: ModelRequest) -> Iterator[StreamEvent]:
+        call = self._tool_call(request)
+        if call is not None:
+            arguments = call.function.arguments
+            half = len(arguments) // 2
+            yield ToolCallDelta(0, id=call.id, name=call.function.name)
+            yield ToolCallDelta(0, arguments=arguments[:half])
+            yield ToolCallDelta(0, arguments=arguments[half:])
+            yield Finish("tool_calls", Usage.of(self._prompt_tokens(request), estimate_text(arguments)))
+            return
         words, finish, usage = self._reply(request)
         delay = (self._delay_ms if self._delay_ms is not None else get_settings().echo_delay_ms) / 1000
         for i, word in enumerate(words):

@@ -1,28 +1,136 @@
-"""Which provider serves a request. Today: the built-in echo model; stored AI provider
-resources (bring-your-own keys) plug in here."""
+"""Which provider and model serve a request, with its fallbacks.
+
+In order: `provider_id` names a stored provider; a model written `<provider name>/<model>`
+selects the stored provider of that name; the model `echo` is always the built-in echo model;
+otherwise the project's default provider serves the model. Without any of these the request
+is refused with a 400 naming `model`.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
 from parley.api.principal import Principal
-from parley.domain.errors import InvalidRequest
+from parley.aws import Clients
+from parley.domain.errors import InvalidRequest, NotFound
+from parley.domain.providers import FallbackTarget
 from parley.providers.base import ModelProvider
 from parley.providers.echo import EchoProvider
+from parley.providers.http import make_client
+from parley.providers.resilient import Target
+from parley.services import providers as provider_store
+from parley.services.providers import LoadedProvider
+
+log = logging.getLogger(__name__)
+ECHO = "echo"
+_http: httpx.Client | None = None
+_regional: dict[str, Clients] = {}
+_lock = threading.Lock()
 
 
-def resolve(principal: Principal, model: str, provider_id: str | None) -> tuple[ModelProvider, str]:
-    """(provider, model name) for a request, or a 400 naming the field at fault."""
-    del principal  # stored providers are per project; none exist yet
+def http_client() -> httpx.Client:
+    """One pooled HTTP client per process, shared by every HTTP provider (connections are reused)."""
+    global _http
+    with _lock:
+        if _http is None:
+            _http = make_client()
+        return _http
+
+
+def build(loaded: LoadedProvider) -> ModelProvider:
+    record: dict[str, Any] = loaded.record
+    kind = record["type"]
+    if kind == "echo":
+        return EchoProvider()
+    if kind == "openai":
+        from parley.providers.openai import OpenAIProvider  # noqa: PLC0415 - loaded only when used
+
+        return OpenAIProvider(
+            api_key=loaded.api_key,
+            base_url=record["base_url"],
+            headers=record.get("headers"),
+            api_version=record.get("api_version"),
+            client=http_client(),
+        )
+    if kind == "anthropic":
+        from parley.providers.anthropic import AnthropicProvider  # noqa: PLC0415
+
+        return AnthropicProvider(
+            api_key=loaded.api_key, base_url=record["base_url"], headers=record.get("headers"), client=http_client()
+        )
+    if kind == "bedrock":
+        from parley.providers.bedrock import BedrockProvider  # noqa: PLC0415
+
+        region = record.get("region")
+        if region is None:
+            return BedrockProvider()
+        with _lock:
+            regional = _regional.setdefault(region, Clients(region=region))
+        return BedrockProvider(client=regional.bedrock_runtime)
+    raise ValueError(f"unknown provider type {kind!r}")
+
+
+def _target(loaded: LoadedProvider, model: str | None, param: str) -> Target:
+    chosen = model or loaded.record.get("default_model")
+    if not chosen:
+        raise InvalidRequest(
+            f"Name a model: the provider {loaded.record['name']!r} has no default_model.",
+            code="model_required",
+            param=param,
+        )
+    return Target(build(loaded), str(chosen), loaded.id)
+
+
+def resolve(
+    principal: Principal, model: str | None, provider_id: str | None, fallbacks: Sequence[FallbackTarget] | None = None
+) -> list[Target]:
+    """The targets to try, in order: the chosen provider and model, then its fallbacks."""
+    loaded: LoadedProvider | None = None
     if provider_id is not None:
-        raise InvalidRequest(
-            f"No AI provider {provider_id!r} in this project.", code="provider_not_found", param="provider_id"
-        )
-    provider = EchoProvider()
-    name = model.split("/", 1)[1] if model.startswith(f"{provider.name}/") else model
-    if name not in provider.models():
-        available = ", ".join(provider.models())
-        raise InvalidRequest(
-            f"The model {model!r} does not exist or is not available. Available: {available}.",
-            code="model_not_found",
-            param="model",
-        )
-    return provider, name
+        try:
+            loaded = provider_store.load_for_call(principal, provider_id)
+        except NotFound:
+            raise InvalidRequest(
+                f"No AI provider {provider_id!r} in this project.", code="provider_not_found", param="provider_id"
+            ) from None
+    elif model is not None and "/" in model:
+        name, rest = model.split("/", 1)
+        if name == ECHO and rest == ECHO:
+            model = ECHO
+        else:
+            loaded = provider_store.find_for_call(principal, name=name)
+            if loaded is not None:
+                model = rest
+    if loaded is None:
+        if model == ECHO:
+            return [Target(EchoProvider(), ECHO)]
+        loaded = provider_store.find_for_call(principal, default=True)
+        if loaded is None:
+            raise InvalidRequest(
+                f"The model {model!r} is not available: no AI provider serves it. Add a provider (POST /v1/providers),"
+                " name one with provider_id, or use the built-in model 'echo'.",
+                code="model_not_found",
+                param="model",
+            )
+    targets = [_target(loaded, model, "model")]
+    chain = fallbacks if fallbacks is not None else [FallbackTarget(**f) for f in loaded.record.get("fallbacks", [])]
+    for i, fallback in enumerate(chain):
+        try:
+            backup = provider_store.load_for_call(principal, fallback.provider_id)
+        except NotFound:
+            if fallbacks is not None:
+                raise InvalidRequest(
+                    f"No AI provider {fallback.provider_id!r} in this project.",
+                    code="provider_not_found",
+                    param=f"fallbacks[{i}].provider_id",
+                ) from None
+            log.warning("fallback provider is gone; skipped", extra={"provider_id": fallback.provider_id})
+            continue
+        backup_model = fallback.model or backup.record.get("default_model") or model
+        targets.append(_target(backup, backup_model, f"fallbacks[{i}].model"))
+    return targets

@@ -1,48 +1,53 @@
-"""Stateless chat completions (seed 000's chatCompletion, seed 003's stateless completions)."""
+"""Stateless chat completions (seed 000's chatCompletion, seed 003's stateless completions).
+
+Every call is routed (parley.providers.registry), retried and failed over before its first
+token (parley.providers.resilient), and metered and audited once it ends, however it ends
+(parley.services.metering).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from parley.api import sse
 from parley.api.errors import body_for
 from parley.api.principal import Principal
-from parley.domain.chat import (
-    AssistantMessage,
-    ChatCompletion,
-    ChatCompletionRequest,
-    ChatMessage,
-    Choice,
-)
+from parley.domain.chat import AssistantMessage, ChatCompletion, ChatCompletionRequest, ChatMessage, Choice, Usage
 from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
 from parley.providers import registry
-from parley.providers.base import Finish, ModelProvider, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
+from parley.providers.base import Finish, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
+from parley.providers.resilient import Outcome, Resilient, RetryPolicy
+from parley.services.metering import CallRecord, record_call
+
+ROUTE = "POST /v1/chat/completions"
 
 
-def _prepare(principal: Principal, request: ChatCompletionRequest) -> tuple[ModelProvider, ModelRequest]:
-    if request.use_rag or request.index_id:
-        raise InvalidRequest(
-            "Retrieval (use_rag, index_id) is not available yet: no knowledge indexes exist.",
-            code="feature_unavailable",
-            param="use_rag" if request.use_rag else "index_id",
-        )
-    provider, model = registry.resolve(principal, request.model, request.provider_id)
+@dataclass
+class CallContext:
+    """Where a completion call comes from, for metering and audit."""
+
+    route: str = ROUTE
+    request_id: str = ""
+    resource_ids: list[str] = field(default_factory=list)
+
+
+def _model_request(request: ChatCompletionRequest) -> ModelRequest:
     messages = list(request.messages)
     if request.system_message is not None and messages[0].role not in ("system", "developer"):
         messages.insert(0, ChatMessage(role="system", content=request.system_message))
-    tool_choice = request.tool_choice
-    return provider, ModelRequest(
-        model=model,
+    return ModelRequest(
+        model=request.model or "",
         messages=messages,
         temperature=request.temperature,
         top_p=request.top_p,
         max_tokens=request.output_limit,
         stop=request.stop_sequences,
         tools=request.tools or (),
-        tool_choice=tool_choice,
+        tool_choice=request.tool_choice,
         response_format=request.response_format,
         user=request.user,
         seed=request.seed,
@@ -52,13 +57,78 @@ def _prepare(principal: Principal, request: ChatCompletionRequest) -> tuple[Mode
     )
 
 
-def create(principal: Principal, request: ChatCompletionRequest) -> ChatCompletion:
-    provider, model_request = _prepare(principal, request)
-    reply = provider.complete(model_request)
+def _prepare(principal: Principal, request: ChatCompletionRequest) -> tuple[Resilient, ModelRequest]:
+    if request.use_rag or request.index_id:
+        raise InvalidRequest(
+            "Retrieval (use_rag, index_id) is not available yet: no knowledge indexes exist.",
+            code="feature_unavailable",
+            param="use_rag" if request.use_rag else "index_id",
+        )
+    targets = registry.resolve(principal, request.model, request.provider_id, request.fallbacks)
+    return Resilient(targets, RetryPolicy()), _model_request(request)
+
+
+def _audit(
+    principal: Principal,
+    context: CallContext,
+    model: str,
+    started: float,
+    *,
+    status: int,
+    outcome: str,
+    usage: Usage | None = None,
+    result: Outcome | None = None,
+    error: ParleyError | None = None,
+) -> None:
+    record_call(
+        principal,
+        CallRecord(
+            route=context.route,
+            request_id=context.request_id,
+            model=result.target.model if result else model,
+            status=status,
+            outcome=outcome,  # type: ignore[arg-type]
+            latency_ms=int((time.monotonic() - started) * 1000),
+            usage=usage,
+            provider_id=result.target.provider_id if result else None,
+            error_code=error.code if error else None,
+            resource_ids=list(context.resource_ids),
+            tries=result.tries if result else 1,
+        ),
+    )
+
+
+def create(principal: Principal, request: ChatCompletionRequest, context: CallContext | None = None) -> ChatCompletion:
+    context = context or CallContext()
+    started = time.monotonic()
+    runner, model_request = _prepare(principal, request)
+    try:
+        reply, outcome = runner.complete(model_request)
+    except ParleyError as error:
+        _audit(
+            principal,
+            context,
+            model_request.model or runner.targets[0].model,
+            started,
+            status=error.status,
+            outcome="failed",
+            error=error,
+        )
+        raise
+    _audit(
+        principal,
+        context,
+        outcome.target.model,
+        started,
+        status=200,
+        outcome="succeeded",
+        usage=reply.usage,
+        result=outcome,
+    )
     return ChatCompletion(
         id=new_id("chatcmpl"),
         created=int(time.time()),
-        model=request.model,
+        model=outcome.target.model,
         choices=[
             Choice(
                 message=AssistantMessage(content=reply.content, tool_calls=list(reply.tool_calls) or None),
@@ -69,22 +139,34 @@ def create(principal: Principal, request: ChatCompletionRequest) -> ChatCompleti
     )
 
 
-def stream(principal: Principal, request: ChatCompletionRequest, request_id: str | None = None) -> Iterator[bytes]:
+def stream(principal: Principal, request: ChatCompletionRequest, context: CallContext | None = None) -> Iterator[bytes]:
     """OpenAI `chat.completion.chunk` events, then `data: [DONE]`.
 
-    Everything that can be refused is checked here, before the generator starts, and the
-    provider's stream is opened before the first chunk: an error up to that point is an
+    Everything that can be refused is checked here, and the provider has produced its first
+    event (after retries and fallback) before this returns: an error up to that point is an
     ordinary JSON error with its status. A failure after it ends the stream with an error event.
     """
-    provider, model_request = _prepare(principal, request)
+    context = context or CallContext()
+    started = time.monotonic()
+    runner, model_request = _prepare(principal, request)
+    try:
+        events, outcome = runner.stream(model_request)
+    except ParleyError as error:
+        _audit(principal, context, runner.targets[0].model, started, status=error.status, outcome="failed", error=error)
+        raise
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
-    return _chunks(provider, model_request, request.model, include_usage, request_id)
+    return _chunks(principal, context, events, outcome, include_usage, started)
 
 
 def _chunks(
-    provider: ModelProvider, model_request: ModelRequest, model: str, include_usage: bool, request_id: str | None
+    principal: Principal,
+    context: CallContext,
+    events: Iterator[StreamEvent],
+    outcome: Outcome,
+    include_usage: bool,
+    started: float,
 ) -> Iterator[bytes]:
-    completion_id, created = new_id("chatcmpl"), int(time.time())
+    completion_id, created, model = new_id("chatcmpl"), int(time.time()), outcome.target.model
     usage_field = {"usage": None} if include_usage else {}
 
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
@@ -104,22 +186,40 @@ def _chunks(
     def choice(delta: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
         return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
 
-    events = provider.stream(model_request)
-    first = next(events)  # the provider has answered before anything is sent
-    yield chunk(choice({"role": "assistant", "content": ""}))
+    usage: Usage | None = None
+    status, result, failure = 200, "incomplete", None
     try:
-        for event in _prepend(first, events):
+        yield chunk(choice({"role": "assistant", "content": ""}))
+        for event in events:
             if isinstance(event, TextDelta):
                 yield chunk(choice({"content": event.text}))
             elif isinstance(event, ToolCallDelta):
                 yield chunk(choice({"tool_calls": [_tool_call_delta(event)]}))
             elif isinstance(event, Finish):
+                usage = event.usage
                 yield chunk(choice({}, event.reason))
                 if include_usage:
-                    yield chunk([], usage=event.usage.model_dump())
+                    yield chunk([], usage=event.usage.model_dump(exclude_none=True))
+        result = "succeeded"
         yield sse.done()
     except ParleyError as error:
-        yield sse.data(body_for(error, request_id))
+        status, result, failure = error.status, "failed", error
+        yield sse.data(body_for(error, context.request_id or None))
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+        _audit(
+            principal,
+            context,
+            model,
+            started,
+            status=status,
+            outcome=result,
+            usage=usage,
+            result=outcome,
+            error=failure,
+        )
 
 
 def _tool_call_delta(delta: ToolCallDelta) -> dict[str, Any]:
@@ -132,8 +232,3 @@ def _tool_call_delta(delta: ToolCallDelta) -> dict[str, Any]:
         function = {"name": delta.name, **function}
     piece["function"] = function
     return piece
-
-
-def _prepend(first: StreamEvent, rest: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
-    yield first
-    yield from rest

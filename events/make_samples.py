@@ -1,0 +1,90 @@
+"""Write events/api/<function>.json, one sample API Gateway proxy event per route of the table.
+
+    .venv/bin/python events/make_samples.py        # adds samples for new routes, keeps existing ones
+    .venv/bin/python events/make_samples.py --all  # rewrites all
+
+The samples look like what API Gateway sends a function behind Parley's authorizer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from parley.api.routing import load_route_table
+from parley.runtime.events import proxy_event
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_ID = "01JZ00000000000000000000AA"
+BODIES: dict[str, Any] = {
+    "completions_create": {"model": "echo", "messages": [{"role": "user", "content": "Hello, Parley!"}]},
+    "providers_create": {
+        "type": "openai",
+        "name": "openai-main",
+        "api_key": "sk-sample-not-real",
+        "default_model": "gpt-4o-mini",
+    },
+    "providers_update": {"default_model": "gpt-4.1-mini"},
+}
+PATH_VALUES = {"provider_id": f"aip_{SAMPLE_ID}"}
+AUTHORIZER = {
+    "principalId": "key_01JZ0000000000000000000000",
+    "org_id": "org_sample",
+    "project_id": "proj_sample",
+    "key_id": "key_01JZ0000000000000000000000",
+    "permissions": '["*"]',
+}
+
+
+def sample(route: Any) -> dict[str, Any]:
+    params = {name: PATH_VALUES[name] for name in route.params}
+    path = route.path.format(**params)
+    body = BODIES.get(route.function)
+    headers = {
+        "Host": ["abc123.execute-api.us-east-1.amazonaws.com"],
+        "User-Agent": ["curl/8.5.0"],
+        "X-Forwarded-For": ["203.0.113.7"],
+        "X-Forwarded-Proto": ["https"],
+    }
+    if body is not None:
+        headers["Content-Type"] = ["application/json"]
+    if route.permission:
+        headers["Authorization"] = ["Bearer prl_sample_not_a_real_key"]
+    event = proxy_event(
+        route.method,
+        path,
+        route.path,
+        path_parameters=params or None,
+        headers=headers,
+        body=json.dumps(body).encode() if body is not None else None,
+        authorizer=AUTHORIZER if route.permission else None,
+        request_id="c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+        source_ip="203.0.113.7",
+    )
+    context = event["requestContext"]
+    context.update(
+        apiId="abc123",
+        domainName="abc123.execute-api.us-east-1.amazonaws.com",
+        accountId="123456789012",
+        stage="prod",
+        path="/prod" + path,
+        requestTime="23/Nov/2026:18:00:00 +0000",
+        requestTimeEpoch=1795456800000,
+        extendedRequestId="Bd9XUFYvIAMEd3g=",
+    )
+    return event
+
+
+def main(rewrite_all: bool) -> None:
+    table = load_route_table(ROOT / "functions" / "routes.py")
+    for route in table.routes:
+        target = ROOT / "events" / "api" / f"{route.function}.json"
+        if rewrite_all or not target.exists():
+            target.write_text(json.dumps(sample(route), indent=2) + "\n")
+            print("wrote", target.relative_to(ROOT))
+
+
+if __name__ == "__main__":
+    main("--all" in sys.argv)

@@ -1,0 +1,24 @@
+"""GET /v1/audit-events: the project's audit trail, newest first, cursor-paginated."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from parley.api.app import build_handler, make_app, principal, requires
+from parley.api.lists import DEFAULT_LIMIT, MAX_LIMIT, page
+from parley.services import metering
+
+app = make_app()
+
+
+@app.get("/v1/audit-events")
+@requires("audit:ListAuditEvents")
+def list_audit_events(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(min_length=1)] = None,
+) -> dict[str, Any]:
+    events, next_cursor = metering.audit_events(principal(app), limit, cursor)
+    return page(events, next_cursor)
+
+
+lambda_handler = build_handler(app)

@@ -1,0 +1,159 @@
+"""Metering and audit for every model call: token counters per project, day, model and key,
+cost from the price table, and an audit event (who, route, resources, outcome, status,
+latency; never bodies, never secrets)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from parley.api.cursors import decode_cursor, encode_cursor
+from parley.api.principal import Principal
+from parley.domain.chat import Usage
+from parley.domain.errors import InvalidRequest
+from parley.domain.ids import new_id
+from parley.providers.pricing import PRICE_VERSION, cost_usd
+from parley.storage.usage import AUDIT_RETENTION_DAYS, UsageRepository
+
+log = logging.getLogger(__name__)
+NANOS = Decimal(1_000_000_000)
+MAX_REPORT_DAYS = 92
+Outcome = Literal["succeeded", "failed", "incomplete"]
+
+
+@dataclass
+class CallRecord:
+    route: str
+    request_id: str
+    model: str
+    status: int
+    outcome: Outcome
+    latency_ms: int
+    usage: Usage | None = None
+    provider_id: str | None = None
+    error_code: str | None = None
+    resource_ids: list[str] = field(default_factory=list)
+    tries: int = 1
+
+
+def record_call(
+    principal: Principal, call: CallRecord, repository: UsageRepository | None = None, now: datetime | None = None
+) -> Decimal | None:
+    """Count the call and audit it; returns its cost (None when the model has no price)."""
+    now = now or datetime.now(UTC)
+    cost = cost_usd(call.model, call.usage) if call.usage is not None else None
+    counters = {"requests": 1}
+    if call.outcome != "succeeded":
+        counters["failed_requests"] = 1
+    if call.usage is not None:
+        cached = call.usage.prompt_tokens_details.cached_tokens if call.usage.prompt_tokens_details else 0
+        counters.update(
+            prompt_tokens=call.usage.prompt_tokens, completion_tokens=call.usage.completion_tokens, cached_tokens=cached
+        )
+        if cost is None:
+            counters["unpriced_requests"] = 1
+        else:
+            counters["priced_requests"] = 1
+            counters["cost_nanos"] = int((cost * NANOS).to_integral_value())
+    audit: dict[str, Any] = {
+        "id": new_id("evt"),
+        "object": "audit_event",
+        "time": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "key_id": principal.key_id,
+        "route": call.route,
+        "request_id": call.request_id,
+        "resource_ids": call.resource_ids,
+        "outcome": call.outcome,
+        "status": call.status,
+        "latency_ms": call.latency_ms,
+        "model": call.model,
+        "provider_id": call.provider_id,
+        "error_code": call.error_code,
+        "tries": call.tries,
+        "total_tokens": call.usage.total_tokens if call.usage is not None else None,
+        "expires_at": int((now + timedelta(days=AUDIT_RETENTION_DAYS)).timestamp()),
+    }
+    labels = {"model": call.model, "key_id": principal.key_id, "day": now.date().isoformat()}
+    try:
+        (repository or UsageRepository()).record(principal.project_id, labels["day"], counters, labels, audit)
+    except Exception:
+        # The reply has been produced (and maybe streamed) already; losing it to a metering
+        # failure would be worse. The failure is logged loudly with what was not counted.
+        log.exception("metering write failed", extra={"request_id": call.request_id, "counters": counters})
+    return cost
+
+
+def usage_report(
+    principal: Principal,
+    start: date | None,
+    end: date | None,
+    group_by: Literal["model", "key"],
+    repository: UsageRepository | None = None,
+    today: date | None = None,
+) -> dict[str, Any]:
+    today = today or datetime.now(UTC).date()
+    end = end or today
+    start = start or end - timedelta(days=29)
+    if start > end:
+        raise InvalidRequest("start_date must not be after end_date.", param="start_date")
+    days = (end - start).days + 1
+    if days > MAX_REPORT_DAYS:
+        raise InvalidRequest(f"A report covers at most {MAX_REPORT_DAYS} days.", param="start_date")
+    repository = repository or UsageRepository()
+    groups: dict[str, dict[str, int]] = {}
+    for offset in range(days):
+        for item in repository.day(principal.project_id, (start + timedelta(days=offset)).isoformat()):
+            name = str(item["model"] if group_by == "model" else item["key_id"])
+            sums = groups.setdefault(name, {})
+            for counter in (
+                "requests",
+                "failed_requests",
+                "prompt_tokens",
+                "completion_tokens",
+                "cached_tokens",
+                "cost_nanos",
+                "priced_requests",
+                "unpriced_requests",
+            ):
+                sums[counter] = sums.get(counter, 0) + int(item.get(counter, 0))
+    label = "model" if group_by == "model" else "key_id"
+    data = [{label: name, **_summary(sums)} for name, sums in sorted(groups.items())]
+    totals: dict[str, int] = {}
+    for sums in groups.values():
+        for counter, value in sums.items():
+            totals[counter] = totals.get(counter, 0) + value
+    return {
+        "object": "usage",
+        "start_date": start.isoformat(),
+        "end_date": end.isoformat(),
+        "group_by": group_by,
+        "price_version": PRICE_VERSION,
+        "data": data,
+        "totals": _summary(totals),
+    }
+
+
+def _summary(sums: dict[str, int]) -> dict[str, Any]:
+    priced = sums.get("priced_requests", 0) > 0
+    return {
+        "requests": sums.get("requests", 0),
+        "failed_requests": sums.get("failed_requests", 0),
+        "prompt_tokens": sums.get("prompt_tokens", 0),
+        "completion_tokens": sums.get("completion_tokens", 0),
+        "total_tokens": sums.get("prompt_tokens", 0) + sums.get("completion_tokens", 0),
+        "cached_tokens": sums.get("cached_tokens", 0),
+        # None when no request of the group had a known price; unpriced_requests says how many lack one.
+        "cost_usd": float(Decimal(sums.get("cost_nanos", 0)) / NANOS) if priced else None,
+        "unpriced_requests": sums.get("unpriced_requests", 0),
+    }
+
+
+def audit_events(
+    principal: Principal, limit: int, cursor: str | None, repository: UsageRepository | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    before = decode_cursor(cursor, "audit_events")["before"] if cursor else None
+    events, last = (repository or UsageRepository()).audit_page(principal.project_id, limit, before)
+    return events, (encode_cursor("audit_events", {"before": last}) if last else None)

@@ -1,0 +1,131 @@
+"""Provider API keys in AWS Secrets Manager: one secret per provider, reads cached per process.
+
+Secret values never reach a log line or an error message: failures are reported by the
+secret's name and the AWS error code only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from parley.aws import clients
+from parley.domain.errors import ParleyError, ProviderError
+from parley.settings import get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+CACHE_SECONDS = 300.0
+# botocore logs request parameters and response bodies at DEBUG: a SecretString would land in
+# the logs of anyone who turns debug logging on. These loggers get a redacting filter.
+_WIRE_LOGGERS = ("botocore.endpoint", "botocore.parsers", "botocore.hooks", "botocore.auth")
+_SECRET_FIELD = re.compile(r"""(['"]SecretString['"]\s*:\s*)(['"])(?:\\.|(?!\2).)*\2""")
+
+
+class RedactSecrets(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "SecretString" in message:
+            record.msg, record.args = _SECRET_FIELD.sub(r"\1\2[REDACTED]\2", message), None
+        return True
+
+
+_redactor = RedactSecrets()
+
+
+def install_redaction() -> None:
+    """Idempotent: attach the filter to botocore's wire loggers."""
+    for name in _WIRE_LOGGERS:
+        logger = logging.getLogger(name)
+        if _redactor not in logger.filters:
+            logger.addFilter(_redactor)
+
+
+class SecretStore:
+    def __init__(self, client: SecretsManagerClient | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._clock = clock
+        self._cache: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+        install_redaction()
+
+    @property
+    def client(self) -> SecretsManagerClient:
+        return self._client or clients().secretsmanager
+
+    @staticmethod
+    def name_for(project_id: str, provider_id: str) -> str:
+        return f"parley/{get_settings().stage}/{project_id}/providers/{provider_id}"
+
+    def create(self, name: str, value: str, project_id: str) -> None:
+        try:
+            self.client.create_secret(
+                Name=name,
+                SecretString=value,
+                Description="Parley AI provider API key",
+                Tags=[{"Key": "parley:project", "Value": project_id}],
+            )
+        except ClientError as error:
+            raise ParleyError(f"Could not store the API key ({_code(error)}).") from None
+        self._remember(name, value)
+
+    def put(self, name: str, value: str) -> None:
+        try:
+            self.client.put_secret_value(SecretId=name, SecretString=value)
+        except ClientError as error:
+            raise ParleyError(f"Could not store the API key ({_code(error)}).") from None
+        self._remember(name, value)
+
+    def get(self, name: str) -> str:
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(name)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            value = self.client.get_secret_value(SecretId=name)["SecretString"]
+        except ClientError as error:
+            raise ProviderError(
+                f"The provider's API key could not be read ({_code(error)}).", code="provider_key_unavailable"
+            ) from None
+        self._remember(name, value)
+        return value
+
+    def delete(self, name: str) -> None:
+        with self._lock:
+            self._cache.pop(name, None)
+        try:
+            self.client.delete_secret(SecretId=name, RecoveryWindowInDays=7)
+        except ClientError as error:
+            if _code(error) != "ResourceNotFoundException":
+                raise ParleyError(f"Could not delete the API key ({_code(error)}).") from None
+
+    def _remember(self, name: str, value: str) -> None:
+        with self._lock:
+            self._cache[name] = (self._clock() + CACHE_SECONDS, value)
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", "unknown error"))
+
+
+_store: SecretStore | None = None
+
+
+def secrets() -> SecretStore:
+    global _store
+    if _store is None:
+        _store = SecretStore()
+    return _store
+
+
+def set_secrets(store: SecretStore | None) -> None:
+    global _store
+    _store = store

@@ -1,0 +1,45 @@
+"""Call a route's lambda_handler the way API Gateway does, from its sample event."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from parley.api.principal import Principal
+from parley.api.streaming import StreamingResponse
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+class Api:
+    def __init__(self, load_handler: Any, sample_event: Any, context: Any, principal: Principal) -> None:
+        self._load, self._sample, self._context = load_handler, sample_event, context
+        self.principal = principal
+
+    def call(
+        self,
+        function: str,
+        body: Any = None,
+        *,
+        path: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+        principal: Principal | None = None,
+    ) -> Reply:
+        caller = principal or self.principal
+        event = self._sample(function, authorizer={"principalId": caller.key_id, **caller.to_context()})
+        event["body"] = json.dumps(body) if body is not None else None
+        if path:
+            event["pathParameters"] = path
+            event["path"] = event["resource"].format(**path)
+        event["queryStringParameters"] = query
+        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} if query else None
+        result = self._load(function)(event, self._context)
+        if isinstance(result, StreamingResponse):
+            return Reply(result.status, b"".join(result.body).decode(), result.headers)
+        return Reply(result["statusCode"], json.loads(result["body"]) if result["body"] else None, result["headers"])

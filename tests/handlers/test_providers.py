@@ -1,0 +1,173 @@
+"""AI provider resources through their handlers, on moto (DynamoDB + Secrets Manager)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from parley.api.principal import Principal
+from parley.aws import clients
+from parley.settings import Settings, set_settings
+from tests.handlers.api import Api
+
+KEY = "sk-live-supersecret-key-1234"
+OWNER = Principal("org_a", "proj_a", "key_a", ("*",))
+STRANGER = Principal("org_b", "proj_b", "key_b", ("*",))
+
+
+@pytest.fixture
+def api(aws: None, load_handler: Any, sample_event: Any, lambda_context: Any) -> Api:
+    return Api(load_handler, sample_event, lambda_context, OWNER)
+
+
+def create(api: Api, **fields: Any) -> Any:
+    body = {"type": "openai", "name": "main", "api_key": KEY, "default_model": "gpt-4o-mini", **fields}
+    return api.call("providers_create", body)
+
+
+def test_create_stores_the_key_in_secrets_manager_and_never_returns_it(api: Api) -> None:
+    created = create(api)
+    assert created.status == 201
+    provider = created.body
+    assert provider["id"].startswith("aip_")
+    assert provider["api_key_set"] is True
+    assert provider["api_key_last4"] == "1234"
+    assert provider["base_url"] == "https://api.openai.com/v1"
+    assert KEY not in json.dumps(provider)
+    secret = clients().secretsmanager.get_secret_value(SecretId=f"parley/local/proj_a/providers/{provider['id']}")
+    assert secret["SecretString"] == KEY
+    for function, kwargs in [("providers_get", {"path": {"provider_id": provider["id"]}}), ("providers_list", {})]:
+        reply = api.call(function, **kwargs)
+        assert reply.status == 200
+        assert KEY not in json.dumps(reply.body)
+
+
+def test_list_is_cursor_paginated(api: Api) -> None:
+    ids = {create(api, name=f"p{i}").body["id"] for i in range(5)}
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = api.call("providers_list", query={"limit": "2", **({"cursor": cursor} if cursor else {})}).body
+        assert page["object"] == "list"
+        assert len(page["data"]) <= 2
+        seen += [p["id"] for p in page["data"]]
+        if not page["has_more"]:
+            assert page["next_cursor"] is None
+            break
+        cursor = page["next_cursor"]
+    assert sorted(seen) == sorted(ids)
+    assert api.call("providers_list", query={"limit": "0"}).status == 400
+    assert api.call("providers_list", query={"cursor": "garbage"}).body["error"]["param"] == "cursor"
+
+
+def test_names_are_unique_per_project(api: Api) -> None:
+    create(api)
+    clash = create(api, name="MAIN")
+    assert clash.status == 409
+    assert clash.body["error"]["code"] == "provider_name_taken"
+    assert create(api, name="main").status == 409
+    other_project = api.call("providers_create", {"type": "echo", "name": "main"}, principal=STRANGER)
+    assert other_project.status == 201
+
+
+def test_another_projects_provider_is_404(api: Api) -> None:
+    provider = create(api).body
+    for function in ("providers_get", "providers_delete"):
+        reply = api.call(function, path={"provider_id": provider["id"]}, principal=STRANGER)
+        assert reply.status == 404
+        assert reply.body["error"]["type"] == "not_found_error"
+    assert api.call("providers_get", path={"provider_id": "aip_nonsense"}).status == 404
+
+
+def test_patch_rotates_the_key_renames_and_sets_default(api: Api) -> None:
+    provider = create(api).body
+    updated = api.call(
+        "providers_update",
+        {"api_key": "sk-new-key-9876", "name": "renamed", "is_default": True, "default_model": None},
+        path={"provider_id": provider["id"]},
+    )
+    assert updated.status == 200, updated.body
+    assert updated.body["api_key_last4"] == "9876"
+    assert updated.body["name"] == "renamed"
+    assert updated.body["is_default"] is True
+    assert updated.body["default_model"] is None
+    assert updated.body["version"] == 2
+    secret = clients().secretsmanager.get_secret_value(SecretId=f"parley/local/proj_a/providers/{provider['id']}")
+    assert secret["SecretString"] == "sk-new-key-9876"
+    assert create(api, name="main").status == 201  # the old name is free again
+    assert create(api, name="renamed").status == 409
+
+
+def test_default_provider_moves_and_is_cleared_on_delete(api: Api) -> None:
+    first = create(api, name="first", is_default=True).body
+    second = create(api, name="second", is_default=True).body
+    listed = {p["name"]: p["is_default"] for p in api.call("providers_list").body["data"]}
+    assert listed == {"first": False, "second": True}
+    assert first["is_default"] is True
+    deleted = api.call("providers_delete", path={"provider_id": second["id"]})
+    assert deleted.body == {"id": second["id"], "object": "ai_provider", "deleted": True}
+    assert api.call("providers_get", path={"provider_id": second["id"]}).status == 404
+    assert all(not p["is_default"] for p in api.call("providers_list").body["data"])
+    secret = clients().secretsmanager.describe_secret(SecretId=f"parley/local/proj_a/providers/{second['id']}")
+    assert "DeletedDate" in secret
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"type": "anthropic", "api_key": None}, "api_key"),
+        ({"type": "bedrock", "api_key": "x"}, "api_key"),
+        ({"type": "echo", "base_url": "https://example.com"}, "base_url"),
+        ({"api_version": "2024-10-21", "type": "anthropic"}, "api_version"),
+        ({"region": "us-east-1"}, "region"),
+        ({"name": "has spaces"}, "name"),
+        ({"headers": {"Authorization": "x"}}, "headers"),
+        ({"fallbacks": [{"provider_id": "aip_01JZ00000000000000000000AA"}]}, "fallbacks[0].provider_id"),
+        ({"type": "gemini"}, "type"),
+        ({"unknown": 1}, "unknown"),
+    ],
+)
+def test_invalid_providers_are_400_naming_the_field(api: Api, fields: dict[str, Any], param: str) -> None:
+    reply = create(api, **fields)
+    assert reply.status == 400, reply.body
+    assert reply.body["error"]["param"] == param
+
+
+@pytest.mark.parametrize(
+    ("url", "addresses", "why"),
+    [
+        ("http://api.example.com/v1", ["93.184.216.34"], "must use https"),
+        ("https://169.254.169.254/latest", [], "private, loopback or link-local"),
+        ("https://internal.example.com", ["10.0.0.7"], "private, loopback or link-local"),
+        ("https://sneaky.example.com", ["93.184.216.34", "127.0.0.1"], "private, loopback or link-local"),
+        ("https://v6.example.com", ["fd00::1"], "private, loopback or link-local"),
+        ("https://user:pw@api.example.com", ["93.184.216.34"], "may not carry credentials"),
+        ("https://nowhere.example.com", [], "does not resolve"),
+    ],
+)
+def test_outside_local_mode_base_url_must_be_public_https(
+    api: Api, monkeypatch: pytest.MonkeyPatch, url: str, addresses: list[str], why: str
+) -> None:
+    from parley.services import urls
+
+    set_settings(Settings(stage="prod"))
+    monkeypatch.setattr(urls, "_system_resolver", lambda host, port: [(0, 0, 0, "", (a, port)) for a in addresses])
+    reply = create(api, base_url=url)
+    assert reply.status == 400
+    assert reply.body["error"]["param"] == "base_url"
+    assert why in reply.body["error"]["message"]
+    monkeypatch.setattr(urls, "_system_resolver", lambda host, port: [(0, 0, 0, "", ("93.184.216.34", port))])
+    assert (
+        create(api, base_url="https://api.example.com/v1/", name="ok").body["base_url"] == "https://api.example.com/v1"
+    )
+
+
+def test_a_failed_write_leaves_no_orphan_secret(api: Api) -> None:
+    create(api)
+    before = clients().secretsmanager.list_secrets()["SecretList"]
+    assert create(api).status == 409  # name taken: the record write fails after the secret was created
+    after = clients().secretsmanager.list_secrets()["SecretList"]
+    live = [s for s in after if "DeletedDate" not in s]
+    assert len(live) == len(before)
