@@ -191,3 +191,33 @@ def test_prices_match_dated_and_regional_variants() -> None:
     assert price_for("my-finetune") is None
     assert cost_usd("my-finetune", Usage.of(10, 10)) is None
     assert float(cost_usd("gpt-4o", Usage.of(1_000_000, 1_000_000, 500_000))) == pytest.approx(0.625 + 1.25 + 10)  # type: ignore[arg-type]
+
+
+def test_a_stream_that_breaks_after_the_first_token_ends_with_an_error_chunk_and_is_audited_failed(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Broken(httpx.SyncByteStream):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            chunk = {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}, "finish_reason": None}],
+            }
+            yield f"data: {json.dumps(chunk)}\n\n".encode()
+            raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+
+    seen: list[httpx.Request] = []
+    broken = httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Broken())
+    monkeypatch.setattr(registry, "_http", make_client(openai_transport([broken], seen)))
+    provider = api.call("providers_create", {"type": "openai", "name": "flaky", "api_key": "k"}).body
+    reply = complete(api, "x", provider_id=provider["id"], model="gpt-4o-mini", stream=True)
+    assert reply.status == 200
+    events = [line[6:] for line in reply.body.splitlines() if line.startswith("data: ")]
+    assert json.loads(events[1])["choices"][0]["delta"]["content"] == "Hel"
+    assert json.loads(events[-1])["error"]["type"] == "provider_error"
+    assert "[DONE]" not in events
+    assert len(seen) == 1  # no retry once a token went out
+    (audit,) = api.call("audit_events_list").body["data"]
+    assert (audit["outcome"], audit["status"], audit["error_code"]) == ("failed", 502, "provider_error")
