@@ -9,7 +9,7 @@ from pathlib import Path
 
 from parley.api.routing import Route, RouteTable
 
-# "secrets" grants the provider-key secrets (parley/<stage>/*) to a function.
+# "secrets" grants read and write on the provider-key secrets (parley/<stage>/*), "secrets:read" reading only.
 PROVIDERS = ("chats", "secrets")
 
 ROUTES = (
@@ -20,7 +20,7 @@ ROUTES = (
         "completions_create",
         "completions:CreateChatCompletion",
         streaming=True,
-        resources=("chats", "secrets", "usage"),
+        resources=("chats", "secrets:read", "usage"),
         timeout_seconds=900,
         description="OpenAI-compatible chat completion, streamed as SSE with stream=true.",
     ),

@@ -1,0 +1,159 @@
+"""ParleyApi: the regional REST API, its API key authorizer, one method per route of the route table
+(integrated with that route's function) and gateway responses in Parley's error model."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.constructs.function import acknowledge
+from infra.constructs.functions import RouteFunctions
+from infra.constructs.tables import pascal_case
+from parley.api.errors import GATEWAY_ERRORS
+from parley.api.routing import Route, RouteTable
+
+STREAM_TIMEOUT = Duration.minutes(15)
+AUTHORIZER_CACHE_TTL = Duration.minutes(5)
+
+# One JSON object per request. Request and response bodies are never logged (they carry API keys
+# and conversation content): execution logging runs with data tracing off.
+_ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "extendedRequestId": "$context.extendedRequestId",
+    "requestTime": "$context.requestTimeEpoch",
+    "ip": "$context.identity.sourceIp",
+    "httpMethod": "$context.httpMethod",
+    "resourcePath": "$context.resourcePath",
+    "path": "$context.path",
+    "protocol": "$context.protocol",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationStatus": "$context.integration.status",
+    "integrationLatency": "$context.integration.latency",
+    "principalId": "$context.authorizer.principalId",
+    "authorizerStatus": "$context.authorizer.status",
+    "errorType": "$context.error.responseType",
+    "xrayTraceId": "$context.xrayTraceId",
+}
+# $context.error.messageString arrives already quoted (and escaped), so it goes in unquoted.
+ACCESS_LOG_FORMAT = json.dumps(_ACCESS_LOG_FIELDS, separators=(",", ":"))[:-1] + (
+    ',"errorMessage":$context.error.messageString}'
+)
+
+
+class ParleyApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: str,
+        route_table: RouteTable,
+        functions: RouteFunctions,
+        access_log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=access_log_retention)
+        self.rest_api = apigw.RestApi(
+            self,
+            "RestApi",
+            rest_api_name=f"parley-{stage}",
+            description="Parley conversation API",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # Execution logging needs the account-level CloudWatch role; this API brings it.
+            cloud_watch_role=True,
+            deploy_options=apigw.StageOptions(
+                stage_name=stage,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.custom(ACCESS_LOG_FORMAT),
+                logging_level=apigw.MethodLoggingLevel.INFO,
+                data_trace_enabled=False,
+                tracing_enabled=True,
+                metrics_enabled=True,
+            ),
+        )
+        # RestApi adds an unnamed "Endpoint" output; the api stack exports the URL as ApiUrl instead.
+        self.rest_api.node.try_remove_child("Endpoint")
+        self.validator = self.rest_api.add_request_validator(
+            "RequestValidator", validate_request_body=True, validate_request_parameters=True
+        )
+        for error in GATEWAY_ERRORS:
+            self.rest_api.add_gateway_response(
+                f"Gateway{pascal_case(error.response_type.lower())}",
+                type=apigw.ResponseType.of(error.response_type),
+                status_code=str(error.status),
+                templates={"application/json": error.template()},
+            )
+        self.authorizer = apigw.RequestAuthorizer(
+            self,
+            "ApiKeyAuthorizer",
+            handler=functions.authorizer.function,
+            identity_sources=[apigw.IdentitySource.header("Authorization")],
+            results_cache_ttl=AUTHORIZER_CACHE_TTL,
+            authorizer_name=f"parley-{stage}-api-key",
+        )
+        self.methods: dict[tuple[str, str], apigw.Method] = {}
+        for route in route_table.routes:
+            self.methods[(route.method, route.path)] = self._add_route(route, functions)
+
+        acknowledge(
+            self.rest_api,
+            "AwsSolutions-COG4",
+            "Callers are API keys, not Cognito users: Parley's Lambda REQUEST authorizer verifies the "
+            "key (DESIGN.md section 1); routes without it are acknowledged one by one (APIG4).",
+        )
+        acknowledge(
+            self.rest_api,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "The account-level role API Gateway uses for execution logs; the AWS managed policy is "
+            "the documented one for exactly this service role.",
+        )
+        acknowledge(
+            self.rest_api.deployment_stage,
+            "AwsSolutions-APIG3",
+            "WAF is the operator's choice (rules and cost depend on the deployment): associate a "
+            "WebACL with this stage's ARN. Throttling and the authorizer guard the API meanwhile.",
+        )
+
+    def _add_route(self, route: Route, functions: RouteFunctions) -> apigw.Method:
+        function = functions.for_route(route).function
+        if route.streaming:
+            integration = apigw.LambdaIntegration(
+                function,
+                allow_test_invoke=False,
+                response_transfer_mode=apigw.ResponseTransferMode.STREAM,
+                timeout=STREAM_TIMEOUT,
+            )
+        else:
+            integration = apigw.LambdaIntegration(function, allow_test_invoke=False)
+        resource = self.rest_api.root.resource_for_path(route.path)
+        parameters = {f"method.request.path.{name}": True for name in route.params}
+        if route.permission is None:
+            method = resource.add_method(
+                route.method,
+                integration,
+                authorization_type=apigw.AuthorizationType.NONE,
+                request_validator=self.validator,
+                request_parameters=parameters or None,
+            )
+            acknowledge(
+                method,
+                "AwsSolutions-APIG4",
+                f"{route.method} {route.path} is public by design (the route table gives it no "
+                "permission): it needs no API key.",
+            )
+            return method
+        return resource.add_method(
+            route.method,
+            integration,
+            authorizer=self.authorizer,
+            authorization_type=apigw.AuthorizationType.CUSTOM,
+            request_validator=self.validator,
+            request_parameters=parameters or None,
+        )

@@ -1,0 +1,178 @@
+"""RouteFunctions: one Lambda function per function directory of the route table (routes that share a
+directory share a function), plus the authorizer. Nothing here is written per route."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.constructs.function import ParleyFunction, ParleyLayers, acknowledge
+from infra.constructs.tables import ParleyTables, pascal_case
+from parley.api.routing import Route, RouteTable
+
+# API Gateway answers 504 after 29 s on a buffered integration; a streamed one may last 15 min.
+BUFFERED_LIMIT_S = 29
+STREAMING_LIMIT_S = 900
+STREAM_WRAPPER = "/opt/parley-stream"
+# The route resource that stands for the provider API keys in Secrets Manager, which
+# parley.storage.secrets names parley/<stage>/<project>/providers/<provider> at run time.
+SECRETS = "secrets"  # read and write (provider CRUD)
+SECRETS_READ = "secrets:read"  # read only (model calls)
+SECRET_READ_ACTIONS = ("secretsmanager:GetSecretValue",)
+SECRET_ACTIONS = (
+    "secretsmanager:CreateSecret",
+    "secretsmanager:TagResource",  # CreateSecret with Tags
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:DeleteSecret",
+)
+AUTHORIZER_MEMORY_MB = 512
+AUTHORIZER_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class FunctionPlan:
+    """What the routes served by one function directory need from that function."""
+
+    name: str  # the directory under functions/
+    routes: tuple[Route, ...]
+    streaming: bool
+    resources: tuple[str, ...]
+    timeout_seconds: int
+    memory_mb: int
+
+    @property
+    def description(self) -> str:
+        return "Parley " + ", ".join(f"{r.method} {r.path}" for r in self.routes)
+
+
+def plan_functions(table: RouteTable) -> list[FunctionPlan]:
+    """Group the routes by function directory and check what API Gateway can serve."""
+    plans = []
+    for name in table.functions():
+        routes = tuple(r for r in table.routes if r.function == name)
+        modes = {r.streaming for r in routes}
+        if len(modes) > 1:
+            raise ValueError(
+                f"functions/{name} serves streamed and buffered routes; the streaming wrapper applies "
+                "to the whole function, so give the streamed routes their own function"
+            )
+        streaming = modes.pop()
+        limit = STREAMING_LIMIT_S if streaming else BUFFERED_LIMIT_S
+        for route in routes:
+            if not 1 <= route.timeout_seconds <= limit:
+                kind = "streamed" if streaming else "buffered"
+                raise ValueError(
+                    f"{route.method} {route.path}: timeout {route.timeout_seconds} s; a {kind} route "
+                    f"allows 1..{limit} s"
+                )
+        plans.append(
+            FunctionPlan(
+                name=name,
+                routes=routes,
+                streaming=streaming,
+                resources=tuple(sorted({res for r in routes for res in r.resources})),
+                # A streamed route's function lives as long as API Gateway holds the stream (15 min):
+                # stopping earlier would cut the stream without an SSE error event.
+                timeout_seconds=STREAMING_LIMIT_S if streaming else max(r.timeout_seconds for r in routes),
+                memory_mb=max(r.memory_mb for r in routes),
+            )
+        )
+    return plans
+
+
+def base_environment(stage: str) -> dict[str, str]:
+    return {
+        "PARLEY_STAGE": stage,
+        "POWERTOOLS_SERVICE_NAME": "parley",
+        "POWERTOOLS_METRICS_NAMESPACE": "Parley",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        # Responses carry conversation content: keep them out of X-Ray trace metadata.
+        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+    }
+
+
+class RouteFunctions(Construct):
+    """`functions[name]` for each function directory in the route table, and `authorizer`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: str,
+        route_table: RouteTable,
+        tables: ParleyTables,
+        layers: ParleyLayers,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.plans: dict[str, FunctionPlan] = {}
+        self.functions: dict[str, ParleyFunction] = {}
+        for plan in plan_functions(route_table):
+            known = {*tables.tables, SECRETS, SECRETS_READ}
+            unknown = sorted(set(plan.resources) - known)
+            if unknown:
+                raise ValueError(f"functions/{plan.name}: unknown resources {unknown}; known: {sorted(known)}")
+            table_resources = [r for r in plan.resources if r in tables.tables]
+            environment = base_environment(stage) | dict(tables.table_names(table_resources))
+            if plan.streaming:
+                environment["AWS_LAMBDA_EXEC_WRAPPER"] = STREAM_WRAPPER
+            function = ParleyFunction(
+                self,
+                pascal_case(plan.name),
+                code_dir=route_table.root / plan.name,
+                description=plan.description,
+                layers=layers,
+                environment=environment,
+                memory_mb=plan.memory_mb,
+                timeout=Duration.seconds(plan.timeout_seconds),
+                log_retention=log_retention,
+            )
+            for logical in table_resources:
+                tables.grant_read_write_data(function.function, logical)
+            if SECRETS in plan.resources:
+                grant_provider_secrets(function, stage, SECRET_ACTIONS)
+            elif SECRETS_READ in plan.resources:
+                grant_provider_secrets(function, stage, SECRET_READ_ACTIONS)
+            self.plans[plan.name] = plan
+            self.functions[plan.name] = function
+
+        self.authorizer = ParleyFunction(
+            self,
+            pascal_case(route_table.authorizer),
+            code_dir=route_table.root / route_table.authorizer,
+            description="Parley API key authorizer",
+            layers=layers,
+            environment=base_environment(stage) | dict(tables.table_names(["keys"])),
+            memory_mb=AUTHORIZER_MEMORY_MB,
+            timeout=Duration.seconds(AUTHORIZER_TIMEOUT_S),
+            log_retention=log_retention,
+        )
+        tables.grant_read_data(self.authorizer.function, "keys")
+
+    def for_route(self, route: Route) -> ParleyFunction:
+        return self.functions[route.function]
+
+
+def grant_provider_secrets(function: ParleyFunction, stage: str, actions: tuple[str, ...]) -> None:
+    """Access to the stage's provider-key secrets (their names are only known at run time)."""
+    prefix = f"parley/{stage}/"
+    arn = Stack.of(function).format_arn(
+        service="secretsmanager",
+        resource="secret",
+        resource_name=f"{prefix}*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+    iam.Grant.add_to_principal(grantee=function.function, actions=list(actions), resource_arns=[arn])
+    acknowledge(
+        function,
+        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>"
+        f":secret:{prefix}*]",
+        f"One secret per AI provider, created at run time under {prefix}<project>/providers/<id> (names "
+        "unknown at deploy time); the wildcard is limited to this stage's prefix.",
+    )

@@ -1,0 +1,36 @@
+"""The api stack: layers, one function per route function, the authorizer and the REST API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra.constructs.api import ParleyApi
+from infra.constructs.function import ParleyLayers
+from infra.constructs.functions import RouteFunctions
+from infra.constructs.tables import ParleyTables
+from parley.api.routing import RouteTable
+
+
+class ApiStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: str,
+        route_table: RouteTable,
+        tables: ParleyTables,
+        layers_dir: Path,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.layers = ParleyLayers(self, "Layers", layers_dir=layers_dir)
+        self.functions = RouteFunctions(
+            self, "Functions", stage=stage, route_table=route_table, tables=tables, layers=self.layers
+        )
+        self.api = ParleyApi(self, "Api", stage=stage, route_table=route_table, functions=self.functions)
+        CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the Parley API stage")
