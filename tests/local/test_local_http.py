@@ -127,9 +127,11 @@ def test_missing_or_unknown_key_is_401_and_unknown_route_404(server: Server) -> 
     assert missing.json()["error"]["type"] == "not_found_error"
 
 
-def test_ctrl_c_stops_the_server_cleanly() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_stop_the_server_cleanly(stop: signal.Signals) -> None:
     own = start_server()
-    own.process.send_signal(signal.SIGINT)
+    own.process.send_signal(stop)
     out, _ = own.process.communicate(timeout=15)
     assert own.process.returncode == 0
     assert "Traceback" not in out
+    assert "parley: stopped" in out

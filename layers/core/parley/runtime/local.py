@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -346,13 +347,20 @@ def main(argv: list[str] | None = None) -> int:
     with mock_aws():
         secret = seed(os.environ.get("PARLEY_LOCAL_API_KEY"))
         server = LocalServer(LocalApi(table), args.host, port)
+
+        def stop(signum: int, _frame: object) -> None:
+            # shutdown() waits for serve_forever to return, so it cannot run on this (the serving) thread.
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+        # Installed before "ready" is printed, so a Ctrl-C or SIGTERM at any moment stops cleanly.
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
         print(_banner(server.url, secret), flush=True)
         try:
             server.serve_forever(poll_interval=0.2)
-        except KeyboardInterrupt:
-            print("\nparley: stopped", flush=True)
         finally:
             server.server_close()
+        print("parley: stopped", flush=True)
     return 0
 
 
