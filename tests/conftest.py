@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from moto import mock_aws
+
 from parley.api.routing import RouteTable, load_module, load_route_table
 from parley.aws import clients, set_clients
 from parley.runtime.local import LOCAL_ENV
