@@ -27,8 +27,12 @@ BODIES: dict[str, Any] = {
         "default_model": "gpt-4o-mini",
     },
     "providers_update": {"default_model": "gpt-4.1-mini"},
+    "conversations_create": {"title": "Help with billing", "user_id": "user_123", "metadata": {"page": "/billing"}},
+    "conversations_update": {"title": "Billing double charge issue"},
+    "messages_create": {"content": "Why was I charged twice this month?"},
+    "sessions_create": {"model": "echo"},
 }
-PATH_VALUES = {"provider_id": f"aip_{SAMPLE_ID}"}
+PATH_VALUES = {"provider_id": f"aip_{SAMPLE_ID}", "conversation_id": f"conv_{SAMPLE_ID}"}
 AUTHORIZER = {
     "principalId": "key_01JZ0000000000000000000000",
     "org_id": "org_sample",

@@ -11,6 +11,8 @@ from parley.api.routing import Route, RouteTable
 
 # "secrets" grants read and write on the provider-key secrets (parley/<stage>/*), "secrets:read" reading only.
 PROVIDERS = ("chats", "secrets")
+# Conversation writes check the provider they name.
+CONVERSATIONS = ("conversations", "chats")
 
 ROUTES = (
     Route("GET", "/v1/health", "health_get", None, description="Liveness; needs no API key."),
@@ -79,6 +81,96 @@ ROUTES = (
         "audit:ListAuditEvents",
         resources=("usage",),
         description="The project's audit trail, newest first.",
+    ),
+    Route(
+        "POST",
+        "/v1/conversations",
+        "conversations_create",
+        "conversations:CreateConversation",
+        resources=CONVERSATIONS,
+        description="Create a stored conversation.",
+    ),
+    Route(
+        "GET",
+        "/v1/conversations",
+        "conversations_list",
+        "conversations:ListConversations",
+        resources=("conversations",),
+        description="List conversations by user and status, newest activity first.",
+    ),
+    Route(
+        "GET",
+        "/v1/conversations/{conversation_id}",
+        "conversations_get",
+        "conversations:GetConversation",
+        resources=("conversations",),
+        description="Get a conversation (include=sessions adds its sessions).",
+    ),
+    Route(
+        "PATCH",
+        "/v1/conversations/{conversation_id}",
+        "conversations_update",
+        "conversations:UpdateConversation",
+        resources=CONVERSATIONS,
+        description="Update a conversation.",
+    ),
+    Route(
+        "DELETE",
+        "/v1/conversations/{conversation_id}",
+        "conversations_delete",
+        "conversations:DeleteConversation",
+        resources=("conversations", "messages"),
+        description="Delete a conversation, its messages and sessions.",
+    ),
+    Route(
+        "POST",
+        "/v1/conversations/{conversation_id}/archive",
+        "conversations_archive",
+        "conversations:ArchiveConversation",
+        resources=("conversations",),
+        description="Archive (soft close).",
+    ),
+    Route(
+        "POST",
+        "/v1/conversations/{conversation_id}/unarchive",
+        "conversations_unarchive",
+        "conversations:UnarchiveConversation",
+        resources=("conversations",),
+        description="Resume an archived one.",
+    ),
+    Route(
+        "POST",
+        "/v1/conversations/{conversation_id}/messages",
+        "messages_create",
+        "conversations:SendMessage",
+        streaming=True,
+        resources=("conversations", "messages", "chats", "secrets:read", "usage"),
+        timeout_seconds=900,
+        description="Send a message and get the reply (SSE with stream=true).",
+    ),
+    Route(
+        "GET",
+        "/v1/conversations/{conversation_id}/messages",
+        "messages_list",
+        "conversations:ListMessages",
+        resources=("conversations", "messages"),
+        description="Message history by cursor or offset.",
+    ),
+    Route(
+        "POST",
+        "/v1/conversations/{conversation_id}/sessions",
+        "sessions_create",
+        "conversations:CreateSession",
+        resources=CONVERSATIONS,
+        description="Create a model-bound chat session.",
+    ),
+    Route(
+        "GET",
+        "/v1/conversations/{conversation_id}/sessions",
+        "sessions_list",
+        "conversations:ListSessions",
+        resources=("conversations",),
+        description="List a conversation's chat sessions.",
     ),
 )
 

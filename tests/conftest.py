@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
+import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,10 +49,38 @@ def _guarded_connect(self: socket.socket, address: Any) -> Any:
     return _real_connect(self, address)
 
 
+# Provider keys the tests use. No log record of any test may contain one (see _no_secrets_in_logs).
+PROVIDER_KEYS = ("sk-live-supersecret-key-1234", "sk-new-key-9876", "sk-proj-do-not-leak-0000XYZ9")
+
+
+class _SecretScan(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage() + repr(record.__dict__.get("extra", "")) + str(record.exc_info or "")
+        self.leaks.extend(f"{record.name}: {key}" for key in PROVIDER_KEYS if key in text)
+
+
+_scan = _SecretScan()
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Nothing in the tests may leave this machine: only loopback lookups and connections work."""
+    """Nothing in the tests may leave this machine: only loopback lookups and connections work.
+    And every log record at INFO and above, of every test, is scanned for provider keys."""
     socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    logging.getLogger().addHandler(_scan)
+    logging.getLogger("parley").setLevel(logging.INFO)
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets_in_logs() -> Iterator[None]:
+    before = len(_scan.leaks)
+    yield
+    leaked = _scan.leaks[before:]
+    assert not leaked, f"a provider key reached the logs: {leaked}"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -10,9 +10,10 @@ import pytest
 from parley.api.principal import Principal
 from parley.aws import clients
 from parley.settings import Settings, set_settings
+from tests.conftest import PROVIDER_KEYS
 from tests.handlers.api import Api
 
-KEY = "sk-live-supersecret-key-1234"
+KEY = PROVIDER_KEYS[0]
 OWNER = Principal("org_a", "proj_a", "key_a", ("*",))
 STRANGER = Principal("org_b", "proj_b", "key_b", ("*",))
 
@@ -85,7 +86,7 @@ def test_patch_rotates_the_key_renames_and_sets_default(api: Api) -> None:
     provider = create(api).body
     updated = api.call(
         "providers_update",
-        {"api_key": "sk-new-key-9876", "name": "renamed", "is_default": True, "default_model": None},
+        {"api_key": PROVIDER_KEYS[1], "name": "renamed", "is_default": True, "default_model": None},
         path={"provider_id": provider["id"]},
     )
     assert updated.status == 200, updated.body
@@ -95,7 +96,7 @@ def test_patch_rotates_the_key_renames_and_sets_default(api: Api) -> None:
     assert updated.body["default_model"] is None
     assert updated.body["version"] == 2
     secret = clients().secretsmanager.get_secret_value(SecretId=f"parley/local/proj_a/providers/{provider['id']}")
-    assert secret["SecretString"] == "sk-new-key-9876"
+    assert secret["SecretString"] == PROVIDER_KEYS[1]
     assert create(api, name="main").status == 201  # the old name is free again
     assert create(api, name="renamed").status == 409
 

@@ -14,11 +14,12 @@ from parley.domain.chat import Usage
 from parley.providers import registry
 from parley.providers.http import make_client
 from parley.providers.pricing import cost_usd, price_for
+from tests.conftest import PROVIDER_KEYS
 from tests.handlers.api import Api
 
 OWNER = Principal("org_a", "proj_a", "key_owner", ("*",))
 OTHER_KEY = Principal("org_a", "proj_a", "key_other", ("*",))
-PROVIDER_KEY = "sk-proj-do-not-leak-0000XYZ9"
+PROVIDER_KEY = PROVIDER_KEYS[2]
 
 
 @pytest.fixture

@@ -296,6 +296,14 @@ class LocalServer(ThreadingHTTPServer):
         handler = type("Handler", (_RequestHandler,), {"api": api})
         super().__init__((host, port), handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up is routine for a server; anything else is logged with its traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            log.info("client %s went away: %s", client_address, error)
+            return
+        log.exception("request from %s failed", client_address)
+
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]

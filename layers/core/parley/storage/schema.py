@@ -53,13 +53,17 @@ TABLES: tuple[TableSpec, ...] = (
         Key("pk"),
         indexes=(Index("by_project", Key("project_id"), Key("key_id")),),
     ),
-    # Conversations and their sub-items (sessions, summary): pk = {project}#{conversation}.
+    # Conversations and their sub-items (sessions): pk = {project}#{conversation}, sk = conversation | session#{id}.
+    # Lists come from two indexes whose keys carry the status, so every status filter is an exact
+    # query: by_project ({project}#{status}) and by_owner ({project}#{user}#{status}), newest activity
+    # first; by_parent lists threads.
     TableSpec(
         "conversations",
         Key("pk"),
         Key("sk"),
         indexes=(
-            Index("by_owner", Key("owner"), Key("updated_at")),
+            Index("by_project", Key("list_project"), Key("activity")),
+            Index("by_owner", Key("list_owner"), Key("activity")),
             Index("by_parent", Key("parent"), Key("created_at")),
         ),
         stream=True,

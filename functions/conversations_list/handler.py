@@ -1,0 +1,32 @@
+"""GET /v1/conversations: newest activity first, filtered by user_id and status, cursor-paginated."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from parley.api.app import build_handler, make_app, principal, requires
+from parley.api.lists import DEFAULT_LIMIT, MAX_LIMIT, page
+from parley.services import conversations
+from parley.services.conversations import StatusFilter
+
+app = make_app()
+
+
+@app.get("/v1/conversations")
+@requires("conversations:ListConversations")
+def list_conversations(
+    user_id: Annotated[str | None, Query(min_length=1, max_length=256, pattern=r"^[^#]+$")] = None,
+    status: Annotated[StatusFilter, Query()] = "active",
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(min_length=1)] = None,
+    org_id: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    caller = principal(app)
+    conversations.check_org(caller, org_id)
+    data, next_cursor = conversations.list_conversations(
+        caller, user_id=user_id, status=status, limit=limit, cursor=cursor
+    )
+    return page(data, next_cursor)
+
+
+lambda_handler = build_handler(app)

@@ -1,0 +1,32 @@
+"""GET /v1/conversations/{conversation_id}/messages: history by `cursor` or `offset`, `limit`, `order`."""
+
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from parley.api.app import build_handler, make_app, principal, requires
+from parley.api.lists import DEFAULT_LIMIT, MAX_LIMIT, page
+from parley.services import conversations, messages
+
+app = make_app()
+
+
+@app.get("/v1/conversations/<conversation_id>/messages")
+@requires("conversations:ListMessages")
+def list_messages(
+    conversation_id: str,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+    cursor: Annotated[str | None, Query(min_length=1)] = None,
+    offset: Annotated[int | None, Query(ge=0)] = None,
+    org_id: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    caller = principal(app)
+    conversations.check_org(caller, org_id)
+    data, next_cursor = messages.history(
+        caller, conversation_id, limit=limit, order=order, cursor=cursor, offset=offset
+    )
+    return page(data, next_cursor)
+
+
+lambda_handler = build_handler(app)

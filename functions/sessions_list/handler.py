@@ -1,0 +1,25 @@
+"""GET /v1/conversations/{conversation_id}/sessions"""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from parley.api.app import build_handler, make_app, principal, requires
+from parley.api.lists import DEFAULT_LIMIT, MAX_LIMIT, page
+from parley.services import conversations
+
+app = make_app()
+
+
+@app.get("/v1/conversations/<conversation_id>/sessions")
+@requires("conversations:ListSessions")
+def list_sessions(
+    conversation_id: str,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(min_length=1)] = None,
+) -> dict[str, Any]:
+    data, next_cursor = conversations.list_sessions(principal(app), conversation_id, limit, cursor)
+    return page(data, next_cursor)
+
+
+lambda_handler = build_handler(app)

@@ -1,0 +1,130 @@
+"""Stored conversations, their messages and chat sessions (seeds 000, 001, 002)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from parley.domain.chat import ToolCall, Usage
+
+ConversationStatus = Literal["active", "archived", "handed_off"]
+MessageStatus = Literal["pending", "completed", "incomplete", "error"]
+MAX_METADATA_BYTES = 8192
+ID = r"^[a-z]+_[0-9A-Z]{26}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+def _bounded_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is limited to {MAX_METADATA_BYTES} bytes of JSON")
+    return value
+
+
+class ContextSettings(_Strict):
+    """How the context window is built before each model call (the context issue fills this in)."""
+
+    strategy: Literal["full", "sliding_window", "summarize"] = "sliding_window"
+    max_tokens: int | None = Field(default=None, ge=256, le=2_000_000)
+    summarize_after: int | None = Field(default=None, ge=2, le=10_000)
+
+
+class ConversationCreate(_Strict):
+    title: str | None = Field(default=None, max_length=512)
+    user_id: str | None = Field(default=None, min_length=1, max_length=256, pattern=r"^[^#]+$")
+    provider_id: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, min_length=1, max_length=256)
+    system_prompt: str | None = Field(default=None, max_length=100_000)
+    metadata: dict[str, Any] | None = None
+    context: ContextSettings | None = None
+    is_archived: bool = False  # seed 002's create field
+
+    _metadata = field_validator("metadata")(_bounded_metadata)
+
+
+class ConversationUpdate(_Strict):
+    title: str | None = Field(default=None, max_length=512)
+    provider_id: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, min_length=1, max_length=256)
+    system_prompt: str | None = Field(default=None, max_length=100_000)
+    metadata: dict[str, Any] | None = None
+    context: ContextSettings | None = None
+
+    _metadata = field_validator("metadata")(_bounded_metadata)
+
+
+class ChatSession(BaseModel):
+    id: str
+    object: Literal["chat_session"] = "chat_session"
+    conversation_id: str
+    provider_id: str | None = None
+    model: str
+    status: Literal["active", "closed"] = "active"
+    created_at: str
+    updated_at: str
+
+
+class SessionCreate(_Strict):
+    model: str | None = Field(default=None, min_length=1, max_length=256)
+    model_id: str | None = Field(default=None, min_length=1, max_length=256, description="seed 002's name for model")
+    provider_id: str | None = Field(default=None, max_length=64)
+
+
+class Conversation(BaseModel):
+    id: str
+    object: Literal["conversation"] = "conversation"
+    title: str | None = None
+    user_id: str | None = None
+    status: ConversationStatus = "active"
+    is_archived: bool = False
+    provider_id: str | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    context: ContextSettings = Field(default_factory=ContextSettings)
+    message_count: int = 0
+    created_at: str
+    updated_at: str
+    sessions: list[ChatSession] | None = None  # only with include=sessions
+
+    def public(self) -> dict[str, Any]:
+        body = self.model_dump(mode="json")
+        if self.sessions is None:
+            body.pop("sessions")
+        return body
+
+
+class MessageSend(_Strict):
+    content: str = Field(min_length=1, max_length=200_000)
+    attachments: list[str] = Field(default_factory=list, max_length=20)
+    session_id: str | None = Field(default=None, max_length=64)
+    stream: bool = False
+    # seed 002 names the text `message`; accepted as an alias would clash with strictness, so not here.
+
+
+class Cost(BaseModel):
+    amount_usd: float
+    currency: Literal["usd"] = "usd"
+
+
+class Message(BaseModel):
+    id: str
+    object: Literal["message"] = "message"
+    conversation_id: str
+    seq: int
+    role: Literal["user", "assistant"]
+    content: str
+    status: MessageStatus = "completed"
+    tool_calls: list[ToolCall] | None = None
+    attachments: list[str] | None = None
+    model: str | None = None
+    provider_id: str | None = None
+    session_id: str | None = None
+    usage: Usage | None = None
+    cost: Cost | None = None
+    error: dict[str, Any] | None = None
+    created_at: str

@@ -1,0 +1,247 @@
+"""Conversation lifecycle: create, read, list, update, archive, unarchive, delete, and chat sessions.
+
+Every state change goes through `_changed`, the one hook point for events (the events issue
+wires it to EventBridge; events themselves derive from committed writes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from parley.api.cursors import decode_cursor, encode_cursor
+from parley.api.principal import Principal
+from parley.domain.conversations import (
+    ChatSession,
+    Conversation,
+    ConversationCreate,
+    ConversationUpdate,
+    SessionCreate,
+)
+from parley.domain.errors import Conflict, InvalidRequest, NotFound
+from parley.domain.ids import has_prefix, new_id
+from parley.services import providers as provider_store
+from parley.storage.conversations import STATUSES, ConversationStore, list_keys, retry_stale
+
+log = logging.getLogger(__name__)
+StatusFilter = Literal["active", "archived", "handed_off", "all"]
+ChangeHook = Callable[[str, dict[str, Any]], None]
+_hooks: list[ChangeHook] = []
+
+
+def on_change(hook: ChangeHook) -> None:
+    """Register a listener for every conversation state change (name, record)."""
+    _hooks.append(hook)
+
+
+def _changed(name: str, record: dict[str, Any]) -> None:
+    log.info("conversation changed", extra={"change": name, "conversation_id": record.get("id")})
+    for hook in _hooks:
+        hook(name, record)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def store() -> ConversationStore:
+    return ConversationStore()
+
+
+def check_org(principal: Principal, org_id: str | None) -> None:
+    """Seed 002 sends org_id with every call: accepted, and it must be the key's own org."""
+    if org_id is not None and org_id != principal.org_id:
+        raise InvalidRequest("org_id does not match this API key's organization.", code="org_mismatch", param="org_id")
+
+
+def view(record: dict[str, Any], sessions: list[dict[str, Any]] | None = None) -> Conversation:
+    fields = {k: v for k, v in record.items() if k in Conversation.model_fields and k != "sessions"}
+    return Conversation(
+        **fields,
+        is_archived=record["status"] == "archived",
+        sessions=[ChatSession(**s) for s in sessions] if sessions is not None else None,
+    )
+
+
+def _check_provider(principal: Principal, provider_id: str | None, param: str = "provider_id") -> None:
+    if provider_id is None:
+        return
+    try:
+        provider_store.get(principal, provider_id)
+    except NotFound:
+        raise InvalidRequest(
+            f"No AI provider {provider_id!r} in this project.", code="provider_not_found", param=param
+        ) from None
+
+
+def load(principal: Principal, conversation_id: str, conversations: ConversationStore | None = None) -> dict[str, Any]:
+    record = (
+        (conversations or store()).get(principal.project_id, conversation_id)
+        if has_prefix(conversation_id, "conv")
+        else None
+    )
+    if record is None:
+        raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
+    return record
+
+
+def create(principal: Principal, body: ConversationCreate) -> Conversation:
+    _check_provider(principal, body.provider_id)
+    conversation_id, at = new_id("conv"), now()
+    status = "archived" if body.is_archived else "active"
+    record: dict[str, Any] = {
+        "id": conversation_id,
+        "project_id": principal.project_id,
+        "org_id": principal.org_id,
+        "title": body.title,
+        "user_id": body.user_id,
+        "status": status,
+        "provider_id": body.provider_id,
+        "model": body.model,
+        "system_prompt": body.system_prompt,
+        "metadata": body.metadata or {},
+        "context": (body.context.model_dump(exclude_none=True) if body.context else {}),
+        "message_count": 0,
+        "next_seq": 1,
+        "created_at": at,
+        "updated_at": at,
+        "activity": f"{at}#{conversation_id}",
+        "version": 1,
+        **list_keys(principal.project_id, body.user_id, status),
+    }
+    store().put_new(record)
+    _changed("conversation.created", record)
+    return view(record)
+
+
+def get(principal: Principal, conversation_id: str, *, include_sessions: bool = False) -> Conversation:
+    conversations = store()
+    record = load(principal, conversation_id, conversations)
+    sessions = None
+    if include_sessions:
+        sessions, _ = conversations.sessions(principal.project_id, conversation_id, 100, None)
+    return view(record, sessions)
+
+
+def list_conversations(
+    principal: Principal, *, user_id: str | None, status: StatusFilter, limit: int, cursor: str | None
+) -> tuple[list[Conversation], str | None]:
+    position = decode_cursor(cursor, "conversations") if cursor else {}
+    if position and (position.get("user_id"), position.get("status")) != (user_id, status):
+        raise InvalidRequest("This cursor belongs to a list with other filters.", code="invalid_cursor", param="cursor")
+    statuses = STATUSES if status == "all" else (status,)
+    records, last = store().page(principal.project_id, user_id, statuses, limit, position.get("before"))
+    next_cursor = (
+        encode_cursor("conversations", {"before": last, "user_id": user_id, "status": status}) if last else None
+    )
+    return [view(r) for r in records], next_cursor
+
+
+def _modify(
+    principal: Principal, conversation_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None], event: str
+) -> dict[str, Any]:
+    """Read, change, write with the version as condition; again if someone wrote in between."""
+    conversations = store()
+
+    def attempt() -> dict[str, Any]:
+        record = load(principal, conversation_id, conversations)
+        updated = change(dict(record))
+        if updated is None:  # nothing to do (e.g. archiving an archived conversation)
+            return record
+        at = now()
+        updated.update(updated_at=at, activity=f"{at}#{conversation_id}", version=int(record["version"]) + 1)
+        updated.pop("list_owner", None)
+        updated.update(list_keys(principal.project_id, updated.get("user_id"), updated["status"]))
+        conversations.replace(updated, int(record["version"]))
+        _changed(event, updated)
+        return updated
+
+    result: dict[str, Any] = retry_stale(attempt)
+    return result
+
+
+def update(principal: Principal, conversation_id: str, body: ConversationUpdate) -> Conversation:
+    fields = body.model_fields_set
+    if "provider_id" in fields:
+        _check_provider(principal, body.provider_id)
+
+    def change(record: dict[str, Any]) -> dict[str, Any]:
+        for name in ("title", "provider_id", "model", "system_prompt"):
+            if name in fields:
+                record[name] = getattr(body, name)
+        if "metadata" in fields:
+            record["metadata"] = body.metadata or {}
+        if "context" in fields:
+            record["context"] = body.context.model_dump(exclude_none=True) if body.context else {}
+        return record
+
+    return view(_modify(principal, conversation_id, change, "conversation.updated"))
+
+
+def archive(principal: Principal, conversation_id: str) -> Conversation:
+    def change(record: dict[str, Any]) -> dict[str, Any] | None:
+        if record["status"] == "archived":
+            return None
+        record["status"] = "archived"
+        return record
+
+    return view(_modify(principal, conversation_id, change, "chat.conversation_archived"))
+
+
+def unarchive(principal: Principal, conversation_id: str) -> Conversation:
+    def change(record: dict[str, Any]) -> dict[str, Any] | None:
+        if record["status"] != "archived":
+            return None
+        record["status"] = "active"
+        return record
+
+    return view(_modify(principal, conversation_id, change, "chat.conversation_unarchived"))
+
+
+def delete(principal: Principal, conversation_id: str) -> None:
+    record = load(principal, conversation_id)
+    if not store().delete_all(principal.project_id, conversation_id):
+        raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
+    _changed("chat.conversation_deleted", record)
+
+
+def create_session(principal: Principal, conversation_id: str, body: SessionCreate) -> ChatSession:
+    if body.model is not None and body.model_id is not None and body.model != body.model_id:
+        raise InvalidRequest("Give model or model_id, not two different values.", param="model_id")
+    model = body.model or body.model_id
+    record = load(principal, conversation_id)
+    if record["status"] == "archived":
+        raise Conflict("The conversation is archived; unarchive it first.", code="conversation_archived")
+    _check_provider(principal, body.provider_id)
+    model = model or record.get("model")
+    if model is None and body.provider_id is None:
+        raise InvalidRequest("A session needs a model (or a provider_id with a default_model).", param="model")
+    if model is None:
+        loaded = provider_store.get(principal, str(body.provider_id))
+        if loaded.default_model is None:
+            raise InvalidRequest("The provider has no default_model; name a model.", param="model")
+        model = loaded.default_model
+    at = now()
+    session = {
+        "id": new_id("ses"),
+        "conversation_id": conversation_id,
+        "provider_id": body.provider_id,
+        "model": model,
+        "status": "active",
+        "created_at": at,
+        "updated_at": at,
+    }
+    store().put_session(principal.project_id, conversation_id, session)
+    _changed("conversation.session_created", record)
+    return ChatSession(**session)
+
+
+def list_sessions(
+    principal: Principal, conversation_id: str, limit: int, cursor: str | None
+) -> tuple[list[ChatSession], str | None]:
+    load(principal, conversation_id)
+    after = decode_cursor(cursor, "sessions")["after"] if cursor else None
+    records, last = store().sessions(principal.project_id, conversation_id, limit, after)
+    return [ChatSession(**r) for r in records], (encode_cursor("sessions", {"after": last}) if last else None)

@@ -1,0 +1,352 @@
+"""Sending messages in a conversation, and reading its history.
+
+A send: checks everything that can be refused; reserves the user message and its reply
+placeholder in one transaction (parley.storage.conversations); reads the context window with a
+bounded query; calls the model (retries and fallback before the first token); then completes
+the reply, or marks it `error` (nothing produced) or `incomplete` (partial text kept). Whatever
+happens after the reservation, both messages stay: never a lost message, never a gap.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from parley.api import sse
+from parley.api.cursors import decode_cursor, encode_cursor
+from parley.api.errors import body_for
+from parley.api.principal import Principal
+from parley.domain.chat import ChatMessage, FunctionCall, ToolCall, Usage
+from parley.domain.conversations import Cost, Message, MessageSend
+from parley.domain.errors import Conflict, InvalidRequest, ParleyError
+from parley.domain.ids import new_id
+from parley.providers import registry
+from parley.providers.base import Finish, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
+from parley.providers.resilient import Outcome, Resilient, RetryPolicy
+from parley.services import conversations as lifecycle
+from parley.services import providers as provider_store
+from parley.services.metering import CallRecord, record_call
+from parley.storage.conversations import retry_stale
+
+log = logging.getLogger(__name__)
+ROUTE = "POST /v1/conversations/{conversation_id}/messages"
+# The context window until per-conversation strategies arrive: the newest completed messages.
+WINDOW_MESSAGES = 50
+
+
+@dataclass
+class Prepared:
+    conversation: dict[str, Any]
+    user: dict[str, Any]
+    reply: dict[str, Any]
+    runner: Resilient
+    request: ModelRequest
+    request_id: str
+    started: float = field(default_factory=time.monotonic)
+
+
+def _check_sendable(record: dict[str, Any]) -> None:
+    if record["status"] == "archived":
+        raise Conflict(
+            "The conversation is archived and accepts no messages; unarchive it first.", code="conversation_archived"
+        )
+    if record["status"] == "handed_off":
+        raise Conflict("The conversation is handed off; resolve the handoff first.", code="conversation_handed_off")
+
+
+def _targets(principal: Principal, record: dict[str, Any], session: dict[str, Any] | None) -> Resilient:
+    model = (session or {}).get("model") or record.get("model")
+    provider_id = (session or {}).get("provider_id") or record.get("provider_id")
+    if model is None and provider_id is None and provider_store.find_for_call(principal, default=True) is None:
+        model = registry.ECHO  # a conversation with no model and a project with no provider: the built-in model
+    return Resilient(registry.resolve(principal, model, provider_id), RetryPolicy())
+
+
+def _prepare(principal: Principal, conversation_id: str, body: MessageSend, request_id: str) -> Prepared:
+    conversations = lifecycle.store()
+    record = lifecycle.load(principal, conversation_id, conversations)
+    _check_sendable(record)
+    session = None
+    if body.session_id is not None:
+        session = conversations.get_session(principal.project_id, conversation_id, body.session_id)
+        if session is None:
+            raise InvalidRequest(
+                f"No session {body.session_id!r} in this conversation.", code="session_not_found", param="session_id"
+            )
+    if body.attachments:
+        raise InvalidRequest(
+            f"No document {body.attachments[0]!r} in this project.", code="document_not_found", param="attachments[0]"
+        )
+    runner = _targets(principal, record, session)
+
+    def reserve() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        current = lifecycle.load(principal, conversation_id, conversations)
+        _check_sendable(current)
+        seq, at = int(current["next_seq"]), lifecycle.now()
+        user = {
+            "id": new_id("msg"),
+            "conversation_id": conversation_id,
+            "seq": seq,
+            "role": "user",
+            "content": body.content,
+            "status": "completed",
+            "session_id": body.session_id,
+            "attachments": body.attachments or None,
+            "created_at": at,
+        }
+        reply = {
+            "id": new_id("msg"),
+            "conversation_id": conversation_id,
+            "seq": seq + 1,
+            "role": "assistant",
+            "content": "",
+            "status": "pending",
+            "session_id": body.session_id,
+            "user_message_id": user["id"],
+            "model": runner.targets[0].model,
+            "created_at": at,
+        }
+        changes = {
+            "next_seq": seq + 2,
+            "message_count": int(current["message_count"]) + 2,
+            "updated_at": at,
+            "activity": f"{at}#{conversation_id}",
+            "version": int(current["version"]) + 1,
+        }
+        conversations.append_pair(current, user, reply, changes)
+        return {**current, **changes}, user, reply
+
+    current, user, reply = retry_stale(reserve)
+    lifecycle._changed("chat.message_sent", current)
+    history = conversations.recent(principal.project_id, conversation_id, user["seq"], WINDOW_MESSAGES)
+    messages: list[ChatMessage] = []
+    if current.get("system_prompt"):
+        messages.append(ChatMessage(role="system", content=current["system_prompt"]))
+    for item in history:
+        if item["status"] == "completed" and item.get("content"):
+            messages.append(ChatMessage(role=item["role"], content=item["content"]))
+    messages.append(ChatMessage(role="user", content=body.content))
+    request = ModelRequest(model=runner.targets[0].model, messages=messages)
+    return Prepared(current, user, reply, runner, request, request_id)
+
+
+def _finish(
+    principal: Principal,
+    prepared: Prepared,
+    *,
+    status: Literal["completed", "error", "incomplete"],
+    content: str,
+    usage: Usage | None,
+    outcome: Outcome | None,
+    tool_calls: list[ToolCall] | None = None,
+    error: ParleyError | None = None,
+) -> Message:
+    conversation_id = prepared.conversation["id"]
+    model = outcome.target.model if outcome else prepared.request.model
+    cost = record_call(
+        principal,
+        CallRecord(
+            route=ROUTE,
+            request_id=prepared.request_id,
+            model=model,
+            status=error.status if error else 200,
+            outcome="succeeded" if status == "completed" else ("failed" if status == "error" else "incomplete"),
+            latency_ms=int((time.monotonic() - prepared.started) * 1000),
+            usage=usage,
+            provider_id=outcome.target.provider_id if outcome else None,
+            error_code=error.code if error else None,
+            resource_ids=[conversation_id, prepared.user["id"], prepared.reply["id"]],
+            tries=outcome.tries if outcome else 1,
+        ),
+    )
+    fields: dict[str, Any] = {
+        "content": content,
+        "status": status,
+        "model": model,
+        "provider_id": outcome.target.provider_id if outcome else None,
+        "usage": usage.model_dump(exclude_none=True) if usage else None,
+        "cost_usd": str(cost) if cost is not None else None,
+        "tool_calls": [t.model_dump() for t in tool_calls] if tool_calls else None,
+        "error": {"type": error.type, "code": error.code, "message": error.message} if error else None,
+        "completed_at": lifecycle.now(),
+    }
+    lifecycle.store().finish_message(principal.project_id, conversation_id, int(prepared.reply["seq"]), fields)
+    lifecycle._changed(
+        "chat.response_completed" if status == "completed" else "chat.response_failed", prepared.conversation
+    )
+    return message_view({**prepared.reply, **fields})
+
+
+def send(principal: Principal, conversation_id: str, body: MessageSend, request_id: str = "") -> Message:
+    prepared = _prepare(principal, conversation_id, body, request_id)
+    try:
+        reply, outcome = prepared.runner.complete(prepared.request)
+    except ParleyError as error:
+        _finish(principal, prepared, status="error", content="", usage=None, outcome=None, error=error)
+        raise
+    return _finish(
+        principal,
+        prepared,
+        status="completed",
+        content=reply.content or "",
+        usage=reply.usage,
+        outcome=outcome,
+        tool_calls=list(reply.tool_calls) or None,
+    )
+
+
+def send_stream(principal: Principal, conversation_id: str, body: MessageSend, request_id: str = "") -> Iterator[bytes]:
+    """The conversation stream: `start`, `text`..., `tool_call`..., then `done` or `error`.
+
+    Refusals and a provider that fails before its first event are ordinary JSON errors (the
+    reply is stored with status `error`); a failure later ends the stream with an `error` event
+    and the reply keeps its partial text with status `incomplete`.
+    """
+    prepared = _prepare(principal, conversation_id, body, request_id)
+    try:
+        events, outcome = prepared.runner.stream(prepared.request)
+    except ParleyError as error:
+        _finish(principal, prepared, status="error", content="", usage=None, outcome=None, error=error)
+        raise
+    return _stream(principal, prepared, events, outcome)
+
+
+def _stream(
+    principal: Principal, prepared: Prepared, events: Iterator[StreamEvent], outcome: Outcome
+) -> Iterator[bytes]:
+    reply_id, text = prepared.reply["id"], []
+    calls: dict[int, dict[str, str]] = {}
+    usage: Usage | None = None
+    finished = False
+    try:
+        yield sse.event(
+            "start",
+            {
+                "type": "start",
+                "conversation_id": prepared.conversation["id"],
+                "message_id": reply_id,
+                "user_message_id": prepared.user["id"],
+            },
+        )
+        for event in events:
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+                yield sse.event("text", {"type": "text", "text": event.text})
+            elif isinstance(event, ToolCallDelta):
+                piece = calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
+                piece["id"] = event.id or piece["id"]
+                piece["name"] = event.name or piece["name"]
+                piece["arguments"] += event.arguments
+            elif isinstance(event, Finish):
+                usage = event.usage
+        tool_calls = [
+            ToolCall(id=c["id"], function=FunctionCall(name=c["name"], arguments=c["arguments"]))
+            for _, c in sorted(calls.items())
+        ]
+        for call in tool_calls:
+            yield sse.event(
+                "tool_call",
+                {"type": "tool_call", "id": call.id, "name": call.function.name, "input": call.function.arguments},
+            )
+        message = _finish(
+            principal,
+            prepared,
+            status="completed",
+            content="".join(text),
+            usage=usage,
+            outcome=outcome,
+            tool_calls=tool_calls or None,
+        )
+        finished = True
+        yield sse.event(
+            "done",
+            {
+                "type": "done",
+                "message_id": reply_id,
+                "usage": message.usage.model_dump() if message.usage else None,
+                "cost": message.cost.model_dump() if message.cost else None,
+                "token_count": message.usage.total_tokens if message.usage else None,
+            },
+        )
+    except ParleyError as error:
+        if not finished:
+            _finish(
+                principal,
+                prepared,
+                status="incomplete",
+                content="".join(text),
+                usage=usage,
+                outcome=outcome,
+                error=error,
+            )
+            finished = True
+        yield sse.event("error", {"type": "error", **body_for(error, prepared.request_id or None)})
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+        if not finished:  # the client went away, or something unexpected broke: keep what was produced
+            _finish(principal, prepared, status="incomplete", content="".join(text), usage=usage, outcome=outcome)
+
+
+def message_view(item: dict[str, Any]) -> Message:
+    cost = item.get("cost_usd")
+    return Message(
+        id=item["id"],
+        conversation_id=item["conversation_id"],
+        seq=int(item["seq"]),
+        role=item["role"],
+        content=item.get("content") or "",
+        status=item.get("status", "completed"),
+        tool_calls=[ToolCall(**t) for t in item["tool_calls"]] if item.get("tool_calls") else None,
+        attachments=item.get("attachments"),
+        model=item.get("model"),
+        provider_id=item.get("provider_id"),
+        session_id=item.get("session_id"),
+        usage=Usage(**item["usage"]) if item.get("usage") else None,
+        cost=Cost(amount_usd=float(Decimal(str(cost)))) if cost is not None else None,
+        error=item.get("error"),
+        created_at=item["created_at"],
+    )
+
+
+def history(
+    principal: Principal,
+    conversation_id: str,
+    *,
+    limit: int,
+    order: Literal["asc", "desc"],
+    cursor: str | None,
+    offset: int | None,
+) -> tuple[list[Message], str | None]:
+    """A page of history: one read of the conversation, one range query. O(page), never O(history)."""
+    if cursor is not None and offset is not None:
+        raise InvalidRequest("Give cursor or offset, not both.", param="offset")
+    conversations = lifecycle.store()
+    record = lifecycle.load(principal, conversation_id, conversations)
+    last_seq = int(record["next_seq"]) - 1
+    if cursor is not None:
+        position = decode_cursor(cursor, "messages")
+        if position.get("conversation_id") != conversation_id or position.get("order") != order:
+            raise InvalidRequest("This cursor belongs to another listing.", code="invalid_cursor", param="cursor")
+        after = int(position["seq"])
+        low, high = (after + 1, min(after + limit, last_seq)) if order == "asc" else (max(1, after - limit), after - 1)
+    else:
+        skip = offset or 0
+        if order == "asc":
+            low, high = skip + 1, min(skip + limit, last_seq)
+        else:
+            high = last_seq - skip
+            low = max(1, high - limit + 1)
+    items = conversations.message_range(principal.project_id, conversation_id, low, high, descending=order == "desc")
+    more = high < last_seq if order == "asc" else low > 1
+    next_cursor = None
+    if more and items:
+        next_cursor = encode_cursor(
+            "messages", {"conversation_id": conversation_id, "order": order, "seq": int(items[-1]["seq"])}
+        )
+    return [message_view(i) for i in items], next_cursor
