@@ -53,6 +53,7 @@ synth: install node layers
 
 bench: install
 	$(BIN)/python bench/cold_start.py
+	$(BIN)/python bench/send_message_calls.py
 
 clean:
 	rm -rf $(VENV) .tools build cdk.out .parley .pytest_cache .mypy_cache .ruff_cache

@@ -335,3 +335,30 @@ def test_a_stream_dropped_mid_way_keeps_the_partial_reply_as_incomplete(
     assert events[-1]["error"]["type"] == "provider_error"
     stored = api.call("messages_list", path={"conversation_id": conversation["id"]}).body["data"][0]
     assert (stored["status"], stored["content"]) == ("incomplete", "Partial answ")
+
+
+def test_a_sender_that_loses_the_race_retries_and_nothing_is_lost(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another send commits between this send's read and its write: the conditional write fails,
+    the send re-reads and takes the next two sequence numbers."""
+    from parley.storage.conversations import ConversationStore
+
+    conversation = new(api)
+    cid = conversation["id"]
+    original = ConversationStore.append_pair
+    interfered: list[bool] = []
+
+    def racing(self: ConversationStore, current: Any, user: Any, reply: Any, changes: Any) -> None:
+        if not interfered:
+            interfered.append(True)
+            assert send(api, cid, "the other sender").status == 200  # commits seqs 1 and 2 first
+        original(self, current, user, reply, changes)
+
+    monkeypatch.setattr(ConversationStore, "append_pair", racing)
+    assert send(api, cid, "the slower sender").status == 200
+    history = api.call("messages_list", path={"conversation_id": cid}, query={"order": "asc"}).body["data"]
+    assert [(m["seq"], m["content"]) for m in history] == [
+        (1, "the other sender"),
+        (2, "the other sender"),
+        (3, "the slower sender"),
+        (4, "the slower sender"),
+    ]

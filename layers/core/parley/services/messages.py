@@ -83,8 +83,10 @@ def _prepare(principal: Principal, conversation_id: str, body: MessageSend, requ
         )
     runner = _targets(principal, record, session)
 
+    reads = [record]  # the first attempt uses the record already read; a retry reads again
+
     def reserve() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        current = lifecycle.load(principal, conversation_id, conversations)
+        current = reads.pop() if reads else lifecycle.load(principal, conversation_id, conversations)
         _check_sendable(current)
         seq, at = int(current["next_seq"]), lifecycle.now()
         user = {

@@ -1,0 +1,105 @@
+"""DynamoDB calls per send-message, at a short and a long history: they must be equal.
+
+Counts every DynamoDB API call a send makes (botocore `before-call` hooks on the shared client),
+by operation, for a conversation with 10 and with 5,000 messages of history, non-streamed and
+streamed. Runs on moto; the count, not the time, is the measure.
+
+    .venv/bin/python bench/send_message_calls.py
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any
+
+from moto import mock_aws
+
+from parley.api.principal import Principal
+from parley.aws import clients
+from parley.domain.conversations import ConversationCreate, MessageSend
+from parley.runtime.local import LOCAL_ENV
+from parley.services import conversations, messages
+from parley.storage.items import to_item
+from parley.storage.schema import create_tables
+
+CALLER = Principal("org_bench", "proj_bench", "key_bench", ("*",))
+
+
+def seed_history(conversation_id: str, count: int) -> None:
+    """Write `count` completed messages directly, then move the conversation's counters."""
+    dynamodb = clients().dynamodb
+    pk = f"{CALLER.project_id}#{conversation_id}"
+    items = []
+    for seq in range(1, count + 1):
+        role = "user" if seq % 2 else "assistant"
+        items.append(
+            {
+                "PutRequest": {
+                    "Item": to_item(
+                        {
+                            "pk": pk,
+                            "sk": seq,
+                            "id": f"msg_{seq:026d}",
+                            "conversation_id": conversation_id,
+                            "seq": seq,
+                            "role": role,
+                            "content": f"message {seq}",
+                            "status": "completed",
+                            "created_at": "2026-11-23T00:00:00Z",
+                        }
+                    )
+                }
+            }
+        )
+    for start in range(0, len(items), 25):
+        dynamodb.batch_write_item(RequestItems={"parley-messages": items[start : start + 25]})
+    dynamodb.update_item(
+        TableName="parley-conversations",
+        Key={"pk": {"S": pk}, "sk": {"S": "conversation"}},
+        UpdateExpression="SET next_seq = :n, message_count = :c",
+        ExpressionAttributeValues={":n": {"N": str(count + 1)}, ":c": {"N": str(count)}},
+    )
+
+
+def count_calls(history: int, stream: bool) -> Counter[str]:
+    conversation = conversations.create(CALLER, ConversationCreate(title=f"bench {history}"))
+    seed_history(conversation.id, history)
+    calls: Counter[str] = Counter()
+
+    def hook(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    events = clients().dynamodb.meta.events
+    events.register("before-call.dynamodb", hook)
+    try:
+        body = MessageSend(content="How much did I pay?", stream=stream)
+        if stream:
+            for _chunk in messages.send_stream(CALLER, conversation.id, body):
+                pass
+        else:
+            messages.send(CALLER, conversation.id, body)
+    finally:
+        events.unregister("before-call.dynamodb", hook)
+    return calls
+
+
+def main() -> None:
+    for name, value in LOCAL_ENV.items():
+        os.environ.setdefault(name, value)
+    with mock_aws():
+        create_tables(clients().dynamodb)
+        rows = [(history, stream, count_calls(history, stream)) for stream in (False, True) for history in (10, 5000)]
+    operations = sorted({op for *_, calls in rows for op in calls})
+    print("DynamoDB calls per send-message (moto; counted with botocore before-call hooks)")
+    print(f"{'history':>8} {'stream':>7} " + " ".join(f"{op:>18}" for op in operations) + f" {'total':>6}")
+    for history, stream, calls in rows:
+        cells = " ".join(f"{calls.get(op, 0):>18}" for op in operations)
+        print(f"{history:>8} {'yes' if stream else 'no':>7} {cells} {sum(calls.values()):>6}")
+    for stream in (False, True):
+        short, long = (sum(calls.values()) for h, s, calls in rows if s == stream)
+        print(f"{'streamed' if stream else 'plain'}: {'EQUAL' if short == long else 'DIFFERENT'} ({short} vs {long})")
+
+
+if __name__ == "__main__":
+    main()
