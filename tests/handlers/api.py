@@ -30,6 +30,7 @@ class Api:
         path: dict[str, str] | None = None,
         query: dict[str, str] | None = None,
         principal: Principal | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Reply:
         caller = principal or self.principal
         event = self._sample(function, authorizer={"principalId": caller.key_id, **caller.to_context()})
@@ -38,6 +39,12 @@ class Api:
             event["pathParameters"] = path
             event["path"] = event["resource"].format(**path)
         event["queryStringParameters"] = query
+        if headers:
+            event["headers"] = {**(event.get("headers") or {}), **headers}
+            event["multiValueHeaders"] = {
+                **(event.get("multiValueHeaders") or {}),
+                **{k: [v] for k, v in headers.items()},
+            }
         event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} if query else None
         result = self._load(function)(event, self._context)
         if isinstance(result, StreamingResponse):

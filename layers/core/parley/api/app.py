@@ -28,6 +28,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 
+from parley.api import idempotency
 from parley.api.errors import as_parley_error, error_response
 from parley.api.observability import logger, metrics
 from parley.api.principal import Principal
@@ -130,9 +131,18 @@ def build_handler(app: ParleyResolver) -> Handler:
         try:
             _precheck(app, event)
         except ParleyError as error:
-            status, headers, body = error_response(error, request_id)
-            return {"statusCode": status, "headers": headers, "body": body.decode(), "isBase64Encoded": False}
+            return _error_dict(error, request_id)
         _json_bodies(event)
+        try:
+            key = idempotency.key_of(event)
+            if key is None:
+                return resolve(event, context, request_id)
+            caller = Principal.from_context((event.get("requestContext") or {}).get("authorizer"))
+            return idempotency.run(event, key, caller, lambda: resolve(event, context, request_id))
+        except ParleyError as error:  # a malformed key, a reused key, a request still in progress
+            return _error_dict(error, request_id)
+
+    def resolve(event: dict[str, Any], context: Any, request_id: str) -> dict[str, Any] | StreamingResponse:
         token = _stream.set(None)
         try:
             result = app.resolve(event, context)
@@ -180,6 +190,11 @@ def _precheck(app: ParleyResolver, event: Mapping[str, Any]) -> None:
         if not context:
             raise AuthenticationFailed("Missing or invalid API key. Send 'Authorization: Bearer <api key>'.")
         Principal.from_context(context).require(permission)
+
+
+def _error_dict(error: ParleyError, request_id: str) -> dict[str, Any]:
+    status, headers, body = error_response(error, request_id)
+    return {"statusCode": status, "headers": headers, "body": body.decode(), "isBase64Encoded": False}
 
 
 def _json_bodies(event: dict[str, Any]) -> None:

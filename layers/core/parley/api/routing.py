@@ -34,6 +34,9 @@ class Route:
         if self.permission is not None and not re.fullmatch(r"[a-z_]+:([A-Z][A-Za-z]+|\*)", self.permission):
             raise ValueError(f"{self.permission!r} is not a <resource>:<Action> permission")
         object.__setattr__(self, "params", tuple(_PARAM.findall(self.path)))
+        if self.method == "POST" and "idempotency" not in self.resources:
+            # Every POST honours Idempotency-Key (parley.api.idempotency), so it needs that table.
+            object.__setattr__(self, "resources", (*self.resources, "idempotency"))
 
     @property
     def powertools_path(self) -> str:

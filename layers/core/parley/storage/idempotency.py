@@ -1,0 +1,82 @@
+"""Idempotency records in the `idempotency` table (key `id`, TTL `expiration`).
+
+A record is claimed with a conditional put (`in_progress`), then completed with the response,
+or released so the request can run again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from parley.aws import clients
+from parley.settings import get_settings
+from parley.storage.items import from_item, to_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+TTL_SECONDS = 24 * 3600
+IN_PROGRESS_SECONDS = 16 * 60  # longer than the longest invocation (15 min): a crashed claim frees itself
+
+
+class IdempotencyStore:
+    def __init__(self, client: DynamoDBClient | None = None, table: str | None = None) -> None:
+        self._client = client
+        self._table = table
+
+    @property
+    def client(self) -> DynamoDBClient:
+        return self._client or clients().dynamodb
+
+    @property
+    def table(self) -> str:
+        return self._table or get_settings().table("idempotency")
+
+    def claim(self, record_id: str, request_hash: str, now: float | None = None) -> dict[str, Any] | None:
+        """None when claimed for this request; else the existing record."""
+        now = time.time() if now is None else now
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=to_item(
+                    {
+                        "id": record_id,
+                        "status": "in_progress",
+                        "request_hash": request_hash,
+                        "expiration": int(now + IN_PROGRESS_SECONDS),
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(id) OR expiration < :now",
+                ExpressionAttributeValues={":now": {"N": str(int(now))}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                item: Any = error.response.get("Item")
+                if item:
+                    return from_item(item)
+                found = self.client.get_item(TableName=self.table, Key={"id": {"S": record_id}}, ConsistentRead=True)
+                return from_item(found["Item"]) if "Item" in found else {"status": "in_progress"}
+            raise
+        return None
+
+    def complete(self, record_id: str, request_hash: str, response: dict[str, Any], now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self.client.put_item(
+            TableName=self.table,
+            Item=to_item(
+                {
+                    "id": record_id,
+                    "status": "completed",
+                    "request_hash": request_hash,
+                    "response": response,
+                    "expiration": int(now + TTL_SECONDS),
+                }
+            ),
+        )
+
+    def release(self, record_id: str) -> None:
+        self.client.delete_item(TableName=self.table, Key={"id": {"S": record_id}})
