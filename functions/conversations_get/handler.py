@@ -1,6 +1,7 @@
-"""GET /v1/conversations/{conversation_id} (`include=sessions` adds its chat sessions)."""
+"""GET /v1/conversations/{conversation_id}: `include=sessions` adds its chat sessions, `include=messages`
+its newest 100 messages (both: `include=sessions,messages`)."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
@@ -14,12 +15,15 @@ app = make_app()
 @requires("conversations:GetConversation")
 def get_conversation(
     conversation_id: str,
-    include: Annotated[Literal["sessions"] | None, Query()] = None,
+    include: Annotated[str | None, Query(pattern=r"^(sessions|messages)(,(sessions|messages))?$")] = None,
     org_id: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
     caller = principal(app)
     conversations.check_org(caller, org_id)
-    found = conversations.get(caller, conversation_id, include_sessions=include == "sessions")
+    parts = set((include or "").split(","))
+    found = conversations.get(
+        caller, conversation_id, include_sessions="sessions" in parts, include_messages="messages" in parts
+    )
     return found.public()
 
 

@@ -74,30 +74,6 @@ class SessionCreate(_Strict):
     provider_id: str | None = Field(default=None, max_length=64)
 
 
-class Conversation(BaseModel):
-    id: str
-    object: Literal["conversation"] = "conversation"
-    title: str | None = None
-    user_id: str | None = None
-    status: ConversationStatus = "active"
-    is_archived: bool = False
-    provider_id: str | None = None
-    model: str | None = None
-    system_prompt: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    context: ContextSettings = Field(default_factory=ContextSettings)
-    message_count: int = 0
-    created_at: str
-    updated_at: str
-    sessions: list[ChatSession] | None = None  # only with include=sessions
-
-    def public(self) -> dict[str, Any]:
-        body = self.model_dump(mode="json")
-        if self.sessions is None:
-            body.pop("sessions")
-        return body
-
-
 class MessageSend(_Strict):
     content: str = Field(min_length=1, max_length=200_000)
     attachments: list[str] = Field(default_factory=list, max_length=20)
@@ -128,3 +104,30 @@ class Message(BaseModel):
     cost: Cost | None = None
     error: dict[str, Any] | None = None
     created_at: str
+
+
+class Conversation(BaseModel):
+    id: str
+    object: Literal["conversation"] = "conversation"
+    title: str | None = None
+    user_id: str | None = None
+    status: ConversationStatus = "active"
+    is_archived: bool = False
+    provider_id: str | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    context: ContextSettings = Field(default_factory=ContextSettings)
+    message_count: int = 0
+    created_at: str
+    updated_at: str
+    sessions: list[ChatSession] | None = None  # only with include=sessions
+    messages: list[Message] | None = None  # only with include=messages: the newest, oldest first
+    messages_has_more: bool | None = None
+
+    def public(self) -> dict[str, Any]:
+        body = self.model_dump(mode="json")
+        for optional in ("sessions", "messages", "messages_has_more"):
+            if body[optional] is None:
+                body.pop(optional)
+        return body

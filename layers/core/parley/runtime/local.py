@@ -291,6 +291,7 @@ class _TooLarge(Exception):
 class LocalServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default backlog (5) drops connections when many clients connect at once
 
     def __init__(self, api: LocalApi, host: str = "127.0.0.1", port: int = 8000) -> None:
         handler = type("Handler", (_RequestHandler,), {"api": api})

@@ -23,7 +23,7 @@ from parley.domain.conversations import (
 from parley.domain.errors import Conflict, InvalidRequest, NotFound
 from parley.domain.ids import has_prefix, new_id
 from parley.services import providers as provider_store
-from parley.storage.conversations import STATUSES, ConversationStore, list_keys, retry_stale
+from parley.storage.conversations import STATUSES, ConversationStore, list_keys, message_from_item, retry_stale
 
 log = logging.getLogger(__name__)
 StatusFilter = Literal["active", "archived", "handed_off", "all"]
@@ -57,7 +57,7 @@ def check_org(principal: Principal, org_id: str | None) -> None:
 
 
 def view(record: dict[str, Any], sessions: list[dict[str, Any]] | None = None) -> Conversation:
-    fields = {k: v for k, v in record.items() if k in Conversation.model_fields and k != "sessions"}
+    fields = {k: v for k, v in record.items() if k in Conversation.model_fields and k not in ("sessions", "messages")}
     return Conversation(
         **fields,
         is_archived=record["status"] == "archived",
@@ -116,13 +116,26 @@ def create(principal: Principal, body: ConversationCreate) -> Conversation:
     return view(record)
 
 
-def get(principal: Principal, conversation_id: str, *, include_sessions: bool = False) -> Conversation:
+INLINE_MESSAGES = 100
+
+
+def get(
+    principal: Principal, conversation_id: str, *, include_sessions: bool = False, include_messages: bool = False
+) -> Conversation:
+    """The conversation; with its sessions, and with its newest messages (seed 000's getConversation)."""
     conversations = store()
     record = load(principal, conversation_id, conversations)
     sessions = None
     if include_sessions:
         sessions, _ = conversations.sessions(principal.project_id, conversation_id, 100, None)
-    return view(record, sessions)
+    conversation = view(record, sessions)
+    if include_messages:
+        last = int(record["next_seq"]) - 1
+        low = max(1, last - INLINE_MESSAGES + 1)
+        items = conversations.message_range(principal.project_id, conversation_id, low, last, descending=False)
+        conversation.messages = [message_from_item(i) for i in items]
+        conversation.messages_has_more = low > 1
+    return conversation
 
 
 def list_conversations(

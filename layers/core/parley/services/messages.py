@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Literal
 
 from parley.api import sse
@@ -21,7 +20,7 @@ from parley.api.cursors import decode_cursor, encode_cursor
 from parley.api.errors import body_for
 from parley.api.principal import Principal
 from parley.domain.chat import ChatMessage, FunctionCall, ToolCall, Usage
-from parley.domain.conversations import Cost, Message, MessageSend
+from parley.domain.conversations import Message, MessageSend
 from parley.domain.errors import Conflict, InvalidRequest, ParleyError
 from parley.domain.ids import new_id
 from parley.providers import registry
@@ -30,7 +29,7 @@ from parley.providers.resilient import Outcome, Resilient, RetryPolicy
 from parley.services import conversations as lifecycle
 from parley.services import providers as provider_store
 from parley.services.metering import CallRecord, record_call
-from parley.storage.conversations import retry_stale
+from parley.storage.conversations import message_from_item, retry_stale
 
 log = logging.getLogger(__name__)
 ROUTE = "POST /v1/conversations/{conversation_id}/messages"
@@ -180,7 +179,7 @@ def _finish(
     lifecycle._changed(
         "chat.response_completed" if status == "completed" else "chat.response_failed", prepared.conversation
     )
-    return message_view({**prepared.reply, **fields})
+    return message_from_item({**prepared.reply, **fields})
 
 
 def send(principal: Principal, conversation_id: str, body: MessageSend, request_id: str = "") -> Message:
@@ -295,27 +294,6 @@ def _stream(
             _finish(principal, prepared, status="incomplete", content="".join(text), usage=usage, outcome=outcome)
 
 
-def message_view(item: dict[str, Any]) -> Message:
-    cost = item.get("cost_usd")
-    return Message(
-        id=item["id"],
-        conversation_id=item["conversation_id"],
-        seq=int(item["seq"]),
-        role=item["role"],
-        content=item.get("content") or "",
-        status=item.get("status", "completed"),
-        tool_calls=[ToolCall(**t) for t in item["tool_calls"]] if item.get("tool_calls") else None,
-        attachments=item.get("attachments"),
-        model=item.get("model"),
-        provider_id=item.get("provider_id"),
-        session_id=item.get("session_id"),
-        usage=Usage(**item["usage"]) if item.get("usage") else None,
-        cost=Cost(amount_usd=float(Decimal(str(cost)))) if cost is not None else None,
-        error=item.get("error"),
-        created_at=item["created_at"],
-    )
-
-
 def history(
     principal: Principal,
     conversation_id: str,
@@ -351,4 +329,4 @@ def history(
         next_cursor = encode_cursor(
             "messages", {"conversation_id": conversation_id, "order": order, "seq": int(items[-1]["seq"])}
         )
-    return [message_view(i) for i in items], next_cursor
+    return [message_from_item(i) for i in items], next_cursor

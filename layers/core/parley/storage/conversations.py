@@ -15,11 +15,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from parley.aws import clients
+from parley.domain.chat import ToolCall, Usage
+from parley.domain.conversations import Cost, Message
 from parley.domain.errors import Conflict
 from parley.settings import get_settings
 from parley.storage.items import from_item, to_item, to_value
@@ -317,6 +320,28 @@ def retry_stale(attempt: Callable[[], Any], *, tries: int = 30, sleep: Callable[
         except StaleConversation:
             sleep(random.uniform(0, min(0.2, 0.005 * 2**n)))  # noqa: S311 - jitter, not security
     raise Conflict("The conversation is too busy right now; retry the request.", code="conversation_busy")
+
+
+def message_from_item(item: dict[str, Any]) -> Message:
+    """A stored message as the API shows it."""
+    cost = item.get("cost_usd")
+    return Message(
+        id=item["id"],
+        conversation_id=item["conversation_id"],
+        seq=int(item["seq"]),
+        role=item["role"],
+        content=item.get("content") or "",
+        status=item.get("status", "completed"),
+        tool_calls=[ToolCall(**t) for t in item["tool_calls"]] if item.get("tool_calls") else None,
+        attachments=item.get("attachments"),
+        model=item.get("model"),
+        provider_id=item.get("provider_id"),
+        session_id=item.get("session_id"),
+        usage=Usage(**item["usage"]) if item.get("usage") else None,
+        cost=Cost(amount_usd=float(Decimal(str(cost)))) if cost is not None else None,
+        error=item.get("error"),
+        created_at=item["created_at"],
+    )
 
 
 def _strip(data: dict[str, Any]) -> dict[str, Any]:
