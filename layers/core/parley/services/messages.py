@@ -1,10 +1,11 @@
 """Sending messages in a conversation, and reading its history.
 
-A send: checks everything that can be refused; reserves the user message and its reply
-placeholder in one transaction (parley.storage.conversations); reads the context window with a
-bounded query; calls the model (retries and fallback before the first token); then completes
-the reply, or marks it `error` (nothing produced) or `incomplete` (partial text kept). Whatever
-happens after the reservation, both messages stay: never a lost message, never a gap.
+A send: checks everything that can be refused; chooses the context window with bounded reads
+(parley.services.context); reserves the user message and its reply placeholder in one
+transaction (parley.storage.conversations); calls the model (retries and fallback before the
+first token); then completes the reply, or marks it `error` (nothing produced) or `incomplete`
+(partial text kept). Whatever happens after the reservation, both messages stay: never a lost
+message, never a gap.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from parley.api import sse
 from parley.api.cursors import decode_cursor, encode_cursor
 from parley.api.errors import body_for
 from parley.api.principal import Principal
-from parley.domain.chat import ChatMessage, FunctionCall, ToolCall, Usage
+from parley.domain.chat import FunctionCall, ToolCall, Usage
 from parley.domain.conversations import Message, MessageSend
 from parley.domain.errors import Conflict, InvalidRequest, ParleyError
 from parley.domain.ids import new_id
 from parley.providers import registry
 from parley.providers.base import Finish, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
 from parley.providers.resilient import Outcome, Resilient, RetryPolicy
+from parley.providers.tokenizer import count_message
+from parley.services import context
 from parley.services import conversations as lifecycle
 from parley.services import providers as provider_store
 from parley.services.metering import CallRecord, record_call
@@ -33,8 +36,6 @@ from parley.storage.conversations import message_from_item, retry_stale
 
 log = logging.getLogger(__name__)
 ROUTE = "POST /v1/conversations/{conversation_id}/messages"
-# The context window until per-conversation strategies arrive: the newest completed messages.
-WINDOW_MESSAGES = 50
 
 
 @dataclass
@@ -81,7 +82,9 @@ def _prepare(principal: Principal, conversation_id: str, body: MessageSend, requ
             f"No document {body.attachments[0]!r} in this project.", code="document_not_found", param="attachments[0]"
         )
     runner = _targets(principal, record, session)
-
+    model = runner.targets[0].model
+    # The window is chosen before anything is stored: a message too large for it is refused cleanly.
+    built = context.build(principal, record, model, runner, body.content, request_id=request_id, store=conversations)
     reads = [record]  # the first attempt uses the record already read; a retry reads again
 
     def reserve() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -97,6 +100,7 @@ def _prepare(principal: Principal, conversation_id: str, body: MessageSend, requ
             "status": "completed",
             "session_id": body.session_id,
             "attachments": body.attachments or None,
+            "tokens": built.new_tokens,
             "created_at": at,
         }
         reply = {
@@ -108,7 +112,8 @@ def _prepare(principal: Principal, conversation_id: str, body: MessageSend, requ
             "status": "pending",
             "session_id": body.session_id,
             "user_message_id": user["id"],
-            "model": runner.targets[0].model,
+            "model": model,
+            "context": built.record(),
             "created_at": at,
         }
         changes = {
@@ -123,15 +128,7 @@ def _prepare(principal: Principal, conversation_id: str, body: MessageSend, requ
 
     current, user, reply = retry_stale(reserve)
     lifecycle._changed("chat.message_sent", current)
-    history = conversations.recent(principal.project_id, conversation_id, user["seq"], WINDOW_MESSAGES)
-    messages: list[ChatMessage] = []
-    if current.get("system_prompt"):
-        messages.append(ChatMessage(role="system", content=current["system_prompt"]))
-    for item in history:
-        if item["status"] == "completed" and item.get("content"):
-            messages.append(ChatMessage(role=item["role"], content=item["content"]))
-    messages.append(ChatMessage(role="user", content=body.content))
-    request = ModelRequest(model=runner.targets[0].model, messages=messages)
+    request = ModelRequest(model=model, messages=built.messages)
     return Prepared(current, user, reply, runner, request, request_id)
 
 
@@ -173,6 +170,7 @@ def _finish(
         "cost_usd": str(cost) if cost is not None else None,
         "tool_calls": [t.model_dump() for t in tool_calls] if tool_calls else None,
         "error": {"type": error.type, "code": error.code, "message": error.message} if error else None,
+        "tokens": count_message(model, content) if content else 0,
         "completed_at": lifecycle.now(),
     }
     lifecycle.store().finish_message(principal.project_id, conversation_id, int(prepared.reply["seq"]), fields)

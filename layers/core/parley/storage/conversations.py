@@ -33,6 +33,12 @@ if TYPE_CHECKING:
 
 STATUSES = ("active", "archived", "handed_off")
 CONVERSATION_SK = "conversation"
+# In the messages partition, seqs 1.. are the visible messages; hidden injected context sits at
+# HIDDEN_BASE + n (n = 1, 2, ... in injection order) and the summary at SUMMARY_SEQ, so history
+# range queries (seq >= 1) never see them and one bounded query reads them all.
+HIDDEN_BASE = -1_000_000_000
+SUMMARY_SEQ = 0
+MAX_HIDDEN = 50
 
 
 class StaleConversation(Exception):
@@ -291,6 +297,98 @@ class ConversationStore:
             Limit=limit,
         )
         return [_strip(from_item(i)) for i in reversed(page.get("Items", []))]
+
+    def newest(
+        self, project_id: str, conversation_id: str, before_seq: int, limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Up to `limit` visible messages before `before_seq`, newest first, and whether they reach seq 1."""
+        if before_seq <= 1:
+            return [], True
+        page = self.client.query(
+            TableName=self.messages,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
+            ExpressionAttributeValues={
+                ":pk": {"S": _pk(project_id, conversation_id)},
+                ":first": {"N": "1"},
+                ":last": {"N": str(before_seq - 1)},
+            },
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        items = [_strip(from_item(i)) for i in page.get("Items", [])]
+        return items, not items or int(items[-1]["seq"]) == 1
+
+    def pinned(self, project_id: str, conversation_id: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """The hidden context items (in injection order) and the summary, in one bounded query."""
+        page = self.client.query(
+            TableName=self.messages,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+            ExpressionAttributeValues={
+                ":pk": {"S": _pk(project_id, conversation_id)},
+                ":low": {"N": str(HIDDEN_BASE)},
+                ":high": {"N": str(SUMMARY_SEQ)},
+            },
+            Limit=MAX_HIDDEN + 1,
+        )
+        items = [_strip(from_item(i)) for i in page.get("Items", [])]
+        summary = next((i for i in items if int(i["seq"]) == SUMMARY_SEQ), None)
+        return [i for i in items if int(i["seq"]) < SUMMARY_SEQ], summary
+
+    def put_summary(
+        self, project_id: str, conversation_id: str, summary: dict[str, Any], previous_version: int | None
+    ) -> bool:
+        """Store a new summary version unless another writer stored one first (then False)."""
+        item = {"pk": _pk(project_id, conversation_id), "sk": SUMMARY_SEQ, "seq": SUMMARY_SEQ, **summary}
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "attribute_not_exists(pk)"}
+            if previous_version is None
+            else {
+                "ConditionExpression": "#v = :v",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": {":v": to_value(previous_version)},
+            }
+        )
+        try:
+            self.client.put_item(TableName=self.messages, Item=to_item(item), **condition)
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def add_hidden(self, conversation: dict[str, Any], item: dict[str, Any]) -> None:
+        """Store a hidden context item as number conversation.next_hidden (StaleConversation if it moved)."""
+        project, conversation_id = conversation["project_id"], conversation["id"]
+        number = int(conversation.get("next_hidden", 1))
+        pk = _pk(project, conversation_id)
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.conversations,
+                            "Key": {"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
+                            "UpdateExpression": "SET next_hidden = :next",
+                            "ConditionExpression": "attribute_exists(pk) AND (attribute_not_exists(next_hidden) OR "
+                            "next_hidden = :expected)",
+                            "ExpressionAttributeValues": {":next": to_value(number + 1), ":expected": to_value(number)},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.messages,
+                            "Item": to_item(
+                                {"pk": pk, "sk": HIDDEN_BASE + number, "seq": HIDDEN_BASE + number, **item}
+                            ),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            if _code(error) in ("TransactionCanceledException", "TransactionConflictException"):
+                raise StaleConversation from None
+            raise
 
     def message_range(
         self, project_id: str, conversation_id: str, low: int, high: int, descending: bool

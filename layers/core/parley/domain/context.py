@@ -1,0 +1,169 @@
+"""Which messages go into the context window: deterministic and pure, so it can be inspected.
+
+Every strategy works within one budget, `max_tokens`, that always holds the fixed part (reply
+priming, system prompt, injected hidden context, the new message) and then:
+
+- full: every visible message, if they all fit; otherwise that call falls back to
+  sliding_window (fell_back, reason "over_budget" or "history_too_long").
+- sliding_window: the newest messages that fit, no extra model call.
+- summarize: the summary (covering seqs 1..covers_to) plus the newest messages after it that
+  fit. When more than `summarize_after` messages have left the window without being summarized,
+  `needs_summary` names that seq range; the caller summarizes it and selects again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from parley.domain.errors import InvalidRequest
+
+Strategy = Literal["full", "sliding_window", "summarize"]
+MAX_WINDOW_MESSAGES = 150  # a window holds at most this many messages, whatever their size
+
+
+@dataclass(frozen=True)
+class Turn:
+    seq: int
+    role: str
+    content: str
+    tokens: int  # framing included
+
+
+@dataclass(frozen=True)
+class Summary:
+    version: int
+    covers_to: int  # the summary stands for seqs 1..covers_to
+    text: str
+    tokens: int  # framing included
+
+
+@dataclass(frozen=True)
+class Window:
+    strategy: Strategy  # configured
+    applied: Strategy  # used for this call
+    max_tokens: int
+    turns: tuple[Turn, ...]  # oldest first
+    tokens: int  # everything the model receives
+    summary: Summary | None = None
+    fell_back: bool = False
+    reason: str | None = None
+    needs_summary: tuple[int, int] | None = None
+    dropped: tuple[int, int] | None = None  # seqs left out and not covered by the summary
+    extra: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def seq_range(self) -> tuple[int, int] | None:
+        return (self.turns[0].seq, self.turns[-1].seq) if self.turns else None
+
+
+def _newest_fitting(history: Sequence[Turn], budget: int, after_seq: int = 0) -> list[Turn]:
+    """Newest-first history -> the newest turns (after `after_seq`) whose tokens fit `budget`."""
+    kept: list[Turn] = []
+    used = 0
+    for turn in history:
+        if turn.seq <= after_seq or len(kept) == MAX_WINDOW_MESSAGES or used + turn.tokens > budget:
+            break
+        kept.append(turn)
+        used += turn.tokens
+    kept.reverse()
+    return kept
+
+
+def select(
+    *,
+    strategy: Strategy,
+    max_tokens: int,
+    fixed_tokens: int,
+    new_message_tokens: int,
+    history: Sequence[Turn],
+    reached_start: bool,
+    summary: Summary | None = None,
+    summarize_after: int = 20,
+    summary_failed: bool = False,
+) -> Window:
+    """`history` is newest first; `reached_start` says it goes back to the first message."""
+    if new_message_tokens > max_tokens:
+        raise InvalidRequest(
+            f"The message has {new_message_tokens} tokens; the conversation's context budget is {max_tokens}.",
+            code="message_too_large",
+            param="content",
+        )
+    if fixed_tokens > max_tokens:
+        raise InvalidRequest(
+            f"The system prompt, injected context and message need {fixed_tokens} tokens; the context budget is "
+            f"{max_tokens}. Raise context.max_tokens or shorten them.",
+            code="context_too_large",
+            param="context.max_tokens",
+        )
+    budget = max_tokens - fixed_tokens
+    oldest_read = history[-1].seq if history else 1
+
+    if strategy == "full":
+        total = sum(t.tokens for t in history)
+        if reached_start and total <= budget and len(history) <= MAX_WINDOW_MESSAGES:
+            turns = tuple(reversed(history))
+            return Window(strategy, "full", max_tokens, turns, fixed_tokens + total)
+        reason = "over_budget" if reached_start else "history_too_long"
+        return _sliding(strategy, max_tokens, fixed_tokens, history, budget, fell_back=True, reason=reason)
+
+    if strategy == "summarize" and not summary_failed:
+        covered = summary.covers_to if summary else 0
+        summary_tokens = summary.tokens if summary else 0
+        if summary_tokens > budget:
+            return _sliding(
+                strategy, max_tokens, fixed_tokens, history, budget, fell_back=True, reason="summary_too_large"
+            )
+        recent = _newest_fitting(history, budget - summary_tokens, after_seq=covered)
+        start = recent[0].seq if recent else (history[0].seq + 1 if history else covered + 1)
+        dropped = (covered + 1, start - 1) if start - 1 > covered else None
+        needs = None
+        if dropped is not None and dropped[1] - dropped[0] + 1 > summarize_after:
+            needs = (max(dropped[0], oldest_read), dropped[1])
+        tokens = fixed_tokens + summary_tokens + sum(t.tokens for t in recent)
+        return Window(
+            strategy,
+            "summarize",
+            max_tokens,
+            tuple(recent),
+            tokens,
+            summary=summary,
+            dropped=dropped,
+            needs_summary=needs,
+        )
+
+    return _sliding(
+        strategy,
+        max_tokens,
+        fixed_tokens,
+        history,
+        budget,
+        fell_back=strategy != "sliding_window",
+        reason="summarization_failed" if strategy == "summarize" else None,
+    )
+
+
+def _sliding(
+    strategy: Strategy,
+    max_tokens: int,
+    fixed_tokens: int,
+    history: Sequence[Turn],
+    budget: int,
+    *,
+    fell_back: bool,
+    reason: str | None,
+) -> Window:
+    turns = _newest_fitting(history, budget)
+    start = turns[0].seq if turns else (history[0].seq + 1 if history else 1)
+    dropped = (1, start - 1) if start > 1 else None
+    return Window(
+        strategy,
+        "sliding_window",
+        max_tokens,
+        tuple(turns),
+        fixed_tokens + sum(t.tokens for t in turns),
+        fell_back=fell_back,
+        reason=reason,
+        dropped=dropped,
+    )

@@ -1,0 +1,332 @@
+"""The context window of a conversation: built before each model call, and shown on request.
+
+Reads are bounded and do not grow with the history: one query for the pinned items (hidden
+context, summary), one for the newest messages (READ_LIMIT). Token counts are stored with each
+message when it is written (parley.providers.tokenizer), so nothing old is tokenized again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from parley.api.principal import Principal
+from parley.domain.chat import ChatMessage
+from parley.domain.context import Strategy, Summary, Turn, Window, select
+from parley.domain.errors import InvalidRequest, ParleyError
+from parley.domain.ids import new_id
+from parley.domain.tokens import REPLY_PRIMING
+from parley.providers.base import ModelRequest
+from parley.providers.resilient import Resilient
+from parley.providers.tokenizer import count_message, default_max_tokens, is_exact
+from parley.services import conversations as lifecycle
+from parley.services.metering import CallRecord, record_call
+from parley.storage.conversations import MAX_HIDDEN, ConversationStore, retry_stale
+
+log = logging.getLogger(__name__)
+READ_LIMIT = 300  # newest messages read per call: the window (<= 150) plus the range to summarize
+SUMMARY_PROMPT = (
+    "Summarize the conversation below for an assistant that will continue it. Keep facts, decisions, names, "
+    "numbers and open questions; drop pleasantries. Write plain prose."
+)
+SUMMARY_PREFIX = "Summary of the earlier conversation: "
+
+
+@dataclass(frozen=True)
+class Settings:
+    strategy: Strategy
+    max_tokens: int
+    summarize_after: int
+
+
+def settings_for(record: dict[str, Any], model: str) -> Settings:
+    context = record.get("context") or {}
+    return Settings(
+        strategy=context.get("strategy", "sliding_window"),
+        max_tokens=int(context.get("max_tokens") or default_max_tokens(model)),
+        summarize_after=int(context.get("summarize_after") or 20),
+    )
+
+
+@dataclass(frozen=True)
+class Built:
+    window: Window
+    messages: list[ChatMessage]  # what the model receives
+    new_tokens: int
+    hidden: int
+
+    def record(self) -> dict[str, Any]:
+        """What the reply stores about its context (shown by GET .../context as last_call)."""
+        window = self.window
+        return {
+            "strategy": window.strategy,
+            "applied": window.applied,
+            "fell_back": window.fell_back,
+            "reason": window.reason,
+            "tokens": window.tokens,
+            "max_tokens": window.max_tokens,
+            "messages": len(window.turns),
+            "from_seq": window.seq_range[0] if window.seq_range else None,
+            "to_seq": window.seq_range[1] if window.seq_range else None,
+            "summary_version": window.summary.version if window.summary else None,
+            "hidden": self.hidden,
+        }
+
+
+def _turn(item: dict[str, Any], model: str) -> Turn | None:
+    if item.get("status") != "completed" or not item.get("content") or item.get("role") not in ("user", "assistant"):
+        return None
+    tokens = item.get("tokens")
+    return Turn(
+        int(item["seq"]),
+        str(item["role"]),
+        str(item["content"]),
+        int(tokens) if tokens is not None else count_message(model, str(item["content"])),
+    )
+
+
+def _summary(item: dict[str, Any] | None) -> Summary | None:
+    if item is None:
+        return None
+    return Summary(int(item["version"]), int(item["covers_to"]), str(item["text"]), int(item["tokens"]))
+
+
+def build(
+    principal: Principal,
+    record: dict[str, Any],
+    model: str,
+    runner: Resilient,
+    new_content: str | None,
+    *,
+    request_id: str = "",
+    summarize: bool = True,
+    store: ConversationStore | None = None,
+) -> Built:
+    """The window for a call with `new_content` as the new user message (None: a preview)."""
+    store = store or lifecycle.store()
+    settings = settings_for(record, model)
+    project, conversation_id = principal.project_id, record["id"]
+    hidden, summary_item = store.pinned(project, conversation_id)
+    items, reached_start = store.newest(project, conversation_id, int(record["next_seq"]), READ_LIMIT)
+    history = [t for t in (_turn(i, model) for i in items) if t is not None]
+    system = record.get("system_prompt")
+    new_tokens = count_message(model, new_content) if new_content is not None else 0
+    fixed = (
+        REPLY_PRIMING
+        + (count_message(model, system) if system else 0)
+        + sum(int(h["tokens"]) for h in hidden)
+        + new_tokens
+    )
+    summary = _summary(summary_item)
+
+    def choose(current: Summary | None, failed: bool = False) -> Window:
+        return select(
+            strategy=settings.strategy,
+            max_tokens=settings.max_tokens,
+            fixed_tokens=fixed,
+            new_message_tokens=new_tokens,
+            history=history,
+            reached_start=reached_start,
+            summary=current,
+            summarize_after=settings.summarize_after,
+            summary_failed=failed,
+        )
+
+    window = choose(summary)
+    if window.needs_summary is not None and summarize:
+        try:
+            summary = _summarize(principal, record, model, runner, summary, window, history, store, request_id)
+            window = choose(summary)
+        except ParleyError as error:
+            log.warning(
+                "summarization failed; this call falls back to sliding_window",
+                extra={"conversation_id": conversation_id, "code": error.code},
+            )
+            window = choose(summary, failed=True)
+    if window.fell_back:
+        log.warning(
+            "context strategy fell back",
+            extra={"conversation_id": conversation_id, "strategy": window.strategy, "reason": window.reason},
+        )
+    messages: list[ChatMessage] = []
+    if system:
+        messages.append(ChatMessage(role="system", content=system))
+    messages += [ChatMessage(role="system", content=str(h["content"])) for h in hidden]
+    if window.summary is not None:
+        messages.append(ChatMessage(role="system", content=SUMMARY_PREFIX + window.summary.text))
+    messages += [ChatMessage(role=t.role, content=t.content) for t in window.turns]  # type: ignore[arg-type]
+    if new_content is not None:
+        messages.append(ChatMessage(role="user", content=new_content))
+    return Built(window, messages, new_tokens, len(hidden))
+
+
+def _summarize(
+    principal: Principal,
+    record: dict[str, Any],
+    model: str,
+    runner: Resilient,
+    previous: Summary | None,
+    window: Window,
+    history: list[Turn],
+    store: ConversationStore,
+    request_id: str,
+) -> Summary:
+    """Summarize the previous summary and the messages that left the window; store it as a new version."""
+    assert window.needs_summary is not None
+    first, last = window.needs_summary
+    leaving = [t for t in reversed(history) if first <= t.seq <= last]
+    transcript = "\n".join(f"{t.role}: {t.content}" for t in leaving)
+    prompt = (f"Summary so far: {previous.text}\n\n" if previous else "") + f"Conversation:\n{transcript}"
+    limit = max(64, min(1024, window.max_tokens // 4))
+    request = ModelRequest(
+        model=model,
+        messages=[ChatMessage(role="system", content=SUMMARY_PROMPT), ChatMessage(role="user", content=prompt)],
+        max_tokens=limit,
+    )
+    started = time.monotonic()
+    reply, outcome = runner.complete(request)
+    record_call(
+        principal,
+        CallRecord(
+            route="summarize conversation",
+            request_id=request_id,
+            model=outcome.target.model,
+            status=200,
+            outcome="succeeded",
+            latency_ms=int((time.monotonic() - started) * 1000),
+            usage=reply.usage,
+            provider_id=outcome.target.provider_id,
+            resource_ids=[str(record["id"])],
+            tries=outcome.tries,
+        ),
+    )
+    text = (reply.content or "").strip()
+    if not text:
+        raise ParleyError("The model returned an empty summary.", code="empty_summary")
+    summary = Summary(
+        version=(previous.version + 1) if previous else 1,
+        covers_to=last,
+        text=text,
+        tokens=count_message(model, SUMMARY_PREFIX + text),
+    )
+    stored = store.put_summary(
+        principal.project_id,
+        str(record["id"]),
+        {
+            "id": new_id("msg"),
+            "version": summary.version,
+            "covers_from": 1,
+            "covers_to": summary.covers_to,
+            "text": summary.text,
+            "tokens": summary.tokens,
+            "model": outcome.target.model,
+            "created_at": lifecycle.now(),
+        },
+        previous.version if previous else None,
+    )
+    if not stored:  # another send summarized first: use theirs
+        _, current = store.pinned(principal.project_id, str(record["id"]))
+        other = _summary(current)
+        if other is None:
+            raise ParleyError("The summary could not be stored.", code="summary_conflict")
+        return other
+    lifecycle._changed(
+        "chat.context_summarized",
+        {
+            **record,
+            "summary": {"version": summary.version, "covers_to": summary.covers_to, "message_count": len(leaving)},
+        },
+    )
+    return summary
+
+
+def state(principal: Principal, conversation_id: str, model: str, runner: Resilient) -> dict[str, Any]:
+    """GET .../context: the window the next call would use, the summary, and what the last call had."""
+    store = lifecycle.store()
+    record = lifecycle.load(principal, conversation_id, store)
+    built = build(principal, record, model, runner, None, summarize=False, store=store)
+    window = built.window
+    hidden, summary_item = store.pinned(principal.project_id, conversation_id)
+    last_call = None
+    for item in store.newest(principal.project_id, conversation_id, int(record["next_seq"]), 10)[0]:
+        if item.get("role") == "assistant" and item.get("context"):
+            last_call = {
+                **item["context"],
+                "message_id": item["id"],
+                "status": item.get("status"),
+                "provider_prompt_tokens": (item.get("usage") or {}).get("prompt_tokens"),
+            }
+            break
+    summary = _summary(summary_item)
+    return {
+        "object": "conversation_context",
+        "conversation_id": conversation_id,
+        "model": model,
+        "strategy": window.strategy,
+        "applied_strategy": window.applied,
+        "fell_back": window.fell_back,
+        "fallback_reason": window.reason,
+        "max_tokens": window.max_tokens,
+        "summarize_after": settings_for(record, model).summarize_after,
+        "total_messages": int(record["message_count"]),
+        "context_messages": len(window.turns),
+        "context_tokens": window.tokens,
+        "window": {
+            "from_seq": window.seq_range[0] if window.seq_range else None,
+            "to_seq": window.seq_range[1] if window.seq_range else None,
+        },
+        "dropped": {"from_seq": window.dropped[0], "to_seq": window.dropped[1]} if window.dropped else None,
+        "summary": {
+            "version": summary.version,
+            "covers": {"from_seq": 1, "to_seq": summary.covers_to},
+            "text": summary.text,
+            "tokens": summary.tokens,
+        }
+        if summary
+        else None,
+        "hidden": {"count": len(hidden), "tokens": sum(int(h["tokens"]) for h in hidden)},
+        "token_counting": "exact" if is_exact(model) else "estimate",
+        "last_call": last_call,
+    }
+
+
+def inject(principal: Principal, conversation_id: str, content: str, model: str) -> dict[str, Any]:
+    """Store hidden context: the model sees it in every call, the default history never shows it."""
+    store = lifecycle.store()
+    tokens = count_message(model, content)
+
+    def attempt() -> dict[str, Any]:
+        record = lifecycle.load(principal, conversation_id, store)
+        hidden, _ = store.pinned(principal.project_id, conversation_id)
+        if len(hidden) >= MAX_HIDDEN:
+            raise InvalidRequest(
+                f"A conversation holds at most {MAX_HIDDEN} hidden context items.",
+                code="too_much_hidden_context",
+                param="content",
+            )
+        budget = settings_for(record, model).max_tokens
+        total = tokens + sum(int(h["tokens"]) for h in hidden)
+        if total > budget // 2:
+            raise InvalidRequest(
+                f"Hidden context would take {total} tokens, more than half the context budget ({budget}).",
+                code="context_too_large",
+                param="content",
+            )
+        item = {
+            "id": new_id("msg"),
+            "conversation_id": conversation_id,
+            "role": "system",
+            "hidden": True,
+            "content": content,
+            "tokens": tokens,
+            "status": "completed",
+            "created_at": lifecycle.now(),
+        }
+        store.add_hidden(record, item)
+        lifecycle._changed("conversation.context_injected", record)
+        return {**item, "seq": None}
+
+    result: dict[str, Any] = retry_stale(attempt)
+    return result
