@@ -31,6 +31,7 @@ BODIES: dict[str, Any] = {
     "conversations_update": {"title": "Billing double charge issue"},
     "messages_create": {"content": "Why was I charged twice this month?"},
     "sessions_create": {"model": "echo"},
+    "context_inject": {"content": "User is on the Enterprise plan. Account created 2024-01-15."},
 }
 PATH_VALUES = {"provider_id": f"aip_{SAMPLE_ID}", "conversation_id": f"conv_{SAMPLE_ID}"}
 AUTHORIZER = {

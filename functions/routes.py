@@ -172,6 +172,22 @@ ROUTES = (
         resources=("conversations",),
         description="List a conversation's chat sessions.",
     ),
+    Route(
+        "GET",
+        "/v1/conversations/{conversation_id}/context",
+        "context_get",
+        "conversations:GetContext",
+        resources=("conversations", "messages", "chats"),
+        description="The context window's state.",
+    ),
+    Route(
+        "POST",
+        "/v1/conversations/{conversation_id}/context",
+        "context_inject",
+        "conversations:InjectContext",
+        resources=("conversations", "messages", "chats"),
+        description="Inject hidden context.",
+    ),
 )
 
 TABLE = RouteTable(routes=ROUTES, authorizer="authorizer", root=Path(__file__).resolve().parent)

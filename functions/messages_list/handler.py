@@ -1,4 +1,5 @@
-"""GET /v1/conversations/{conversation_id}/messages: history by `cursor` or `offset`, `limit`, `order`."""
+"""GET /v1/conversations/{conversation_id}/messages: history by `cursor` or `offset`, `limit`, `order`;
+`include_hidden=true` adds the injected hidden context (permission conversations:ReadHiddenContext)."""
 
 from typing import Annotated, Any, Literal
 
@@ -20,13 +21,17 @@ def list_messages(
     cursor: Annotated[str | None, Query(min_length=1)] = None,
     offset: Annotated[int | None, Query(ge=0)] = None,
     org_id: Annotated[str | None, Query()] = None,
+    include_hidden: Annotated[bool, Query()] = False,
 ) -> dict[str, Any]:
     caller = principal(app)
     conversations.check_org(caller, org_id)
     data, next_cursor = messages.history(
         caller, conversation_id, limit=limit, order=order, cursor=cursor, offset=offset
     )
-    return page(data, next_cursor)
+    body = page(data, next_cursor)
+    if include_hidden:  # needs conversations:ReadHiddenContext besides ListMessages
+        body["hidden"] = messages.hidden_context(caller, conversation_id)
+    return body
 
 
 lambda_handler = build_handler(app)

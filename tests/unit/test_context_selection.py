@@ -85,7 +85,7 @@ def test_full_takes_everything_that_fits_and_falls_back_otherwise() -> None:
         history=history(20),
         reached_start=False,
     )
-    assert (unread.fell_back, unread.reason) == (True, "history_too_long")
+    assert (unread.fell_back, unread.reason) == (True, "too_many_messages")
 
 
 def test_windows_are_capped_in_messages() -> None:

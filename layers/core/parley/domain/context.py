@@ -20,7 +20,7 @@ from typing import Literal
 from parley.domain.errors import InvalidRequest
 
 Strategy = Literal["full", "sliding_window", "summarize"]
-MAX_WINDOW_MESSAGES = 150  # a window holds at most this many messages, whatever their size
+MAX_WINDOW_MESSAGES = 150  # a window holds at most this many messages, whatever their size (the default cap)
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,12 @@ class Window:
         return (self.turns[0].seq, self.turns[-1].seq) if self.turns else None
 
 
-def _newest_fitting(history: Sequence[Turn], budget: int, after_seq: int = 0) -> list[Turn]:
-    """Newest-first history -> the newest turns (after `after_seq`) whose tokens fit `budget`."""
+def _newest_fitting(history: Sequence[Turn], budget: int, cap: int, after_seq: int = 0) -> list[Turn]:
+    """Newest-first history -> the newest turns (after `after_seq`, at most `cap`) whose tokens fit `budget`."""
     kept: list[Turn] = []
     used = 0
     for turn in history:
-        if turn.seq <= after_seq or len(kept) == MAX_WINDOW_MESSAGES or used + turn.tokens > budget:
+        if turn.seq <= after_seq or len(kept) == cap or used + turn.tokens > budget:
             break
         kept.append(turn)
         used += turn.tokens
@@ -82,6 +82,7 @@ def select(
     summary: Summary | None = None,
     summarize_after: int = 20,
     summary_failed: bool = False,
+    max_messages: int = MAX_WINDOW_MESSAGES,
 ) -> Window:
     """`history` is newest first; `reached_start` says it goes back to the first message."""
     if new_message_tokens > max_tokens:
@@ -102,20 +103,29 @@ def select(
 
     if strategy == "full":
         total = sum(t.tokens for t in history)
-        if reached_start and total <= budget and len(history) <= MAX_WINDOW_MESSAGES:
+        if reached_start and total <= budget and len(history) <= max_messages:
             turns = tuple(reversed(history))
             return Window(strategy, "full", max_tokens, turns, fixed_tokens + total)
-        reason = "over_budget" if reached_start else "history_too_long"
-        return _sliding(strategy, max_tokens, fixed_tokens, history, budget, fell_back=True, reason=reason)
+        reason = "over_budget" if reached_start else "too_many_messages"
+        return _sliding(
+            strategy, max_tokens, fixed_tokens, history, budget, fell_back=True, reason=reason, cap=max_messages
+        )
 
     if strategy == "summarize" and not summary_failed:
         covered = summary.covers_to if summary else 0
         summary_tokens = summary.tokens if summary else 0
         if summary_tokens > budget:
             return _sliding(
-                strategy, max_tokens, fixed_tokens, history, budget, fell_back=True, reason="summary_too_large"
+                strategy,
+                max_tokens,
+                fixed_tokens,
+                history,
+                budget,
+                fell_back=True,
+                reason="summary_too_large",
+                cap=max_messages,
             )
-        recent = _newest_fitting(history, budget - summary_tokens, after_seq=covered)
+        recent = _newest_fitting(history, budget - summary_tokens, max_messages, after_seq=covered)
         start = recent[0].seq if recent else (history[0].seq + 1 if history else covered + 1)
         dropped = (covered + 1, start - 1) if start - 1 > covered else None
         needs = None
@@ -141,6 +151,7 @@ def select(
         budget,
         fell_back=strategy != "sliding_window",
         reason="summarization_failed" if strategy == "summarize" else None,
+        cap=max_messages,
     )
 
 
@@ -153,8 +164,9 @@ def _sliding(
     *,
     fell_back: bool,
     reason: str | None,
+    cap: int,
 ) -> Window:
-    turns = _newest_fitting(history, budget)
+    turns = _newest_fitting(history, budget, cap)
     start = turns[0].seq if turns else (history[0].seq + 1 if history else 1)
     dropped = (1, start - 1) if start > 1 else None
     return Window(

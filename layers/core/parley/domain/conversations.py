@@ -30,7 +30,8 @@ class ContextSettings(_Strict):
 
     strategy: Literal["full", "sliding_window", "summarize"] = "sliding_window"
     max_tokens: int | None = Field(default=None, ge=256, le=2_000_000)
-    summarize_after: int | None = Field(default=None, ge=2, le=10_000)
+    max_messages: int | None = Field(default=None, ge=1, le=150, description="at most this many messages in a window")
+    summarize_after: int | None = Field(default=None, ge=2, le=100)
 
 
 class ConversationCreate(_Strict):

@@ -14,7 +14,7 @@ from typing import Any
 
 from parley.api.principal import Principal
 from parley.domain.chat import ChatMessage
-from parley.domain.context import Strategy, Summary, Turn, Window, select
+from parley.domain.context import MAX_WINDOW_MESSAGES, Strategy, Summary, Turn, Window, select
 from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
 from parley.domain.tokens import REPLY_PRIMING
@@ -26,7 +26,6 @@ from parley.services.metering import CallRecord, record_call
 from parley.storage.conversations import MAX_HIDDEN, ConversationStore, retry_stale
 
 log = logging.getLogger(__name__)
-READ_LIMIT = 300  # newest messages read per call: the window (<= 150) plus the range to summarize
 SUMMARY_PROMPT = (
     "Summarize the conversation below for an assistant that will continue it. Keep facts, decisions, names, "
     "numbers and open questions; drop pleasantries. Write plain prose."
@@ -39,6 +38,12 @@ class Settings:
     strategy: Strategy
     max_tokens: int
     summarize_after: int
+    max_messages: int
+
+    @property
+    def read_limit(self) -> int:
+        """Newest messages read per call: the largest window, plus (to summarize) what just left it."""
+        return self.max_messages + (self.summarize_after + 1 if self.strategy == "summarize" else 0)
 
 
 def settings_for(record: dict[str, Any], model: str) -> Settings:
@@ -47,6 +52,7 @@ def settings_for(record: dict[str, Any], model: str) -> Settings:
         strategy=context.get("strategy", "sliding_window"),
         max_tokens=int(context.get("max_tokens") or default_max_tokens(model)),
         summarize_after=int(context.get("summarize_after") or 20),
+        max_messages=int(context.get("max_messages") or MAX_WINDOW_MESSAGES),
     )
 
 
@@ -109,7 +115,7 @@ def build(
     settings = settings_for(record, model)
     project, conversation_id = principal.project_id, record["id"]
     hidden, summary_item = store.pinned(project, conversation_id)
-    items, reached_start = store.newest(project, conversation_id, int(record["next_seq"]), READ_LIMIT)
+    items, reached_start = store.newest(project, conversation_id, int(record["next_seq"]), settings.read_limit)
     history = [t for t in (_turn(i, model) for i in items) if t is not None]
     system = record.get("system_prompt")
     new_tokens = count_message(model, new_content) if new_content is not None else 0
@@ -132,6 +138,7 @@ def build(
             summary=current,
             summarize_after=settings.summarize_after,
             summary_failed=failed,
+            max_messages=settings.max_messages,
         )
 
     window = choose(summary)
@@ -250,9 +257,16 @@ def state(principal: Principal, conversation_id: str, model: str, runner: Resili
     window = built.window
     hidden, summary_item = store.pinned(principal.project_id, conversation_id)
     last_call = None
-    for item in store.newest(principal.project_id, conversation_id, int(record["next_seq"]), 10)[0]:
+    last_seq = int(record["next_seq"]) - 1
+    for item in store.message_range(principal.project_id, conversation_id, max(1, last_seq - 9), last_seq, True):
         if item.get("role") == "assistant" and item.get("context"):
             last_call = {
+                # stored items drop null fields: put them back so the shape is stable
+                "fell_back": False,
+                "reason": None,
+                "from_seq": None,
+                "to_seq": None,
+                "summary_version": None,
                 **item["context"],
                 "message_id": item["id"],
                 "status": item.get("status"),

@@ -66,6 +66,13 @@ def _targets(principal: Principal, record: dict[str, Any], session: dict[str, An
     return Resilient(registry.resolve(principal, model, provider_id), RetryPolicy())
 
 
+def model_for(principal: Principal, conversation_id: str) -> tuple[str, Resilient]:
+    """The model (and its call chain) that answers this conversation's next message."""
+    record = lifecycle.load(principal, conversation_id)
+    runner = _targets(principal, record, None)
+    return runner.targets[0].model, runner
+
+
 def _prepare(principal: Principal, conversation_id: str, body: MessageSend, request_id: str) -> Prepared:
     conversations = lifecycle.store()
     record = lifecycle.load(principal, conversation_id, conversations)
@@ -290,6 +297,24 @@ def _stream(
             close()
         if not finished:  # the client went away, or something unexpected broke: keep what was produced
             _finish(principal, prepared, status="incomplete", content="".join(text), usage=usage, outcome=outcome)
+
+
+def hidden_context(principal: Principal, conversation_id: str) -> list[dict[str, Any]]:
+    """The injected hidden context, in injection order (only for keys allowed to read it)."""
+    principal.require("conversations:ReadHiddenContext")
+    hidden, _ = lifecycle.store().pinned(principal.project_id, conversation_id)
+    return [
+        {
+            "id": h["id"],
+            "object": "hidden_context",
+            "conversation_id": conversation_id,
+            "role": "system",
+            "content": h["content"],
+            "tokens": h["tokens"],
+            "created_at": h["created_at"],
+        }
+        for h in hidden
+    ]
 
 
 def history(

@@ -314,6 +314,9 @@ class ConversationStore:
             },
             ScanIndexForward=False,
             Limit=limit,
+            # only what a context window needs: less to read (and to pay for) on every send
+            ProjectionExpression="seq, #r, #s, content, tokens",
+            ExpressionAttributeNames={"#r": "role", "#s": "status"},
         )
         items = [_strip(from_item(i)) for i in page.get("Items", [])]
         return items, not items or int(items[-1]["seq"]) == 1
