@@ -2,7 +2,10 @@
 
 Counts every DynamoDB API call a send makes (botocore `before-call` hooks on the shared client),
 by operation, for a conversation with 10 and with 5,000 messages of history, non-streamed and
-streamed. Runs on moto; the count, not the time, is the measure.
+streamed, under sliding_window and summarize. The send measured follows a warm-up send (at 5,000
+messages under summarize, the warm-up is the one that summarizes: a summary is written about
+once per `summarize_after` messages, and costs one model call and two writes, never extra reads).
+Runs on moto; the count, not the time, is the measure.
 
     .venv/bin/python bench/send_message_calls.py
 """
@@ -17,13 +20,14 @@ from moto import mock_aws
 
 from parley.api.principal import Principal
 from parley.aws import clients
-from parley.domain.conversations import ConversationCreate, MessageSend
+from parley.domain.conversations import ContextSettings, ConversationCreate, MessageSend
 from parley.runtime.local import LOCAL_ENV
 from parley.services import conversations, messages
 from parley.storage.items import to_item
 from parley.storage.schema import create_tables
 
 CALLER = Principal("org_bench", "proj_bench", "key_bench", ("*",))
+READS = frozenset({"GetItem", "Query", "BatchGetItem", "TransactGetItems"})
 
 
 def seed_history(conversation_id: str, count: int) -> None:
@@ -62,9 +66,12 @@ def seed_history(conversation_id: str, count: int) -> None:
     )
 
 
-def count_calls(history: int, stream: bool) -> Counter[str]:
-    conversation = conversations.create(CALLER, ConversationCreate(title=f"bench {history}"))
+def count_calls(history: int, stream: bool, strategy: str) -> Counter[str]:
+    settings = ContextSettings(strategy=strategy)  # type: ignore[arg-type]
+    conversation = conversations.create(CALLER, ConversationCreate(title=f"bench {history}", context=settings))
     seed_history(conversation.id, history)
+    # one send first (not counted): at 5,000 messages it is the one that writes the first summary
+    messages.send(CALLER, conversation.id, MessageSend(content="warm-up"))
     calls: Counter[str] = Counter()
 
     def hook(model: Any, **_: Any) -> None:
@@ -89,16 +96,28 @@ def main() -> None:
         os.environ.setdefault(name, value)
     with mock_aws():
         create_tables(clients().dynamodb)
-        rows = [(history, stream, count_calls(history, stream)) for stream in (False, True) for history in (10, 5000)]
+        rows = [
+            (strategy, history, stream, count_calls(history, stream, strategy))
+            for strategy in ("sliding_window", "summarize")
+            for stream in (False, True)
+            for history in (10, 5000)
+        ]
     operations = sorted({op for *_, calls in rows for op in calls})
     print("DynamoDB calls per send-message (moto; counted with botocore before-call hooks)")
-    print(f"{'history':>8} {'stream':>7} " + " ".join(f"{op:>18}" for op in operations) + f" {'total':>6}")
-    for history, stream, calls in rows:
+    header = f"{'strategy':>15} {'history':>8} {'stream':>7} " + " ".join(f"{op:>18}" for op in operations)
+    print(header + f" {'reads':>6} {'writes':>6} {'total':>6}")
+    for strategy, history, stream, calls in rows:
         cells = " ".join(f"{calls.get(op, 0):>18}" for op in operations)
-        print(f"{history:>8} {'yes' if stream else 'no':>7} {cells} {sum(calls.values()):>6}")
-    for stream in (False, True):
-        short, long = (sum(calls.values()) for h, s, calls in rows if s == stream)
-        print(f"{'streamed' if stream else 'plain'}: {'EQUAL' if short == long else 'DIFFERENT'} ({short} vs {long})")
+        reads = sum(n for op, n in calls.items() if op in READS)
+        print(
+            f"{strategy:>15} {history:>8} {'yes' if stream else 'no':>7} {cells} {reads:>6} "
+            f"{sum(calls.values()) - reads:>6} {sum(calls.values()):>6}"
+        )
+    for strategy in ("sliding_window", "summarize"):
+        for stream in (False, True):
+            short, long = (sum(c.values()) for st, h, s, c in rows if st == strategy and s == stream)
+            verdict = "EQUAL" if short == long else "DIFFERENT"
+            print(f"{strategy}, {'streamed' if stream else 'plain'}: {verdict} ({short} vs {long})")
 
 
 if __name__ == "__main__":
