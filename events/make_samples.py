@@ -31,9 +31,26 @@ BODIES: dict[str, Any] = {
     "conversations_update": {"title": "Billing double charge issue"},
     "messages_create": {"content": "Why was I charged twice this month?"},
     "sessions_create": {"model": "echo"},
+    "chats_create": {
+        "ai_provider_id": f"aip_{SAMPLE_ID}",
+        "name": "Support Assistant",
+        "system_message": "You are a helpful support assistant.",
+    },
+    "chats_update": {"name": "Billing Assistant"},
+    "chats_complete": {"messages": [{"role": "user", "content": "Hello!"}]},
+    "documents_create": {
+        "name": "refund-policy.md",
+        "media_type": "text/markdown",
+        "content": "Refunds within 30 days.",
+    },
     "context_inject": {"content": "User is on the Enterprise plan. Account created 2024-01-15."},
 }
-PATH_VALUES = {"provider_id": f"aip_{SAMPLE_ID}", "conversation_id": f"conv_{SAMPLE_ID}"}
+PATH_VALUES = {
+    "provider_id": f"aip_{SAMPLE_ID}",
+    "conversation_id": f"conv_{SAMPLE_ID}",
+    "chat_id": f"cht_{SAMPLE_ID}",
+    "document_id": f"doc_{SAMPLE_ID}",
+}
 AUTHORIZER = {
     "principalId": "key_01JZ0000000000000000000000",
     "org_id": "org_sample",

@@ -9,8 +9,11 @@ from pathlib import Path
 
 from parley.api.routing import Route, RouteTable
 
-# "secrets" grants read and write on the provider-key secrets (parley/<stage>/*), "secrets:read" reading only.
+# "secrets" grants read and write on the provider-key secrets (parley/<stage>/*), "secrets:read" reading only;
+# "documents" and "documents:read" likewise for the documents bucket's objects.
 PROVIDERS = ("chats", "secrets")
+# Model calls: provider records and keys (read), metering, and documents named by messages.
+COMPLETIONS = ("chats", "secrets:read", "usage", "documents:read")
 # Conversation writes check the provider they name.
 CONVERSATIONS = ("conversations", "chats")
 
@@ -22,7 +25,7 @@ ROUTES = (
         "completions_create",
         "completions:CreateChatCompletion",
         streaming=True,
-        resources=("chats", "secrets:read", "usage"),
+        resources=COMPLETIONS,
         timeout_seconds=900,
         description="OpenAI-compatible chat completion, streamed as SSE with stream=true.",
     ),
@@ -144,7 +147,7 @@ ROUTES = (
         "messages_create",
         "conversations:SendMessage",
         streaming=True,
-        resources=("conversations", "messages", "chats", "secrets:read", "usage"),
+        resources=("conversations", "messages", *COMPLETIONS),
         timeout_seconds=900,
         description="Send a message and get the reply (SSE with stream=true).",
     ),
@@ -187,6 +190,94 @@ ROUTES = (
         "conversations:InjectContext",
         resources=("conversations", "messages", "chats"),
         description="Inject hidden context.",
+    ),
+    Route(
+        "POST",
+        "/v1/chats/completions",
+        "completions_create",
+        "completions:CreateChatCompletion",
+        streaming=True,
+        resources=COMPLETIONS,
+        timeout_seconds=900,
+        description="Seed 003's stateless completions path: the same as /v1/chat/completions.",
+    ),
+    Route(
+        "POST",
+        "/v1/chats",
+        "chats_create",
+        "chats:CreateChat",
+        resources=("chats",),
+        description="Store a chat configuration (AI provider, system message, model).",
+    ),
+    Route("GET", "/v1/chats", "chats_list", "chats:ListChats", resources=("chats",), description="List chats."),
+    Route("GET", "/v1/chats/{chat_id}", "chats_get", "chats:GetChat", resources=("chats",), description="Get a chat."),
+    Route(
+        "PATCH",
+        "/v1/chats/{chat_id}",
+        "chats_update",
+        "chats:UpdateChat",
+        resources=("chats",),
+        description="Update a chat.",
+    ),
+    Route(
+        "DELETE",
+        "/v1/chats/{chat_id}",
+        "chats_delete",
+        "chats:DeleteChat",
+        resources=("chats",),
+        description="Delete a chat.",
+    ),
+    Route(
+        "POST",
+        "/v1/chats/{chat_id}/completions",
+        "chats_complete",
+        "chats:CreateChatCompletion",
+        streaming=True,
+        resources=COMPLETIONS,
+        timeout_seconds=900,
+        description="A completion with the chat's provider, model and system message.",
+    ),
+    Route(
+        "POST",
+        "/v1/chats/{chat_id}/chat/completions",
+        "chats_complete",
+        "chats:CreateChatCompletion",
+        streaming=True,
+        resources=COMPLETIONS,
+        timeout_seconds=900,
+        description="The same, for OpenAI clients given the base URL .../v1/chats/{chat_id}.",
+    ),
+    Route(
+        "POST",
+        "/v1/documents",
+        "documents_create",
+        "documents:CreateDocument",
+        resources=("chats", "documents"),
+        description="Store a text document (S3) that messages can reference.",
+    ),
+    Route(
+        "GET",
+        "/v1/documents",
+        "documents_list",
+        "documents:ListDocuments",
+        resources=("chats",),
+        description="List documents (metadata).",
+    ),
+    Route(
+        "GET",
+        "/v1/documents/{document_id}",
+        "documents_get",
+        "documents:GetDocument",
+        resources=("chats", "documents:read"),
+        description="Get a document; include=content adds its text.",
+    ),
+    Route(
+        "DELETE",
+        "/v1/documents/{document_id}",
+        "documents_delete",
+        "documents:DeleteDocument",
+        resources=("chats", "documents"),
+        description="Delete a document and its text.",
     ),
 )
 

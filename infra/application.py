@@ -55,7 +55,7 @@ def build_app(app: App | None = None, *, route_table: RouteTable | None = None) 
     route_table = route_table if route_table is not None else load_route_table(ROUTES_FILE)
 
     # No env: the templates are account- and region-agnostic and synth needs no AWS lookups.
-    data = DataStack(app, f"parley-{stage}-data", description=f"Parley {stage}: DynamoDB tables")
+    data = DataStack(app, f"parley-{stage}-data", stage=stage, description=f"Parley {stage}: tables and documents")
     api = ApiStack(
         app,
         f"parley-{stage}-api",

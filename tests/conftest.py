@@ -108,9 +108,10 @@ def _local_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    """Moto with every Parley table created from the shared schema."""
+    """Moto with every Parley table created from the shared schema, and the documents bucket."""
     with mock_aws():
         create_tables(clients().dynamodb, dict(get_settings().tables))
+        clients().s3.create_bucket(Bucket=get_settings().documents_bucket)
         yield
 
 

@@ -13,6 +13,16 @@ app = make_app()
 @app.post("/v1/chat/completions")
 @requires("completions:CreateChatCompletion")
 def create_chat_completion(request: ChatCompletionRequest) -> Response[str]:
+    return _create(request)
+
+
+@app.post("/v1/chats/completions")  # seed 003's stateless path
+@requires("completions:CreateChatCompletion")
+def create_stateless_chat_completion(request: ChatCompletionRequest) -> Response[str]:
+    return _create(request)
+
+
+def _create(request: ChatCompletionRequest) -> Response[str]:
     caller = principal(app)
     context = completions.CallContext(request_id=app.current_event.request_context.request_id or "")
     if request.stream:

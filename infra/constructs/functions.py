@@ -10,6 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.constructs.documents import DOCUMENTS, DOCUMENTS_READ, documents_bucket_name, grant_documents
 from infra.constructs.function import ParleyFunction, ParleyLayers, acknowledge
 from infra.constructs.tables import ParleyTables, pascal_case
 from parley.api.routing import Route, RouteTable
@@ -114,12 +115,14 @@ class RouteFunctions(Construct):
         self.plans: dict[str, FunctionPlan] = {}
         self.functions: dict[str, ParleyFunction] = {}
         for plan in plan_functions(route_table):
-            known = {*tables.tables, SECRETS, SECRETS_READ}
+            known = {*tables.tables, SECRETS, SECRETS_READ, DOCUMENTS, DOCUMENTS_READ}
             unknown = sorted(set(plan.resources) - known)
             if unknown:
                 raise ValueError(f"functions/{plan.name}: unknown resources {unknown}; known: {sorted(known)}")
             table_resources = [r for r in plan.resources if r in tables.tables]
             environment = base_environment(stage) | dict(tables.table_names(table_resources))
+            if DOCUMENTS in plan.resources or DOCUMENTS_READ in plan.resources:
+                environment["PARLEY_DOCUMENTS_BUCKET"] = documents_bucket_name(stage)
             if plan.streaming:
                 environment["AWS_LAMBDA_EXEC_WRAPPER"] = STREAM_WRAPPER
             function = ParleyFunction(
@@ -135,6 +138,8 @@ class RouteFunctions(Construct):
             )
             for logical in table_resources:
                 tables.grant_read_write_data(function.function, logical)
+            if DOCUMENTS in plan.resources or DOCUMENTS_READ in plan.resources:
+                grant_documents(function, stage, write=DOCUMENTS in plan.resources)
             if SECRETS in plan.resources:
                 grant_provider_secrets(function, stage, SECRET_ACTIONS)
             elif SECRETS_READ in plan.resources:

@@ -30,7 +30,12 @@ class ApiStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.layers = ParleyLayers(self, "Layers", layers_dir=layers_dir)
         self.functions = RouteFunctions(
-            self, "Functions", stage=stage, route_table=route_table, tables=tables, layers=self.layers
+            self,
+            "Functions",
+            stage=stage,
+            route_table=route_table,
+            tables=tables,
+            layers=self.layers,
         )
         self.api = ParleyApi(self, "Api", stage=stage, route_table=route_table, functions=self.functions)
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the Parley API stage")

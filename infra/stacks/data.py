@@ -1,4 +1,5 @@
-"""The data stack: the DynamoDB tables. Stateful and long-lived, so it changes rarely and alone."""
+"""The data stack: the DynamoDB tables and the documents bucket. Stateful and long-lived, so it changes
+rarely and alone."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from typing import Any
 from aws_cdk import Stack
 from constructs import Construct
 
+from infra.constructs.documents import ParleyDocuments
 from infra.constructs.tables import ParleyTables
 
 
 class DataStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, stage: str, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.tables = ParleyTables(self, "Tables")
+        self.documents = ParleyDocuments(self, "Documents", stage=stage)

@@ -25,11 +25,12 @@ def test_every_function_directory_is_in_the_table(route_table: RouteTable) -> No
     assert on_disk == {*route_table.functions(), route_table.authorizer}
 
 
-def test_every_route_has_a_sample_event(route_table: RouteTable) -> None:
-    for route in route_table.routes:
-        event = json.loads((EVENTS / f"{route.function}.json").read_text())
-        assert (event["httpMethod"], event["resource"]) == (route.method, route.path)
-        assert (event["requestContext"]["authorizer"] is None) == (route.permission is None)
+def test_every_function_has_a_sample_event_of_one_of_its_routes(route_table: RouteTable) -> None:
+    for function in route_table.functions():
+        event = json.loads((EVENTS / f"{function}.json").read_text())
+        routes = [r for r in route_table.routes if r.function == function]
+        assert (event["httpMethod"], event["resource"]) in {(r.method, r.path) for r in routes}
+        assert (event["requestContext"]["authorizer"] is None) == (routes[0].permission is None)
 
 
 def test_only_health_is_public(route_table: RouteTable) -> None:

@@ -18,6 +18,7 @@ from parley.settings import get_settings
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 # total_max_attempts counts the first try too (max_attempts would count only retries).
@@ -47,6 +48,11 @@ class Clients:
             region_name=self._region or get_settings().region,
             config=Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=120),
         )
+        return client
+
+    @cached_property
+    def s3(self) -> S3Client:
+        client: S3Client = self._client("s3")
         return client
 
     @cached_property

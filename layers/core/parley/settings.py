@@ -18,6 +18,7 @@ class Settings:
     stage: str = "local"
     region: str = "us-east-1"
     tables: Mapping[str, str] = field(default_factory=lambda: {t: f"parley-{t}" for t in TABLES})
+    documents_bucket: str = "parley-documents"
     echo_delay_ms: int = 0
     max_body_bytes: int = 1_048_576
     service_name: str = "parley"
@@ -38,6 +39,7 @@ class Settings:
             stage=env.get("PARLEY_STAGE", defaults.stage),
             region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", defaults.region)),
             tables=tables,
+            documents_bucket=env.get("PARLEY_DOCUMENTS_BUCKET", defaults.documents_bucket),
             echo_delay_ms=_int(env, "PARLEY_ECHO_DELAY_MS", defaults.echo_delay_ms, minimum=0),
             max_body_bytes=_int(env, "PARLEY_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
             service_name=env.get("POWERTOOLS_SERVICE_NAME", defaults.service_name),

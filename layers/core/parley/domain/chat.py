@@ -56,9 +56,16 @@ class ChatMessage(_Strict):
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
     refusal: str | None = None
+    document_id: str | None = Field(default=None, max_length=64, description="the server puts the document's text")
 
     @model_validator(mode="after")
     def _check_role_fields(self) -> ChatMessage:
+        if self.document_id is not None:
+            if self.content is not None:
+                raise ValueError("give content or document_id, not both")
+            if self.role not in ("user", "system", "developer"):
+                raise ValueError("document_id is for user and system messages")
+            return self
         if self.role == "tool" and not self.tool_call_id:
             raise ValueError("a tool message needs tool_call_id")
         if self.role == "assistant":

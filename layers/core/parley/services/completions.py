@@ -21,6 +21,7 @@ from parley.domain.ids import new_id
 from parley.providers import registry
 from parley.providers.base import Finish, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
 from parley.providers.resilient import Outcome, Resilient, RetryPolicy
+from parley.services import documents
 from parley.services.metering import CallRecord, record_call
 
 ROUTE = "POST /v1/chat/completions"
@@ -35,8 +36,20 @@ class CallContext:
     resource_ids: list[str] = field(default_factory=list)
 
 
-def _model_request(request: ChatCompletionRequest) -> ModelRequest:
-    messages = list(request.messages)
+def _with_documents(principal: Principal, messages: list[ChatMessage]) -> list[ChatMessage]:
+    """Messages that name a document_id get that document's text as their content."""
+    resolved = []
+    for i, message in enumerate(messages):
+        if message.document_id is None:
+            resolved.append(message)
+            continue
+        _, text = documents.text_of(principal, message.document_id, f"messages[{i}].document_id")
+        resolved.append(ChatMessage(role=message.role, content=text, name=message.name))
+    return resolved
+
+
+def _model_request(principal: Principal, request: ChatCompletionRequest) -> ModelRequest:
+    messages = _with_documents(principal, list(request.messages))
     if request.system_message is not None and messages[0].role not in ("system", "developer"):
         messages.insert(0, ChatMessage(role="system", content=request.system_message))
     return ModelRequest(
@@ -65,7 +78,7 @@ def _prepare(principal: Principal, request: ChatCompletionRequest) -> tuple[Resi
             param="use_rag" if request.use_rag else "index_id",
         )
     targets = registry.resolve(principal, request.model, request.provider_id, request.fallbacks)
-    return Resilient(targets, RetryPolicy()), _model_request(request)
+    return Resilient(targets, RetryPolicy()), _model_request(principal, request)
 
 
 def _audit(

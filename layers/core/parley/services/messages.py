@@ -28,7 +28,7 @@ from parley.providers import registry
 from parley.providers.base import Finish, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
 from parley.providers.resilient import Outcome, Resilient, RetryPolicy
 from parley.providers.tokenizer import count_message
-from parley.services import context
+from parley.services import context, documents
 from parley.services import conversations as lifecycle
 from parley.services import providers as provider_store
 from parley.services.metering import CallRecord, record_call
@@ -84,14 +84,13 @@ def _prepare(principal: Principal, conversation_id: str, body: MessageSend, requ
             raise InvalidRequest(
                 f"No session {body.session_id!r} in this conversation.", code="session_not_found", param="session_id"
             )
-    if body.attachments:
-        raise InvalidRequest(
-            f"No document {body.attachments[0]!r} in this project.", code="document_not_found", param="attachments[0]"
-        )
+    attached = [documents.text_of(principal, doc, f"attachments[{i}]") for i, doc in enumerate(body.attachments)]
     runner = _targets(principal, record, session)
     model = runner.targets[0].model
     # The window is chosen before anything is stored: a message too large for it is refused cleanly.
-    built = context.build(principal, record, model, runner, body.content, request_id=request_id, store=conversations)
+    # Attachments add their documents' text to this message's model context; the stored message keeps the ids.
+    model_content = body.content + "".join(f"\n\n[Attachment: {name}]\n{text}" for name, text in attached)
+    built = context.build(principal, record, model, runner, model_content, request_id=request_id, store=conversations)
     reads = [record]  # the first attempt uses the record already read; a retry reads again
 
     def reserve() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:

@@ -1,0 +1,34 @@
+"""Documents (seeds 001, 003): stored texts that messages reference instead of inlining them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MediaType = Literal["text/plain", "text/markdown", "text/csv", "text/html", "application/json", "application/xml"]
+MAX_DOCUMENT_BYTES = 512 * 1024  # UTF-8 bytes of content; larger ones get 413
+
+
+class DocumentCreate(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=256)
+    media_type: MediaType = "text/plain"
+    content: str
+
+
+class Document(BaseModel):
+    id: str
+    object: Literal["document"] = "document"
+    name: str
+    media_type: MediaType
+    size_bytes: int
+    created_at: str
+    content: str | None = None  # only with include=content
+
+    def public(self) -> dict[str, Any]:
+        body = self.model_dump(mode="json")
+        if self.content is None:
+            body.pop("content")
+        return body

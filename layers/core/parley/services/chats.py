@@ -1,0 +1,131 @@
+"""Chats (seed 003): stored completion configurations, and completions through them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from parley.api.cursors import decode_cursor, encode_cursor
+from parley.api.principal import Principal
+from parley.domain.chat import ChatCompletion, ChatCompletionRequest
+from parley.domain.chats import Chat, ChatCompletionInput, ChatCreate, ChatUpdate
+from parley.domain.errors import InvalidRequest, NotFound
+from parley.domain.ids import has_prefix, new_id
+from parley.services import completions
+from parley.services import providers as provider_store
+from parley.storage.resources import ResourceRepository
+
+ROUTE = "POST /v1/chats/{chat_id}/completions"
+
+
+def _repository() -> ResourceRepository:
+    return ResourceRepository("chat")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _view(record: dict[str, Any]) -> Chat:
+    return Chat(**{k: v for k, v in record.items() if k in Chat.model_fields})
+
+
+def _check_provider(principal: Principal, provider_id: str) -> None:
+    try:
+        provider_store.get(principal, provider_id)
+    except NotFound:
+        raise InvalidRequest(
+            f"No AI provider {provider_id!r} in this project.", code="provider_not_found", param="ai_provider_id"
+        ) from None
+
+
+def create(principal: Principal, body: ChatCreate) -> Chat:
+    _check_provider(principal, body.ai_provider_id)
+    at = _now()
+    record = {
+        "id": new_id("cht"),
+        "project_id": principal.project_id,
+        "ai_provider_id": body.ai_provider_id,
+        "name": body.name,
+        "system_message": body.system_message,
+        "model": body.model,
+        "created_at": at,
+        "updated_at": at,
+        "version": 1,
+    }
+    _repository().put_new(record)
+    return _view(record)
+
+
+def _load(principal: Principal, chat_id: str) -> dict[str, Any]:
+    record = _repository().get(principal.project_id, chat_id) if has_prefix(chat_id, "cht") else None
+    if record is None:
+        raise NotFound(f"No chat {chat_id!r}.", code="chat_not_found")
+    return record
+
+
+def get(principal: Principal, chat_id: str) -> Chat:
+    return _view(_load(principal, chat_id))
+
+
+def list_chats(principal: Principal, limit: int, cursor: str | None) -> tuple[list[Chat], str | None]:
+    after = decode_cursor(cursor, "chats")["after"] if cursor else None
+    records, last = _repository().page(principal.project_id, limit, after)
+    return [_view(r) for r in records], (encode_cursor("chats", {"after": last}) if last else None)
+
+
+def update(principal: Principal, chat_id: str, body: ChatUpdate) -> Chat:
+    record = _load(principal, chat_id)
+    fields = body.model_fields_set
+    if "ai_provider_id" in fields:
+        if body.ai_provider_id is None:
+            raise InvalidRequest("A chat needs an ai_provider_id.", param="ai_provider_id")
+        _check_provider(principal, body.ai_provider_id)
+    new = dict(record)
+    for name in fields:
+        new[name] = getattr(body, name)
+    new.update(updated_at=_now(), version=int(record["version"]) + 1)
+    _repository().replace(new, int(record["version"]))
+    return _view(new)
+
+
+def delete(principal: Principal, chat_id: str) -> None:
+    if not (has_prefix(chat_id, "cht") and _repository().delete(principal.project_id, chat_id)):
+        raise NotFound(f"No chat {chat_id!r}.", code="chat_not_found")
+
+
+def _request(principal: Principal, chat_id: str, body: ChatCompletionInput) -> ChatCompletionRequest:
+    """The stateless request this chat stands for: its provider, its model (else the provider's
+    default_model, else the model the call names), its system message (a leading system message
+    of the call replaces it for this call only; the chat is not changed)."""
+    chat = _load(principal, chat_id)
+    sampling = {name: getattr(body, name) for name in body.model_fields_set - {"model", "messages"}}
+    return ChatCompletionRequest(
+        **sampling,
+        messages=body.messages,
+        model=chat.get("model") or _provider_default(principal, chat) or body.model,
+        provider_id=chat["ai_provider_id"],
+        system_message=chat.get("system_message"),
+    )
+
+
+def _provider_default(principal: Principal, chat: dict[str, Any]) -> str | None:
+    try:
+        return provider_store.get(principal, chat["ai_provider_id"]).default_model
+    except NotFound:
+        raise InvalidRequest(
+            "The chat's AI provider no longer exists; update the chat.",
+            code="provider_not_found",
+            param="ai_provider_id",
+        ) from None
+
+
+def complete(principal: Principal, chat_id: str, body: ChatCompletionInput, request_id: str) -> ChatCompletion:
+    context = completions.CallContext(route=ROUTE, request_id=request_id, resource_ids=[chat_id])
+    return completions.create(principal, _request(principal, chat_id, body), context)
+
+
+def stream(principal: Principal, chat_id: str, body: ChatCompletionInput, request_id: str) -> Iterator[bytes]:
+    context = completions.CallContext(route=ROUTE, request_id=request_id, resource_ids=[chat_id])
+    return completions.stream(principal, _request(principal, chat_id, body), context)

@@ -1,0 +1,92 @@
+"""Documents: text in S3, metadata in DynamoDB; and resolving document ids for model calls."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from parley.api.cursors import decode_cursor, encode_cursor
+from parley.api.principal import Principal
+from parley.domain.documents import MAX_DOCUMENT_BYTES, Document, DocumentCreate
+from parley.domain.errors import InvalidRequest, NotFound, PayloadTooLarge
+from parley.domain.ids import has_prefix, new_id
+from parley.storage.blobs import BlobStore
+from parley.storage.resources import ResourceRepository
+
+
+def _repository() -> ResourceRepository:
+    return ResourceRepository("document")
+
+
+def _view(record: dict[str, Any], content: str | None = None) -> Document:
+    return Document(
+        id=record["id"],
+        name=record["name"],
+        media_type=record["media_type"],
+        size_bytes=int(record["size_bytes"]),
+        created_at=record["created_at"],
+        content=content,
+    )
+
+
+def create(principal: Principal, body: DocumentCreate) -> Document:
+    size = len(body.content.encode())
+    if size > MAX_DOCUMENT_BYTES:
+        raise PayloadTooLarge(
+            f"The document has {size} bytes; the limit is {MAX_DOCUMENT_BYTES}.", code="document_too_large"
+        )
+    document_id = new_id("doc")
+    key = f"{principal.project_id}/{document_id}"
+    record: dict[str, Any] = {
+        "id": document_id,
+        "project_id": principal.project_id,
+        "name": body.name,
+        "media_type": body.media_type,
+        "size_bytes": size,
+        "object_key": f"{principal.project_id}/{document_id}",
+        "created_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "version": 1,
+    }
+    blobs = BlobStore()
+    blobs.put_text(key, body.content, body.media_type)  # the text first: metadata never points nowhere
+    try:
+        _repository().put_new(record)
+    except Exception:
+        blobs.delete(key)
+        raise
+    return _view(record)
+
+
+def _load(principal: Principal, document_id: str) -> dict[str, Any]:
+    record = _repository().get(principal.project_id, document_id) if has_prefix(document_id, "doc") else None
+    if record is None:
+        raise NotFound(f"No document {document_id!r}.", code="document_not_found")
+    return record
+
+
+def get(principal: Principal, document_id: str, *, include_content: bool = False) -> Document:
+    record = _load(principal, document_id)
+    return _view(record, BlobStore().get_text(record["object_key"]) if include_content else None)
+
+
+def list_documents(principal: Principal, limit: int, cursor: str | None) -> tuple[list[Document], str | None]:
+    after = decode_cursor(cursor, "documents")["after"] if cursor else None
+    records, last = _repository().page(principal.project_id, limit, after)
+    return [_view(r) for r in records], (encode_cursor("documents", {"after": last}) if last else None)
+
+
+def delete(principal: Principal, document_id: str) -> None:
+    record = _load(principal, document_id)
+    if _repository().delete(principal.project_id, document_id):
+        BlobStore().delete(record["object_key"])
+
+
+def text_of(principal: Principal, document_id: str, param: str) -> tuple[str, str]:
+    """(name, text) of a document the caller's project owns, or a 400 naming `param`."""
+    try:
+        record = _load(principal, document_id)
+    except NotFound:
+        raise InvalidRequest(
+            f"No document {document_id!r} in this project.", code="document_not_found", param=param
+        ) from None
+    return str(record["name"]), BlobStore().get_text(record["object_key"])
