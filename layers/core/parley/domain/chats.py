@@ -15,6 +15,7 @@ class _Strict(BaseModel):
 
 class ChatCreate(_Strict):
     ai_provider_id: str = Field(max_length=64)
+    project_id: str | None = Field(default=None, max_length=128, description="seed 003 sends it: must be the key's")
     name: str | None = Field(default=None, max_length=256)
     system_message: str | None = Field(default=None, max_length=100_000)
     model: str | None = Field(default=None, min_length=1, max_length=256)

@@ -41,6 +41,10 @@ def _check_provider(principal: Principal, provider_id: str) -> None:
 
 
 def create(principal: Principal, body: ChatCreate) -> Chat:
+    if body.project_id is not None and body.project_id != principal.project_id:
+        raise InvalidRequest(
+            "project_id does not match this API key's project.", code="project_mismatch", param="project_id"
+        )
     _check_provider(principal, body.ai_provider_id)
     at = _now()
     record = {
