@@ -17,8 +17,11 @@ def list_sessions(
     conversation_id: str,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(min_length=1)] = None,
+    org_id: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
-    data, next_cursor = conversations.list_sessions(principal(app), conversation_id, limit, cursor)
+    caller = principal(app)
+    conversations.check_org(caller, org_id)
+    data, next_cursor = conversations.list_sessions(caller, conversation_id, limit, cursor)
     return page(data, next_cursor)
 
 
