@@ -17,6 +17,7 @@ from typing import Any
 
 from parley.api import sse
 from parley.api.errors import as_parley_error, body_for, error_response
+from parley.iterators import resume
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +63,7 @@ def prime(response: StreamingResponse, request_id: str | None) -> StreamingRespo
         return StreamingResponse(response.status, response.headers, iter(()), response.cookies)
     except Exception as exc:  # noqa: BLE001 - becomes the error response
         return error_stream(exc, request_id)
-    return StreamingResponse(response.status, response.headers, _resume(first, response.body), response.cookies)
-
-
-def _resume(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    """The first chunk, then the rest; closing this closes the handler's generator too."""
-    try:
-        yield first
-        yield from rest
-    finally:
-        close = getattr(rest, "close", None)
-        if close is not None:
-            close()
+    return StreamingResponse(response.status, response.headers, resume(first, response.body), response.cookies)
 
 
 def error_event(error: Exception, request_id: str | None) -> bytes:

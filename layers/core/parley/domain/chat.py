@@ -116,10 +116,9 @@ class StreamOptions(_Strict):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(_Strict):
-    # Optional only when a provider with a default_model is named (seed 003's stateless form).
-    model: str | None = Field(default=None, min_length=1, max_length=256)
-    messages: list[ChatMessage] = Field(min_length=1, max_length=4096)
+class SamplingParams(_Strict):
+    """OpenAI's generation fields, shared by every completion request shape."""
+
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1)
@@ -133,29 +132,16 @@ class ChatCompletionRequest(_Strict):
     seed: int | None = None
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    logprobs: Literal[False] | None = None
     user: str | None = Field(default=None, max_length=256)
-    metadata: dict[str, str] | None = None
-    store: bool | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    # Parley's extensions
-    provider_id: str | None = Field(
-        default=None, validation_alias=AliasChoices("provider_id", "ai_provider_id"), max_length=64
-    )
-    fallbacks: list[FallbackTarget] | None = Field(default=None, max_length=5)
-    system_message: str | None = None
-    use_rag: bool = False
-    index_id: str | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> ChatCompletionRequest:
+    def _check_sampling(self) -> SamplingParams:
         if isinstance(self.stop, list) and len(self.stop) > 4:
             raise ValueError("stop takes at most 4 sequences")
         if self.stream_options is not None and not self.stream:
             raise ValueError("stream_options is only allowed when stream is true")
-        if self.model is None and self.provider_id is None:
-            raise ValueError("model is required (or name a provider_id whose default_model serves the request)")
         return self
 
     @property
@@ -167,6 +153,29 @@ class ChatCompletionRequest(_Strict):
         if self.stop is None:
             return []
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+class ChatCompletionRequest(SamplingParams):
+    # Optional only when a provider with a default_model is named (seed 003's stateless form).
+    model: str | None = Field(default=None, min_length=1, max_length=256)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=4096)
+    logprobs: Literal[False] | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    # Parley's extensions
+    provider_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("provider_id", "ai_provider_id"), max_length=64
+    )
+    fallbacks: list[FallbackTarget] | None = Field(default=None, max_length=5)
+    system_message: str | None = None
+    use_rag: bool = False
+    index_id: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ChatCompletionRequest:
+        if self.model is None and self.provider_id is None:
+            raise ValueError("model is required (or name a provider_id whose default_model serves the request)")
+        return self
 
 
 class PromptTokensDetails(BaseModel):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from parley.domain.chat import ChatMessage, ResponseFormat, StreamOptions, Tool, ToolChoiceFunction
+from parley.domain.chat import ChatMessage, SamplingParams
 
 
 class _Strict(BaseModel):
@@ -40,7 +40,7 @@ class Chat(BaseModel):
     updated_at: str
 
 
-class ChatCompletionInput(_Strict):
+class ChatCompletionInput(SamplingParams):
     """POST /v1/chats/{id}/completions: the messages and sampling; the rest comes from the chat.
 
     `model` is accepted because OpenAI clients always send one; the chat's own model (or its
@@ -49,25 +49,3 @@ class ChatCompletionInput(_Strict):
 
     messages: list[ChatMessage] = Field(min_length=1, max_length=4096)
     model: str | None = Field(default=None, max_length=256)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    stop: str | list[str] | None = None
-    n: Literal[1] = 1
-    tools: list[Tool] | None = Field(default=None, max_length=128)
-    tool_choice: Literal["none", "auto", "required"] | ToolChoiceFunction | None = None
-    parallel_tool_calls: bool | None = None
-    response_format: ResponseFormat | None = None
-    seed: int | None = None
-    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    user: str | None = Field(default=None, max_length=256)
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> ChatCompletionInput:
-        if self.stream_options is not None and not self.stream:
-            raise ValueError("stream_options is only allowed when stream is true")
-        return self

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from parley.domain.errors import ProviderError, ProviderRejected
+from parley.iterators import resume
 from parley.providers.base import ModelProvider, ModelReply, ModelRequest, StreamEvent
 
 log = logging.getLogger(__name__)
@@ -120,14 +121,4 @@ class Resilient:
                 raise ProviderError(f"{target.label} ended its stream without a reply.", retryable=True) from exc
 
         (first, rest), outcome = self._attempt(request, open_stream)
-        return _chain(first, rest), outcome
-
-
-def _chain(first: StreamEvent, rest: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
-    try:
-        yield first
-        yield from rest
-    finally:
-        close = getattr(rest, "close", None)
-        if close is not None:
-            close()
+        return resume(first, rest), outcome

@@ -7,33 +7,19 @@ or released so the request can run again.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from parley.aws import clients
-from parley.settings import get_settings
+from parley.storage.base import TableRepository
 from parley.storage.items import from_item, to_item
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 TTL_SECONDS = 24 * 3600
 IN_PROGRESS_SECONDS = 16 * 60  # longer than the longest invocation (15 min): a crashed claim frees itself
 
 
-class IdempotencyStore:
-    def __init__(self, client: DynamoDBClient | None = None, table: str | None = None) -> None:
-        self._client = client
-        self._table = table
-
-    @property
-    def client(self) -> DynamoDBClient:
-        return self._client or clients().dynamodb
-
-    @property
-    def table(self) -> str:
-        return self._table or get_settings().table("idempotency")
+class IdempotencyStore(TableRepository):
+    logical_table = "idempotency"
 
     def claim(self, record_id: str, request_hash: str, now: float | None = None) -> dict[str, Any] | None:
         """None when claimed for this request; else the existing record."""

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from parley.aws import clients
-from parley.settings import get_settings
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+from parley.storage.base import TableRepository
 
 
 def hash_secret(secret: str) -> str:
@@ -34,18 +30,8 @@ class ApiKeyRecord:
         return self.revoked_at is None
 
 
-class KeyRepository:
-    def __init__(self, client: DynamoDBClient | None = None, table: str | None = None) -> None:
-        self._client = client
-        self._table = table
-
-    @property
-    def client(self) -> DynamoDBClient:
-        return self._client or clients().dynamodb
-
-    @property
-    def table(self) -> str:
-        return self._table or get_settings().table("keys")
+class KeyRepository(TableRepository):
+    logical_table = "keys"
 
     def put(self, record: ApiKeyRecord) -> None:
         item: dict[str, Any] = {

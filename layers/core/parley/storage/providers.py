@@ -13,30 +13,18 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from parley.aws import clients
 from parley.domain.errors import Conflict
-from parley.settings import get_settings
+from parley.storage.base import TableRepository
 from parley.storage.items import from_item, to_item, to_value
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 _RECORD_FIELDS = ("pk", "sk")
 
 
-class ProviderRepository:
-    def __init__(self, client: DynamoDBClient | None = None, table: str | None = None) -> None:
-        self._client = client
-        self._table = table
-
-    @property
-    def client(self) -> DynamoDBClient:
-        return self._client or clients().dynamodb
-
-    @property
-    def table(self) -> str:
-        return self._table or get_settings().table("chats")
+class ProviderRepository(TableRepository):
+    logical_table = "chats"
 
     @staticmethod
     def _key(project_id: str, provider_id: str) -> dict[str, Any]:

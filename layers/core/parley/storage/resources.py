@@ -7,28 +7,20 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from parley.aws import clients
 from parley.domain.errors import Conflict
-from parley.settings import get_settings
+from parley.storage.base import TableRepository
 from parley.storage.items import from_item, to_item, to_value
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
-class ResourceRepository:
+class ResourceRepository(TableRepository):
+    logical_table = "chats"
+
     def __init__(self, kind: str, client: DynamoDBClient | None = None, table: str | None = None) -> None:
+        super().__init__(client, table)
         self.kind = kind
-        self._client = client
-        self._table = table
-
-    @property
-    def client(self) -> DynamoDBClient:
-        return self._client or clients().dynamodb
-
-    @property
-    def table(self) -> str:
-        return self._table or get_settings().table("chats")
 
     def _key(self, project_id: str, resource_id: str) -> dict[str, Any]:
         return {"pk": {"S": f"{project_id}#{self.kind}"}, "sk": {"S": resource_id}}

@@ -8,30 +8,16 @@ Costs are counted in nano-dollars (integers), so sums are exact.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from parley.aws import clients
-from parley.settings import get_settings
+from parley.storage.base import TableRepository
 from parley.storage.items import from_item, to_item
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 AUDIT_RETENTION_DAYS = 90
 
 
-class UsageRepository:
-    def __init__(self, client: DynamoDBClient | None = None, table: str | None = None) -> None:
-        self._client = client
-        self._table = table
-
-    @property
-    def client(self) -> DynamoDBClient:
-        return self._client or clients().dynamodb
-
-    @property
-    def table(self) -> str:
-        return self._table or get_settings().table("usage")
+class UsageRepository(TableRepository):
+    logical_table = "usage"
 
     def record(
         self, project_id: str, day: str, counters: dict[str, int], labels: dict[str, str], audit: dict[str, Any]
