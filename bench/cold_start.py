@@ -94,13 +94,17 @@ def child(handler_path: str, event_path: str) -> None:
 def measure(handler_path: Path, event_path: Path, runs: int) -> dict[str, float]:
     samples: dict[str, list[float]] = {"import": [], "first": [], "warm": []}
     for _ in range(runs):
-        out = subprocess.run(
+        child = subprocess.run(
             [sys.executable, __file__, "--child", str(handler_path), str(event_path)],
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
             cwd=ROOT,
-        ).stdout
+        )
+        if child.returncode != 0:
+            print(f"{handler_path.parent.name}: failed\n{child.stderr[-2000:]}", file=sys.stderr)
+            return {}
+        out = child.stdout
         result = json.loads(out.strip().splitlines()[-1])
         for key, values in samples.items():
             values.append(result[key] * 1000)
@@ -137,6 +141,9 @@ def main() -> None:
     columns = ("import ms", "first call ms", "cold total ms", "vs baseline", "warm ms")
     print(f"{'handler':<34} " + " ".join(f"{c:>14}" for c in columns))
     for name, m in rows:
+        if not m:
+            print(f"{name:<34} " + f"{'FAILED (see above)':>14}")
+            continue
         total = m["import"] + m["first"]
         cells = (f"{m['import']:.1f}", f"{m['first']:.1f}", f"{total:.1f}", f"{total / base:.2f}x", f"{m['warm']:.2f}")
         print(f"{name:<34} " + " ".join(f"{c:>14}" for c in cells))
