@@ -362,3 +362,23 @@ def test_a_sender_that_loses_the_race_retries_and_nothing_is_lost(api: Api, monk
         (3, "the slower sender"),
         (4, "the slower sender"),
     ]
+
+
+def test_a_reply_left_pending_by_a_dead_invocation_shows_as_incomplete(api: Api) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from parley.storage.conversations import message_from_item
+
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    item = {
+        "id": "msg_1",
+        "conversation_id": "conv_1",
+        "seq": 2,
+        "role": "assistant",
+        "content": "",
+        "status": "pending",
+    }
+    fresh = message_from_item({**item, "created_at": (now - timedelta(minutes=2)).isoformat()}, now)
+    stale = message_from_item({**item, "created_at": (now - timedelta(minutes=20)).isoformat()}, now)
+    assert fresh.status == "pending"
+    assert (stale.status, stale.error["code"]) == ("incomplete", "interrupted")  # type: ignore[index]

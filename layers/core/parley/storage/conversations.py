@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ CONVERSATION_SK = "conversation"
 HIDDEN_BASE = -1_000_000_000
 SUMMARY_SEQ = 0
 MAX_HIDDEN = 50
+STALE_PENDING = timedelta(minutes=16)  # longer than any invocation (15 min)
 
 
 class StaleConversation(Exception):
@@ -423,9 +425,16 @@ def retry_stale(attempt: Callable[[], Any], *, tries: int = 30, sleep: Callable[
     raise Conflict("The conversation is too busy right now; retry the request.", code="conversation_busy")
 
 
-def message_from_item(item: dict[str, Any]) -> Message:
-    """A stored message as the API shows it."""
+def message_from_item(item: dict[str, Any], now: datetime | None = None) -> Message:
+    """A stored message as the API shows it. A reply still `pending` after the longest an
+    invocation can run (its function died mid-way, e.g. timed out) is shown as `incomplete`."""
     cost = item.get("cost_usd")
+    if item.get("status") == "pending" and _older_than(item["created_at"], STALE_PENDING, now):
+        item = {
+            **item,
+            "status": "incomplete",
+            "error": {"type": "api_error", "code": "interrupted", "message": "The reply was interrupted."},
+        }
     return Message(
         id=item["id"],
         conversation_id=item["conversation_id"],
@@ -443,6 +452,11 @@ def message_from_item(item: dict[str, Any]) -> Message:
         error=item.get("error"),
         created_at=item["created_at"],
     )
+
+
+def _older_than(timestamp: str, age: timedelta, now: datetime | None) -> bool:
+    created = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    return (now or datetime.now(UTC)) - created > age
 
 
 def _strip(data: dict[str, Any]) -> dict[str, Any]:
