@@ -10,19 +10,18 @@ import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-
 from parley.settings import get_settings
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 # total_max_attempts counts the first try too (max_attempts would count only retries).
-_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=3, read_timeout=10)
+_RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 3}, "connect_timeout": 3, "read_timeout": 10}
+_BEDROCK = {"retries": {"mode": "standard", "total_max_attempts": 1}, "connect_timeout": 5, "read_timeout": 120}
 
 
 class Clients:
@@ -30,9 +29,14 @@ class Clients:
         self._session = session
         self._region = region
 
-    def _client(self, service: str) -> Any:
+    def _client(self, service: str, options: dict[str, Any] = _RETRIES) -> Any:
+        # boto3 is imported on the first client, not with this module: routes that never call AWS
+        # (and cold starts generally) do not pay for it up front.
+        import boto3  # noqa: PLC0415
+        from botocore.config import Config  # noqa: PLC0415
+
         session = self._session or boto3.session.Session()
-        return session.client(service, region_name=self._region or get_settings().region, config=_RETRIES)  # type: ignore[call-overload]
+        return session.client(service, region_name=self._region or get_settings().region, config=Config(**options))  # type: ignore[call-overload]
 
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
@@ -42,12 +46,7 @@ class Clients:
     @cached_property
     def bedrock_runtime(self) -> BedrockRuntimeClient:
         # Model calls are long: a generous read timeout, and retries are Parley's (before the first token).
-        session = self._session or boto3.session.Session()
-        client: BedrockRuntimeClient = session.client(
-            "bedrock-runtime",
-            region_name=self._region or get_settings().region,
-            config=Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=120),
-        )
+        client: BedrockRuntimeClient = self._client("bedrock-runtime", _BEDROCK)
         return client
 
     @cached_property

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+@cache
+def _codecs() -> tuple[Any, Any]:
+    """boto3's attribute-value codecs, imported on first use (boto3 costs ~200 ms to import)."""
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # noqa: PLC0415
+
+    return TypeSerializer(), TypeDeserializer()
 
 
 def _prepare(value: Any) -> Any:
@@ -33,12 +37,14 @@ def _plain(value: Any) -> Any:
 
 def to_item(data: dict[str, Any]) -> dict[str, Any]:
     """None values are left out (DynamoDB has no use for them)."""
-    return {k: _serializer.serialize(_prepare(v)) for k, v in data.items() if v is not None}
+    serializer = _codecs()[0]
+    return {k: serializer.serialize(_prepare(v)) for k, v in data.items() if v is not None}
 
 
 def to_value(value: Any) -> dict[str, Any]:
-    return dict(_serializer.serialize(_prepare(value)))
+    return dict(_codecs()[0].serialize(_prepare(value)))
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+    deserializer = _codecs()[1]
+    return {k: _plain(deserializer.deserialize(v)) for k, v in item.items()}
