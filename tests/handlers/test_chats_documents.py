@@ -9,7 +9,6 @@ import pytest
 
 from parley.api.principal import Principal
 from parley.domain.documents import MAX_DOCUMENT_BYTES
-from parley.providers import registry
 from tests.handlers.api import Api
 
 OWNER = Principal("org_a", "proj_a", "key_a", ("*",))
@@ -19,20 +18,6 @@ STRANGER = Principal("org_b", "proj_b", "key_b", ("*",))
 @pytest.fixture
 def api(aws: None, load_handler: Any, sample_event: Any, lambda_context: Any) -> Api:
     return Api(load_handler, sample_event, lambda_context, OWNER)
-
-
-@pytest.fixture
-def received(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[str, str]]]:
-    prompts: list[list[tuple[str, str]]] = []
-    for method in ("complete", "stream"):
-        original = getattr(registry.EchoProvider, method)
-
-        def spy(self: Any, request: Any, _original: Any = original) -> Any:
-            prompts.append([(m.role, m.text()) for m in request.messages])
-            return _original(self, request)
-
-        monkeypatch.setattr(registry.EchoProvider, method, spy)
-    return prompts
 
 
 def provider(api: Api, **fields: Any) -> str:

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from parley.api.principal import Principal
-from parley.providers import registry
 from tests.handlers.api import Api
 
 OWNER = Principal("org_a", "proj_a", "key_a", ("*",))
@@ -17,20 +16,6 @@ LIMITED = Principal("org_a", "proj_a", "key_l", ("conversations:ListMessages",))
 @pytest.fixture
 def api(aws: None, load_handler: Any, sample_event: Any, lambda_context: Any) -> Api:
     return Api(load_handler, sample_event, lambda_context, OWNER)
-
-
-@pytest.fixture
-def received(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[str, str]]]:
-    """Every prompt the echo model receives."""
-    prompts: list[list[tuple[str, str]]] = []
-    original = registry.EchoProvider.complete
-
-    def spy(self: Any, request: Any) -> Any:
-        prompts.append([(m.role, m.text()) for m in request.messages])
-        return original(self, request)
-
-    monkeypatch.setattr(registry.EchoProvider, "complete", spy)
-    return prompts
 
 
 def conversation(api: Api, **context: Any) -> str:

@@ -22,7 +22,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import urllib3.exceptions
 from botocore.eventstream import ParserError as EventStreamParserError
@@ -58,9 +58,8 @@ if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
     from mypy_boto3_bedrock_runtime.type_defs import (
         ContentBlockTypeDef,
-        ConverseRequestTypeDef,
+        ConverseResponseTypeDef,
         ConverseStreamOutputTypeDef,
-        ConverseStreamRequestTypeDef,
         InferenceConfigurationTypeDef,
         MessageTypeDef,
         SystemContentBlockTypeDef,
@@ -146,9 +145,10 @@ class BedrockProvider:
         # Resolved at call time, so building the provider never builds a boto3 client.
         return self._client if self._client is not None else clients().bedrock_runtime
 
-    def complete(self, request: ModelRequest) -> ModelReply:
+    def _call(self, operation: Literal["converse", "converse_stream"], request: ModelRequest) -> Any:
+        """Converse or ConverseStream (the same request shape) with errors mapped to Parley's."""
         converse = _translate(request)
-        params: ConverseRequestTypeDef = {"modelId": request.model, "messages": converse.messages}
+        params: dict[str, Any] = {"modelId": request.model, "messages": converse.messages}
         if converse.system:
             params["system"] = converse.system
         if converse.inference:
@@ -156,11 +156,14 @@ class BedrockProvider:
         if converse.tool_config is not None:
             params["toolConfig"] = converse.tool_config
         try:
-            response = self._runtime().converse(**params)
+            return getattr(self._runtime(), operation)(**params)
         except ClientError as error:
             raise _client_error(error) from error
         except BotoCoreError as error:
             raise _transport_error(error) from error
+
+    def complete(self, request: ModelRequest) -> ModelReply:
+        response: ConverseResponseTypeDef = self._call("converse", request)
 
         texts: list[str] = []
         tool_calls: list[ToolCall] = []
@@ -186,20 +189,7 @@ class BedrockProvider:
         )
 
     def stream(self, request: ModelRequest) -> Iterator[StreamEvent]:
-        converse = _translate(request)
-        params: ConverseStreamRequestTypeDef = {"modelId": request.model, "messages": converse.messages}
-        if converse.system:
-            params["system"] = converse.system
-        if converse.inference:
-            params["inferenceConfig"] = converse.inference
-        if converse.tool_config is not None:
-            params["toolConfig"] = converse.tool_config
-        try:
-            response = self._runtime().converse_stream(**params)
-        except ClientError as error:
-            raise _client_error(error) from error
-        except BotoCoreError as error:
-            raise _transport_error(error) from error
+        response = self._call("converse_stream", request)
 
         events = response["stream"]
         reader = _StreamReader()
