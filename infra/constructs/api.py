@@ -56,6 +56,8 @@ class ParleyApi(Construct):
         route_table: RouteTable,
         functions: RouteFunctions,
         access_log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
+        throttle_rate: float = 100,
+        throttle_burst: int = 200,
     ) -> None:
         super().__init__(scope, construct_id)
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=access_log_retention)
@@ -75,6 +77,10 @@ class ParleyApi(Construct):
                 data_trace_enabled=False,
                 tracing_enabled=True,
                 metrics_enabled=True,
+                # A ceiling for the whole stage (requests per second and burst): every model call
+                # costs money, so a runaway client is throttled (429 in Parley's error model).
+                throttling_rate_limit=throttle_rate,
+                throttling_burst_limit=throttle_burst,
             ),
         )
         # RestApi adds an unnamed "Endpoint" output; the api stack exports the URL as ApiUrl instead.

@@ -37,5 +37,16 @@ class ApiStack(Stack):
             tables=tables,
             layers=self.layers,
         )
-        self.api = ParleyApi(self, "Api", stage=stage, route_table=route_table, functions=self.functions)
+        # Stage throttling (cdk.json context throttle_rate / throttle_burst; defaults 100 rps, burst 200).
+        rate = float(self.node.try_get_context("throttle_rate") or 100)
+        burst = int(self.node.try_get_context("throttle_burst") or 200)
+        self.api = ParleyApi(
+            self,
+            "Api",
+            stage=stage,
+            route_table=route_table,
+            functions=self.functions,
+            throttle_rate=rate,
+            throttle_burst=burst,
+        )
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the Parley API stage")

@@ -391,6 +391,8 @@ def test_given_the_api_when_synthesized_then_it_is_regional_logged_traced_valida
     )
     assert access_log["requestId"] == "$context.requestId"
     assert set(synth.api["Outputs"]) == {"ApiUrl"}
+    (method_settings,) = stage["Properties"]["MethodSettings"]
+    assert (method_settings["ThrottlingRateLimit"], method_settings["ThrottlingBurstLimit"]) == (100, 200)
 
 
 # --- checks ---------------------------------------------------------------------------------------

@@ -556,3 +556,25 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main([], env={}) == 2
     assert "usage: parley" in capsys.readouterr().err
+
+
+def test_an_api_url_ending_in_v1_is_accepted() -> None:
+    import httpx
+
+    from parley.cli import main
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={"object": "list", "data": [], "has_more": False, "next_cursor": None})
+
+    code = main(
+        ["--api-url", "https://api.example.com/prod/v1/", "--json", "chats", "list"],
+        transport=httpx.MockTransport(handler),
+        env={"PARLEY_API_KEY": "prl_key_for_url_test"},
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    assert code == 0
+    assert seen[0].startswith("https://api.example.com/prod/v1/chats")

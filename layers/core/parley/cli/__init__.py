@@ -87,6 +87,7 @@ def main(
         out.error("the API key has characters an HTTP header cannot carry (spaces, newlines or non-ASCII)")
         return EXIT_USAGE
     api_url: str = args.api_url or env.get("PARLEY_API_URL") or DEFAULT_API_URL
+    api_url = api_url.rstrip("/").removesuffix("/v1")  # the client adds /v1/... itself
     if not api_url.startswith(("http://", "https://")):
         out.error(f"--api-url must start with http:// or https://, got {api_url!r}")
         return EXIT_USAGE
