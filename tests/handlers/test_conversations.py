@@ -10,7 +10,7 @@ import pytest
 
 from parley.api.principal import Principal
 from parley.providers import registry
-from parley.providers.http import make_client
+from tests.handlers import upstream
 from tests.handlers.api import Api
 
 OWNER = Principal("org_a", "proj_a", "key_a", ("*",))
@@ -270,12 +270,7 @@ def test_sessions_bind_a_model_and_answer_messages(api: Api) -> None:
 
 
 def broken_provider(api: Api, monkeypatch: pytest.MonkeyPatch, response: httpx.Response | Exception) -> str:
-    def handle(request: httpx.Request) -> httpx.Response:
-        if isinstance(response, Exception):
-            raise response
-        return response
-
-    monkeypatch.setattr(registry, "_http", make_client(httpx.MockTransport(handle)))
+    upstream.install(monkeypatch, [response] * 10)
     monkeypatch.setattr("parley.providers.resilient.RetryPolicy.base_delay", 0.0)
     return str(
         api.call(
@@ -313,21 +308,7 @@ def test_a_failed_model_call_leaves_the_pair_with_an_error_reply(
 def test_a_stream_dropped_mid_way_keeps_the_partial_reply_as_incomplete(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Dropping(httpx.SyncByteStream):
-        def __iter__(self):  # type: ignore[no-untyped-def]
-            chunk = {
-                "id": "c",
-                "object": "chat.completion.chunk",
-                "created": 1,
-                "model": "gpt-4o-mini",
-                "choices": [{"index": 0, "delta": {"content": "Partial answ"}, "finish_reason": None}],
-            }
-            yield f"data: {json.dumps(chunk)}\n\n".encode()
-            raise httpx.RemoteProtocolError("connection dropped")
-
-    provider_id = broken_provider(
-        api, monkeypatch, httpx.Response(200, stream=Dropping(), headers={"content-type": "text/event-stream"})
-    )
+    provider_id = broken_provider(api, monkeypatch, upstream.chunk_then_drop("Partial answ"))
     conversation = new(api, provider_id=provider_id)
     reply = send(api, conversation["id"], "tell me", stream=True)
     events = [json.loads(line[6:]) for line in reply.body.splitlines() if line.startswith("data: ")]

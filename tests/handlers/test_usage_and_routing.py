@@ -11,10 +11,9 @@ import pytest
 
 from parley.api.principal import Principal
 from parley.domain.chat import Usage
-from parley.providers import registry
-from parley.providers.http import make_client
 from parley.providers.pricing import cost_usd, price_for
 from tests.conftest import PROVIDER_KEYS
+from tests.handlers import upstream
 from tests.handlers.api import Api
 
 OWNER = Principal("org_a", "proj_a", "key_owner", ("*",))
@@ -76,14 +75,6 @@ def test_every_call_is_audited_with_outcome_and_no_bodies(api: Api) -> None:
     assert "confidential" not in json.dumps(events)
 
 
-def openai_transport(script: list[httpx.Response], seen: list[httpx.Request]) -> httpx.MockTransport:
-    def handle(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return script.pop(0)
-
-    return httpx.MockTransport(handle)
-
-
 def openai_reply(content: str) -> httpx.Response:
     return httpx.Response(
         200,
@@ -107,7 +98,6 @@ def test_routing_by_provider_name_id_and_default_with_retries_and_no_key_leaks(
     api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    seen: list[httpx.Request] = []
     script = [
         httpx.Response(429, json={"error": {"message": "slow down"}}, headers={"retry-after": "0"}),
         httpx.Response(429, json={"error": {"message": "slow down"}}, headers={"retry-after": "0"}),
@@ -115,7 +105,7 @@ def test_routing_by_provider_name_id_and_default_with_retries_and_no_key_leaks(
         openai_reply("by id"),
         openai_reply("by default"),
     ]
-    monkeypatch.setattr(registry, "_http", make_client(openai_transport(script, seen)))
+    seen = upstream.install(monkeypatch, script)
     created = api.call(
         "providers_create",
         {"type": "openai", "name": "oa", "api_key": PROVIDER_KEY, "default_model": "gpt-4o-mini", "is_default": True},
@@ -164,9 +154,8 @@ def test_unknown_model_without_providers_is_400_and_fallbacks_take_over(
     )
     assert complete(api, "x", provider_id="aip_01JZ00000000000000000000AA").body["error"]["param"] == "provider_id"
 
-    seen: list[httpx.Request] = []
     down = [httpx.Response(503, json={"error": {"message": "down"}}) for _ in range(3)]
-    monkeypatch.setattr(registry, "_http", make_client(openai_transport(down, seen)))
+    seen = upstream.install(monkeypatch, down)
     monkeypatch.setattr("parley.providers.resilient.RetryPolicy.base_delay", 0.0)
     backup = api.call("providers_create", {"type": "echo", "name": "backup"}).body
     primary = api.call(
@@ -197,21 +186,7 @@ def test_prices_match_dated_and_regional_variants() -> None:
 def test_a_stream_that_breaks_after_the_first_token_ends_with_an_error_chunk_and_is_audited_failed(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Broken(httpx.SyncByteStream):
-        def __iter__(self):  # type: ignore[no-untyped-def]
-            chunk = {
-                "id": "c",
-                "object": "chat.completion.chunk",
-                "created": 1,
-                "model": "gpt-4o-mini",
-                "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}, "finish_reason": None}],
-            }
-            yield f"data: {json.dumps(chunk)}\n\n".encode()
-            raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
-
-    seen: list[httpx.Request] = []
-    broken = httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Broken())
-    monkeypatch.setattr(registry, "_http", make_client(openai_transport([broken], seen)))
+    seen = upstream.install(monkeypatch, [upstream.chunk_then_drop("Hel")])
     provider = api.call("providers_create", {"type": "openai", "name": "flaky", "api_key": "k"}).body
     reply = complete(api, "x", provider_id=provider["id"], model="gpt-4o-mini", stream=True)
     assert reply.status == 200

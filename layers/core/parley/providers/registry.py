@@ -87,9 +87,17 @@ def _target(loaded: LoadedProvider, model: str | None, param: str) -> Target:
 
 
 def resolve(
-    principal: Principal, model: str | None, provider_id: str | None, fallbacks: Sequence[FallbackTarget] | None = None
+    principal: Principal,
+    model: str | None,
+    provider_id: str | None,
+    fallbacks: Sequence[FallbackTarget] | None = None,
+    *,
+    echo_when_unconfigured: bool = False,
 ) -> list[Target]:
-    """The targets to try, in order: the chosen provider and model, then its fallbacks."""
+    """The targets to try, in order: the chosen provider and model, then its fallbacks.
+
+    `echo_when_unconfigured`: with neither model nor provider named and no default provider in the
+    project, answer with the built-in echo model instead of refusing (stored conversations)."""
     loaded: LoadedProvider | None = None
     if provider_id is not None:
         try:
@@ -110,6 +118,8 @@ def resolve(
         if model == ECHO:
             return [Target(EchoProvider(), ECHO)]
         loaded = provider_store.find_for_call(principal, default=True)
+        if loaded is None and model is None and provider_id is None and echo_when_unconfigured:
+            return [Target(EchoProvider(), ECHO)]
         if loaded is None:
             raise InvalidRequest(
                 f"The model {model!r} is not available: no AI provider serves it. Add a provider (POST /v1/providers),"

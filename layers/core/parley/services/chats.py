@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from parley.api.cursors import decode_cursor, encode_cursor
 from parley.api.principal import Principal
 from parley.domain.chat import ChatCompletion, ChatCompletionRequest
 from parley.domain.chats import Chat, ChatCompletionInput, ChatCreate, ChatUpdate
+from parley.domain.clock import iso
 from parley.domain.errors import InvalidRequest, NotFound
 from parley.domain.ids import has_prefix, new_id
 from parley.services import completions
@@ -24,7 +24,7 @@ def _repository() -> ResourceRepository:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso()
 
 
 def _view(record: dict[str, Any]) -> Chat:

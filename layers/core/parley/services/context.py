@@ -61,7 +61,9 @@ class Built:
     window: Window
     messages: list[ChatMessage]  # what the model receives
     new_tokens: int
-    hidden: int
+    hidden: int  # how many hidden context items
+    hidden_tokens: int
+    stored_summary: Summary | None  # the conversation's summary, whether or not this window uses it
 
     def record(self) -> dict[str, Any]:
         """What the reply stores about its context (shown by GET .../context as last_call)."""
@@ -115,16 +117,12 @@ def build(
     settings = settings_for(record, model)
     project, conversation_id = principal.project_id, record["id"]
     hidden, summary_item = store.pinned(project, conversation_id)
+    hidden_tokens = sum(int(h["tokens"]) for h in hidden)
     items, reached_start = store.newest(project, conversation_id, int(record["next_seq"]), settings.read_limit)
     history = [t for t in (_turn(i, model) for i in items) if t is not None]
     system = record.get("system_prompt")
     new_tokens = count_message(model, new_content) if new_content is not None else 0
-    fixed = (
-        REPLY_PRIMING
-        + (count_message(model, system) if system else 0)
-        + sum(int(h["tokens"]) for h in hidden)
-        + new_tokens
-    )
+    fixed = REPLY_PRIMING + (count_message(model, system) if system else 0) + hidden_tokens + new_tokens
     summary = _summary(summary_item)
 
     def choose(current: Summary | None, failed: bool = False) -> Window:
@@ -166,7 +164,7 @@ def build(
     messages += [ChatMessage(role=t.role, content=t.content) for t in window.turns]  # type: ignore[arg-type]
     if new_content is not None:
         messages.append(ChatMessage(role="user", content=new_content))
-    return Built(window, messages, new_tokens, len(hidden))
+    return Built(window, messages, new_tokens, len(hidden), hidden_tokens, summary)
 
 
 def _summarize(
@@ -255,7 +253,6 @@ def state(principal: Principal, conversation_id: str, model: str, runner: Resili
     record = lifecycle.load(principal, conversation_id, store)
     built = build(principal, record, model, runner, None, summarize=False, store=store)
     window = built.window
-    hidden, summary_item = store.pinned(principal.project_id, conversation_id)
     last_call = None
     last_seq = int(record["next_seq"]) - 1
     for item in store.message_range(principal.project_id, conversation_id, max(1, last_seq - 9), last_seq, True):
@@ -273,7 +270,7 @@ def state(principal: Principal, conversation_id: str, model: str, runner: Resili
                 "provider_prompt_tokens": (item.get("usage") or {}).get("prompt_tokens"),
             }
             break
-    summary = _summary(summary_item)
+    summary = built.stored_summary
     return {
         "object": "conversation_context",
         "conversation_id": conversation_id,
@@ -300,7 +297,7 @@ def state(principal: Principal, conversation_id: str, model: str, runner: Resili
         }
         if summary
         else None,
-        "hidden": {"count": len(hidden), "tokens": sum(int(h["tokens"]) for h in hidden)},
+        "hidden": {"count": built.hidden, "tokens": built.hidden_tokens},
         "token_counting": "exact" if is_exact(model) else "estimate",
         "last_call": last_call,
     }

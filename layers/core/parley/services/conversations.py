@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from parley.api.cursors import decode_cursor, encode_cursor
 from parley.api.principal import Principal
+from parley.domain.clock import iso
 from parley.domain.conversations import (
     ChatSession,
     Conversation,
@@ -43,7 +43,7 @@ def _changed(name: str, record: dict[str, Any]) -> None:
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso()
 
 
 def store() -> ConversationStore:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from parley.api.cursors import decode_cursor, encode_cursor
 from parley.api.principal import Principal
+from parley.domain.clock import iso
 from parley.domain.documents import MAX_DOCUMENT_BYTES, Document, DocumentCreate
 from parley.domain.errors import InvalidRequest, NotFound, PayloadTooLarge
 from parley.domain.ids import has_prefix, new_id
@@ -44,7 +44,7 @@ def create(principal: Principal, body: DocumentCreate) -> Document:
         "media_type": body.media_type,
         "size_bytes": size,
         "object_key": f"{principal.project_id}/{document_id}",
-        "created_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "created_at": iso(),
         "version": 1,
     }
     blobs = BlobStore()

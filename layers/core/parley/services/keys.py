@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from parley.api.principal import Principal
+from parley.domain.clock import iso
 from parley.domain.ids import new_id
 from parley.storage.keys import ApiKeyRecord, KeyRepository, hash_secret
 
@@ -38,7 +38,7 @@ def issue_key(
         permissions=tuple(permissions),
         name=name,
         prefix=secret[:8],
-        created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        created_at=iso(),
     )
     (repository or KeyRepository()).put(record)
     return IssuedKey(secret, record)

@@ -30,7 +30,6 @@ from parley.providers.resilient import Outcome, Resilient, RetryPolicy
 from parley.providers.tokenizer import count_message
 from parley.services import context, documents
 from parley.services import conversations as lifecycle
-from parley.services import providers as provider_store
 from parley.services.metering import CallRecord, record_call
 from parley.storage.conversations import message_from_item, retry_stale
 
@@ -61,9 +60,8 @@ def _check_sendable(record: dict[str, Any]) -> None:
 def _targets(principal: Principal, record: dict[str, Any], session: dict[str, Any] | None) -> Resilient:
     model = (session or {}).get("model") or record.get("model")
     provider_id = (session or {}).get("provider_id") or record.get("provider_id")
-    if model is None and provider_id is None and provider_store.find_for_call(principal, default=True) is None:
-        model = registry.ECHO  # a conversation with no model and a project with no provider: the built-in model
-    return Resilient(registry.resolve(principal, model, provider_id), RetryPolicy())
+    # a conversation with no model in a project with no provider gets the built-in model
+    return Resilient(registry.resolve(principal, model, provider_id, echo_when_unconfigured=True), RetryPolicy())
 
 
 def model_for(principal: Principal, conversation_id: str) -> tuple[str, Resilient]:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from parley.api.cursors import decode_cursor, encode_cursor
 from parley.api.principal import Principal
 from parley.domain.chat import Usage
+from parley.domain.clock import iso
 from parley.domain.errors import InvalidRequest
 from parley.domain.ids import new_id
 from parley.providers.pricing import PRICE_VERSION, cost_usd
@@ -61,7 +62,7 @@ def record_call(
     audit: dict[str, Any] = {
         "id": new_id("evt"),
         "object": "audit_event",
-        "time": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "time": iso(now),
         "key_id": principal.key_id,
         "route": call.route,
         "request_id": call.request_id,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from parley.api.cursors import decode_cursor, encode_cursor
 from parley.api.principal import Principal
+from parley.domain.clock import iso
 from parley.domain.errors import InvalidRequest, NotFound
 from parley.domain.ids import has_prefix, new_id
 from parley.domain.providers import AIProvider, FallbackTarget, ProviderCreate, ProviderUpdate
@@ -35,7 +35,7 @@ def _deps(deps: Deps | None) -> Deps:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso()
 
 
 def _view(record: dict[str, Any], default_id: str | None) -> AIProvider:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from botocore.exceptions import ClientError
+
 from parley.aws import clients
 from parley.settings import get_settings
 
@@ -25,3 +27,8 @@ class TableRepository:
     @property
     def table(self) -> str:
         return self._table or get_settings().table(self.logical_table)
+
+
+def error_code(error: ClientError) -> str:
+    """The AWS error code of a ClientError ("" when it has none)."""
+    return str(error.response.get("Error", {}).get("Code", ""))

@@ -26,6 +26,7 @@ from parley.domain.chat import ToolCall, Usage
 from parley.domain.conversations import Cost, Message
 from parley.domain.errors import Conflict
 from parley.settings import get_settings
+from parley.storage.base import error_code
 from parley.storage.items import from_item, to_item, to_value
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class ConversationStore:
                 ExpressionAttributeValues={":v": to_value(expected_version)},
             )
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 raise StaleConversation from None
             raise
 
@@ -146,7 +147,7 @@ class ConversationStore:
                 ConditionExpression="attribute_exists(pk)",
             )
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         self._purge(self.conversations, pk, ("pk", "sk"))
@@ -268,7 +269,7 @@ class ConversationStore:
         try:
             self.client.transact_write_items(TransactItems=writes)
         except ClientError as error:
-            if _code(error) in ("TransactionCanceledException", "TransactionConflictException"):
+            if error_code(error) in ("TransactionCanceledException", "TransactionConflictException"):
                 raise StaleConversation from None
             raise
 
@@ -356,7 +357,7 @@ class ConversationStore:
         try:
             self.client.put_item(TableName=self.messages, Item=to_item(item), **condition)
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -391,7 +392,7 @@ class ConversationStore:
                 ]
             )
         except ClientError as error:
-            if _code(error) in ("TransactionCanceledException", "TransactionConflictException"):
+            if error_code(error) in ("TransactionCanceledException", "TransactionConflictException"):
                 raise StaleConversation from None
             raise
 
@@ -463,7 +464,3 @@ def _strip(data: dict[str, Any]) -> dict[str, Any]:
     for key in ("pk", "sk", "list_project", "list_owner"):
         data.pop(key, None)
     return data
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))

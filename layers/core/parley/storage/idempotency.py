@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from parley.storage.base import TableRepository
+from parley.storage.base import TableRepository, error_code
 from parley.storage.items import from_item, to_item
 
 TTL_SECONDS = 24 * 3600
@@ -40,7 +40,7 @@ class IdempotencyStore(TableRepository):
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 item: Any = error.response.get("Item")
                 if item:
                     return from_item(item)

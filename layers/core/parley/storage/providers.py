@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from parley.domain.errors import Conflict
-from parley.storage.base import TableRepository
+from parley.storage.base import TableRepository, error_code
 from parley.storage.items import from_item, to_item, to_value
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ class ProviderRepository(TableRepository):
         try:
             self.client.transact_write_items(TransactItems=writes)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            if error_code(error) != "TransactionCanceledException":
                 raise
             reasons = [str(r.get("Code")) for r in error.response.get("CancellationReasons", [])]
             if name_put is not None and name_put < len(reasons) and reasons[name_put] == "ConditionalCheckFailed":

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from parley.domain.errors import Conflict
-from parley.storage.base import TableRepository
+from parley.storage.base import TableRepository, error_code
 from parley.storage.items import from_item, to_item, to_value
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class ResourceRepository(TableRepository):
                 ExpressionAttributeValues={":v": to_value(expected_version)},
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 raise Conflict(
                     f"The {self.kind} changed while this request ran; read it again and retry.",
                     code="concurrent_update",
@@ -72,7 +72,7 @@ class ResourceRepository(TableRepository):
                 TableName=self.table, Key=self._key(project_id, resource_id), ConditionExpression="attribute_exists(pk)"
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from parley.aws import clients
 from parley.domain.errors import ParleyError, ProviderError
 from parley.settings import get_settings
+from parley.storage.base import error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -73,14 +74,14 @@ class SecretStore:
                 Tags=[{"Key": "parley:project", "Value": project_id}],
             )
         except ClientError as error:
-            raise ParleyError(f"Could not store the API key ({_code(error)}).") from None
+            raise ParleyError(f"Could not store the API key ({error_code(error) or 'unknown error'}).") from None
         self._remember(name, value)
 
     def put(self, name: str, value: str) -> None:
         try:
             self.client.put_secret_value(SecretId=name, SecretString=value)
         except ClientError as error:
-            raise ParleyError(f"Could not store the API key ({_code(error)}).") from None
+            raise ParleyError(f"Could not store the API key ({error_code(error) or 'unknown error'}).") from None
         self._remember(name, value)
 
     def get(self, name: str) -> str:
@@ -93,7 +94,8 @@ class SecretStore:
             value = self.client.get_secret_value(SecretId=name)["SecretString"]
         except ClientError as error:
             raise ProviderError(
-                f"The provider's API key could not be read ({_code(error)}).", code="provider_key_unavailable"
+                f"The provider's API key could not be read ({error_code(error) or 'unknown error'}).",
+                code="provider_key_unavailable",
             ) from None
         self._remember(name, value)
         return value
@@ -104,16 +106,12 @@ class SecretStore:
         try:
             self.client.delete_secret(SecretId=name, RecoveryWindowInDays=7)
         except ClientError as error:
-            if _code(error) != "ResourceNotFoundException":
-                raise ParleyError(f"Could not delete the API key ({_code(error)}).") from None
+            if error_code(error) != "ResourceNotFoundException":
+                raise ParleyError(f"Could not delete the API key ({error_code(error) or 'unknown error'}).") from None
 
     def _remember(self, name: str, value: str) -> None:
         with self._lock:
             self._cache[name] = (self._clock() + CACHE_SECONDS, value)
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", "unknown error"))
 
 
 _store: SecretStore | None = None
