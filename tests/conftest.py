@@ -16,11 +16,11 @@ import pytest
 from moto import mock_aws
 
 from parley.api.routing import RouteTable, load_module, load_route_table
-from parley.aws import clients, set_clients
+from parley.aws import set_clients
 from parley.runtime.local import LOCAL_ENV
 from parley.services.keys import IssuedKey, issue_key
-from parley.settings import get_settings, set_settings
-from parley.storage.schema import create_tables
+from parley.settings import set_settings
+from parley.storage.provision import provision
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events" / "api"
@@ -108,10 +108,9 @@ def _local_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    """Moto with every Parley table created from the shared schema, and the documents bucket."""
+    """Moto with every Parley table created from the shared schema, the documents bucket and the metering queue."""
     with mock_aws():
-        create_tables(clients().dynamodb, dict(get_settings().tables))
-        clients().s3.create_bucket(Bucket=get_settings().documents_bucket)
+        provision()
         yield
 
 

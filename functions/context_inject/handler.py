@@ -7,6 +7,7 @@ from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from parley.api.app import build_handler, make_app, principal, requires
+from parley.domain.conversations import MAX_PROMPT_BYTES, utf8_at_most
 from parley.services import context, messages
 
 app = make_app()
@@ -15,7 +16,7 @@ app = make_app()
 class HiddenContext(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    content: Annotated[str, Field(min_length=1, max_length=100_000)]
+    content: Annotated[str, Field(min_length=1), utf8_at_most(MAX_PROMPT_BYTES)]
     role: Literal["system"] = "system"
 
 

@@ -6,7 +6,16 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from parley.api.app import build_handler, make_app, principal, requires, stream
+from parley.api.app import (
+    build_handler,
+    idempotency_key,
+    idempotent_in_service,
+    make_app,
+    principal,
+    requires,
+    stream,
+)
+from parley.api.idempotency import REPLAY_HEADER
 from parley.api.sse import SSE_HEADERS
 from parley.domain.conversations import MessageSend
 from parley.services import conversations, messages
@@ -16,16 +25,21 @@ app = make_app()
 
 @app.post("/v1/conversations/<conversation_id>/messages")
 @requires("conversations:SendMessage")
+@idempotent_in_service  # the key is stored with the pair (parley.services.messages)
 def send_message(
     conversation_id: str, body: MessageSend, org_id: Annotated[str | None, Query()] = None
 ) -> Response[str]:
     caller = principal(app)
     conversations.check_org(caller, org_id)
     request_id = app.current_event.request_context.request_id or ""
+    key = idempotency_key(app)
     if body.stream:
-        return stream(messages.send_stream(caller, conversation_id, body, request_id), headers=SSE_HEADERS)
-    reply = messages.send(caller, conversation_id, body, request_id)
-    return Response(200, "application/json", reply.model_dump_json())
+        streamed = messages.send_stream(caller, conversation_id, body, request_id, key)
+        replayed = {REPLAY_HEADER: "true"} if streamed.replayed else {}
+        return stream(streamed.body, headers={**SSE_HEADERS, **replayed})
+    sent = messages.send(caller, conversation_id, body, request_id, key)
+    headers = {REPLAY_HEADER: "true"} if sent.replayed else None
+    return Response(200, "application/json", sent.message.model_dump_json(), headers=headers)
 
 
 lambda_handler = build_handler(app)

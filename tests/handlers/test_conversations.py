@@ -328,11 +328,11 @@ def test_a_sender_that_loses_the_race_retries_and_nothing_is_lost(api: Api, monk
     original = ConversationStore.append_pair
     interfered: list[bool] = []
 
-    def racing(self: ConversationStore, current: Any, user: Any, reply: Any, changes: Any) -> None:
+    def racing(self: ConversationStore, current: Any, user: Any, reply: Any, changes: Any, *rest: Any) -> None:
         if not interfered:
             interfered.append(True)
             assert send(api, cid, "the other sender").status == 200  # commits seqs 1 and 2 first
-        original(self, current, user, reply, changes)
+        original(self, current, user, reply, changes, *rest)
 
     monkeypatch.setattr(ConversationStore, "append_pair", racing)
     assert send(api, cid, "the slower sender").status == 200

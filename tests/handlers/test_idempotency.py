@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -46,15 +47,21 @@ def test_a_retried_send_stores_the_pair_once(api: Api) -> None:
     assert count(api, cid) == 2
 
 
-def test_a_retried_streamed_send_replays_the_same_bytes(api: Api) -> None:
+def sse_events(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+
+
+def test_a_retried_streamed_send_streams_the_stored_reply(api: Api) -> None:
     cid = api.call("conversations_create", {}).body["id"]
     body = {"content": "stream it", "stream": True}
     first = api.call("messages_create", body, path={"conversation_id": cid}, headers=key("stream-1"))
     retry = api.call("messages_create", body, path={"conversation_id": cid}, headers=key("stream-1"))
     assert retry.status == 200
-    assert retry.body == first.body
-    assert "event: done" in retry.body
     assert retry.headers["Idempotent-Replayed"] == "true"
+    once, again = sse_events(first.body), sse_events(retry.body)
+    assert again[0] == once[0]  # the same start event: the same message ids
+    assert "".join(e["text"] for e in again if e["type"] == "text") == "stream it"
+    assert again[-1] == once[-1]  # the same done event: usage, cost
     assert count(api, cid) == 2
 
 
@@ -92,16 +99,33 @@ def test_a_request_still_running_gets_409(api: Api) -> None:
     run(event, "slow", OWNER, first_request, IdempotencyStore())
     assert retried[0].status == 409
     assert retried[0].body["error"]["code"] == "idempotency_request_in_progress"
+    assert retried[0].headers["Retry-After"] == "2"
 
 
-def test_a_server_error_releases_the_key(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_throttled_request_releases_the_key(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """503 (storage throttled): nothing was stored, so the retry runs again."""
+    from parley.domain.errors import Unavailable
+    from parley.services import conversations
+
+    real = conversations.create
+    monkeypatch.setattr(conversations, "create", lambda *a: (_ for _ in ()).throw(Unavailable("throttled")))
+    busy = api.call("conversations_create", {}, headers=key("again"))
+    assert (busy.status, busy.headers["Retry-After"]) == (503, "1")
+    monkeypatch.setattr(conversations, "create", real)
+    assert api.call("conversations_create", {}, headers=key("again")).status == 201
+
+
+def test_an_internal_error_is_kept_so_the_retry_cannot_store_twice(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 500 may come after a write: the retry gets the same 500, not a second run."""
     from parley.services import conversations
 
     real = conversations.create
     monkeypatch.setattr(conversations, "create", lambda *a: (_ for _ in ()).throw(RuntimeError("disk on fire")))
     assert api.call("conversations_create", {}, headers=key("again")).status == 500
     monkeypatch.setattr(conversations, "create", real)
-    assert api.call("conversations_create", {}, headers=key("again")).status == 201
+    retry = api.call("conversations_create", {}, headers=key("again"))
+    assert (retry.status, retry.headers["Idempotent-Replayed"]) == (500, "true")
+    assert api.call("conversations_list").body["data"] == []
 
 
 @pytest.mark.parametrize("value", ["", "x" * 256, "tab\there"])

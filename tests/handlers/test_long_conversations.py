@@ -49,7 +49,7 @@ def test_five_hundred_turns(aws: None, monkeypatch: pytest.MonkeyPatch, strategy
     previous = ""
     for turn in range(TURNS):
         text = f"turn {turn}: " + " ".join(["word"] * (turn % 17 + 3))
-        reply = messages.send(CALLER, conversation.id, MessageSend(content=text))
+        reply = messages.send(CALLER, conversation.id, MessageSend(content=text)).message
         prompt = prompts[-1]
         assert reply.usage is not None
         assert reply.usage.prompt_tokens <= MAX_TOKENS, f"turn {turn}: {reply.usage.prompt_tokens}"

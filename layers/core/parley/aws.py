@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
 
 # total_max_attempts counts the first try too (max_attempts would count only retries).
 _RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 3}, "connect_timeout": 3, "read_timeout": 10}
@@ -52,6 +53,11 @@ class Clients:
     @cached_property
     def s3(self) -> S3Client:
         client: S3Client = self._client("s3")
+        return client
+
+    @cached_property
+    def sqs(self) -> SQSClient:
+        client: SQSClient = self._client("sqs")
         return client
 
     @cached_property

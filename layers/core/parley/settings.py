@@ -19,6 +19,9 @@ class Settings:
     region: str = "us-east-1"
     tables: Mapping[str, str] = field(default_factory=lambda: {t: f"parley-{t}" for t in TABLES})
     documents_bucket: str = "parley-documents"
+    # where a usage record goes when DynamoDB would not take it (folded in by the sweep); by name
+    # locally, by URL in AWS (set by CDK)
+    metering_queue: str = "parley-metering"
     echo_delay_ms: int = 0
     max_body_bytes: int = 1_048_576
     service_name: str = "parley"
@@ -40,6 +43,7 @@ class Settings:
             region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", defaults.region)),
             tables=tables,
             documents_bucket=env.get("PARLEY_DOCUMENTS_BUCKET", defaults.documents_bucket),
+            metering_queue=env.get("PARLEY_METERING_QUEUE", defaults.metering_queue),
             echo_delay_ms=_int(env, "PARLEY_ECHO_DELAY_MS", defaults.echo_delay_ms, minimum=0),
             max_body_bytes=_int(env, "PARLEY_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
             service_name=env.get("POWERTOOLS_SERVICE_NAME", defaults.service_name),

@@ -38,6 +38,7 @@ from parley.settings import get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 _PERMISSION = "__parley_permission__"
+_OWN_IDEMPOTENCY = "__parley_own_idempotency__"
 _stream: ContextVar[StreamingResponse | None] = ContextVar("parley_stream", default=None)
 
 
@@ -51,6 +52,18 @@ def requires(permission: str) -> Callable[[F], F]:
     return mark
 
 
+def idempotent_in_service(func: F) -> F:
+    """Declare a route whose service makes Idempotency-Key a property of what it stores (sends):
+    the HTTP-level response store is not used; the route reads the key with `idempotency_key`."""
+    setattr(func, _OWN_IDEMPOTENCY, True)
+    return func
+
+
+def idempotency_key(app: APIGatewayRestResolver) -> str | None:
+    """The current request's Idempotency-Key (already validated by build_handler)."""
+    return idempotency.key_of(app.current_event.raw_event)
+
+
 def public(func: F) -> F:
     """Declare a route that needs no API key."""
     setattr(func, _PERMISSION, None)
@@ -62,6 +75,7 @@ class DeclaredRoute:
     method: str
     rule: str  # Powertools form: /v1/things/<thing_id>
     permission: str | None
+    own_idempotency: bool = False
 
 
 class ParleyResolver(APIGatewayRestResolver):
@@ -79,18 +93,21 @@ class ParleyResolver(APIGatewayRestResolver):
                 raise TypeError(f"route {rule}: declare @requires('<resource>:<Action>') or @public")
             methods = (method,) if isinstance(method, str) else tuple(method)
             for m in methods:
-                self.declared.append(DeclaredRoute(m.upper(), rule, getattr(func, _PERMISSION)))
+                own = bool(getattr(func, _OWN_IDEMPOTENCY, False))
+                self.declared.append(DeclaredRoute(m.upper(), rule, getattr(func, _PERMISSION), own))
             return register(func)
 
         return decorator
 
+    def declared_for(self, method: str, resource: str) -> DeclaredRoute | None:
+        """The route declared for an API Gateway method and resource template."""
+        rule = resource.replace("{", "<").replace("}", ">")
+        return next((d for d in self.declared if d.method == method and d.rule == rule), None)
+
     def permission_for(self, method: str, resource: str) -> tuple[bool, str | None]:
         """(found, permission) for an API Gateway method and resource template."""
-        rule = resource.replace("{", "<").replace("}", ">")
-        for declared in self.declared:
-            if declared.method == method and declared.rule == rule:
-                return True, declared.permission
-        return False, None
+        declared = self.declared_for(method, resource)
+        return (True, declared.permission) if declared is not None else (False, None)
 
 
 def make_app() -> ParleyResolver:
@@ -135,7 +152,8 @@ def build_handler(app: ParleyResolver) -> Handler:
         _json_bodies(event)
         try:
             key = idempotency.key_of(event)
-            if key is None:
+            declared = app.declared_for(str(event.get("httpMethod", "")), str(event.get("resource", "")))
+            if key is None or (declared is not None and declared.own_idempotency):
                 return resolve(event, context, request_id)
             caller = Principal.from_context((event.get("requestContext") or {}).get("authorizer"))
             return idempotency.run(event, key, caller, lambda: resolve(event, context, request_id))

@@ -1,11 +1,20 @@
-"""`Idempotency-Key` on POST requests: a retry gets the first response and nothing runs twice.
+"""`Idempotency-Key` on POST requests, at the HTTP level: a retry gets the first response.
+
+Sends (`POST .../messages`) do not use this store: there the key is written with the stored
+pair (parley.services.messages), so a retry after any failure answers from what was stored.
+Every other POST goes through here:
 
 - The key is scoped to the caller's project and the route; the first request with it claims
   it, runs, and its response is stored for 24 hours: a buffered response as it is, a stream as
   the bytes it sent (up to MAX_STORED_BYTES), replayed identically.
 - The same key with a different body is refused (409 `idempotency_key_reused`); while the first
-  request still runs, a retry gets 409 `idempotency_request_in_progress`.
-- A 5xx, or a stream whose client went away, releases the key: the retry runs again.
+  request still runs, a retry gets 409 `idempotency_request_in_progress` with Retry-After.
+- 502, 503 and 504 (a provider failed or timed out, Parley's storage was throttled: nothing was
+  stored) release the key, so the retry runs again; any other response is kept, a 500 included
+  (it may have stored something), as Stripe does. A stream whose client went away releases the
+  key too: only stateless completions stream through here, and they store nothing but usage.
+- A buffered response over MAX_STORED_BYTES is not kept: its retry gets 409
+  `idempotency_response_unavailable` rather than running twice.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ log = logging.getLogger(__name__)
 HEADER = "idempotency-key"
 MAX_STORED_BYTES = 300_000  # DynamoDB items stop at 400 KB
 REPLAY_HEADER = "Idempotent-Replayed"
+TRANSIENT = frozenset({502, 503, 504})  # statuses after which nothing was stored: the retry may run again
+RETRY_AFTER = {"Retry-After": "2"}
 
 
 def key_of(event: Mapping[str, Any]) -> str | None:
@@ -62,6 +73,7 @@ def run(
             raise Conflict(
                 "A request with this Idempotency-Key is still running; retry shortly.",
                 code="idempotency_request_in_progress",
+                headers=RETRY_AFTER,
             )
         return _replay(existing["response"])
     try:
@@ -73,8 +85,10 @@ def run(
         return StreamingResponse(
             result.status, result.headers, _recording(result, store, record_id, request_hash), result.cookies
         )
-    if int(result.get("statusCode", 500)) >= 500:
+    if int(result.get("statusCode", 500)) in TRANSIENT:
         store.release(record_id)
+    elif len(str(result.get("body") or "")) > MAX_STORED_BYTES:
+        store.complete(record_id, request_hash, {"kind": "unavailable"})
     else:
         store.complete(record_id, request_hash, {"kind": "buffered", "result": result})
     return result
@@ -114,6 +128,11 @@ def _recording(
 
 
 def _replay(stored: dict[str, Any]) -> dict[str, Any] | StreamingResponse:
+    if stored["kind"] == "unavailable":
+        raise Conflict(
+            "The first response to this Idempotency-Key was too large to keep; it is not run again.",
+            code="idempotency_response_unavailable",
+        )
     if stored["kind"] == "buffered":
         result: dict[str, Any] = dict(stored["result"])
         result["headers"] = {**(result.get("headers") or {}), REPLAY_HEADER: "true"}

@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from parley.domain.chat import ToolCall, Usage
 
 ConversationStatus = Literal["active", "archived", "handed_off"]
 MessageStatus = Literal["pending", "completed", "incomplete", "error"]
 MAX_METADATA_BYTES = 8192
+# Limits in UTF-8 bytes, so every stored item stays under DynamoDB's 400 KB (a CJK character is
+# 3 bytes: 200,000 bytes is about 66,000 of them).
+MAX_MESSAGE_BYTES = 200_000
+MAX_PROMPT_BYTES = 100_000
 ID = r"^[a-z]+_[0-9A-Z]{26}$"
+
+
+def utf8_at_most(limit: int) -> AfterValidator:
+    """A str validator: valid Unicode (no lone surrogates, which JSON's \\ud800 escapes can
+    carry) and at most `limit` bytes in UTF-8."""
+
+    def check(value: str) -> str:
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+        if size > limit:
+            raise ValueError(f"is {size:,} bytes in UTF-8; the limit is {limit:,} bytes")
+        return value
+
+    return AfterValidator(check)
+
+
+MessageText = Annotated[str, Field(min_length=1), utf8_at_most(MAX_MESSAGE_BYTES)]
+PromptText = Annotated[str, utf8_at_most(MAX_PROMPT_BYTES)]
 
 
 class _Strict(BaseModel):
@@ -39,7 +63,7 @@ class ConversationCreate(_Strict):
     user_id: str | None = Field(default=None, min_length=1, max_length=256, pattern=r"^[^#]+$")
     provider_id: str | None = Field(default=None, max_length=64)
     model: str | None = Field(default=None, min_length=1, max_length=256)
-    system_prompt: str | None = Field(default=None, max_length=100_000)
+    system_prompt: PromptText | None = None
     metadata: dict[str, Any] | None = None
     context: ContextSettings | None = None
     is_archived: bool = False  # seed 002's create field
@@ -51,7 +75,7 @@ class ConversationUpdate(_Strict):
     title: str | None = Field(default=None, max_length=512)
     provider_id: str | None = Field(default=None, max_length=64)
     model: str | None = Field(default=None, min_length=1, max_length=256)
-    system_prompt: str | None = Field(default=None, max_length=100_000)
+    system_prompt: PromptText | None = None
     metadata: dict[str, Any] | None = None
     context: ContextSettings | None = None
 
@@ -76,7 +100,7 @@ class SessionCreate(_Strict):
 
 
 class MessageSend(_Strict):
-    content: str = Field(min_length=1, max_length=200_000)
+    content: MessageText
     attachments: list[str] = Field(default_factory=list, max_length=20)
     session_id: str | None = Field(default=None, max_length=64)
     stream: bool = False

@@ -71,6 +71,19 @@ class RateLimited(ParleyError):
         self.retry_after = retry_after
 
 
+class Unavailable(ParleyError):
+    """Parley's own storage is over its throughput right now (DynamoDB throttled): retry after a pause.
+    Nothing of the request was stored."""
+
+    status = 503
+    type = "api_error"
+    code = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 1, code: str | None = None) -> None:
+        super().__init__(message, code=code, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
+
+
 class ProviderError(ParleyError):
     """A model provider failed. `retryable` errors may be retried while no token was sent."""
 
@@ -117,3 +130,11 @@ class ProviderRejected(ProviderError):
     status = 400
     type = "invalid_request_error"
     code = "provider_rejected_request"
+
+
+def stored_error(status: int, type_: str, code: str, message: str) -> ParleyError:
+    """An error answered before, rebuilt from what was stored (an idempotent retry answers it again)."""
+    error = ParleyError(message, code=code)
+    error.status = status
+    error.type = type_
+    return error

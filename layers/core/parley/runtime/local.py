@@ -330,13 +330,10 @@ LOCAL_ORG, LOCAL_PROJECT = "org_local", "proj_local"
 def seed(api_key: str | None) -> str:
     """Create the tables (from the shared schema), the documents bucket, and a key with every permission;
     return its secret."""
-    from parley.aws import clients  # noqa: PLC0415
     from parley.services.keys import issue_key  # noqa: PLC0415
-    from parley.settings import get_settings  # noqa: PLC0415
-    from parley.storage.schema import create_tables  # noqa: PLC0415
+    from parley.storage.provision import provision  # noqa: PLC0415
 
-    create_tables(clients().dynamodb, dict(get_settings().tables))
-    clients().s3.create_bucket(Bucket=get_settings().documents_bucket)
+    provision()
     issued = issue_key(LOCAL_ORG, LOCAL_PROJECT, ("*",), name="local", secret=api_key or None)
     return issued.secret
 

@@ -23,7 +23,14 @@ from parley.domain.conversations import (
 from parley.domain.errors import Conflict, InvalidRequest, NotFound
 from parley.domain.ids import has_prefix, new_id
 from parley.services import providers as provider_store
-from parley.storage.conversations import STATUSES, ConversationStore, list_keys, message_from_item, retry_stale
+from parley.storage.conversations import (
+    STATUSES,
+    ConversationStore,
+    is_stale_pending,
+    list_keys,
+    message_from_item,
+    retry_stale,
+)
 
 log = logging.getLogger(__name__)
 StatusFilter = Literal["active", "archived", "handed_off", "all"]
@@ -133,6 +140,7 @@ def get(
         last = int(record["next_seq"]) - 1
         low = max(1, last - INLINE_MESSAGES + 1)
         items = conversations.message_range(principal.project_id, conversation_id, low, last, descending=False)
+        settle(principal, conversation_id, items, conversations)
         conversation.messages = [message_from_item(i) for i in items]
         conversation.messages_has_more = low > 1
     return conversation
@@ -258,3 +266,19 @@ def list_sessions(
     after = decode_cursor(cursor, "sessions")["after"] if cursor else None
     records, last = store().sessions(principal.project_id, conversation_id, limit, after)
     return [ChatSession(**r) for r in records], (encode_cursor("sessions", {"after": last}) if last else None)
+
+
+def settle(
+    principal: Principal, conversation_id: str, items: list[dict[str, Any]], conversations: ConversationStore
+) -> None:
+    """Write back, in place, replies a dead invocation left `pending` (older than any invocation
+    can run) as `incomplete`/interrupted, so history, counts and events agree. Conditional: a
+    reply finished or deleted meanwhile is left as it is."""
+    for item in items:
+        if is_stale_pending(item) and conversations.interrupt_stale(
+            principal.project_id, conversation_id, int(item["seq"]), str(item["created_at"])
+        ):
+            fresh = conversations.get_message(principal.project_id, conversation_id, int(item["seq"]))
+            if fresh is not None:
+                item.clear()
+                item.update(fresh)

@@ -6,10 +6,19 @@ transaction (parley.storage.conversations); calls the model (retries and fallbac
 first token); then completes the reply, or marks it `error` (nothing produced) or `incomplete`
 (partial text kept). Whatever happens after the reservation, both messages stay: never a lost
 message, never a gap.
+
+An `Idempotency-Key` is a property of the send, not of the HTTP response: the key's record is
+written in the same transaction as the pair (parley.storage.conversations.append_pair), so a
+retry after any failure (a 5xx, a dropped stream, a lost response) finds the pair and answers
+from it: the completed reply, the stored error, or 409 `idempotency_request_in_progress` with
+Retry-After while the reply is still being written. The same key with another body is 409
+`idempotency_key_reused`. Nothing is stored twice and the model is called once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -22,7 +31,7 @@ from parley.api.errors import body_for
 from parley.api.principal import Principal
 from parley.domain.chat import FunctionCall, ToolCall, Usage
 from parley.domain.conversations import Message, MessageSend
-from parley.domain.errors import Conflict, InvalidRequest, ParleyError
+from parley.domain.errors import Conflict, InvalidRequest, NotFound, ParleyError, stored_error
 from parley.domain.ids import new_id
 from parley.providers import registry
 from parley.providers.base import Finish, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
@@ -30,11 +39,37 @@ from parley.providers.resilient import Outcome, Resilient, RetryPolicy
 from parley.providers.tokenizer import count_message
 from parley.services import context, documents
 from parley.services import conversations as lifecycle
-from parley.services.metering import CallRecord, record_call
-from parley.storage.conversations import message_from_item, retry_stale
+from parley.services.metering import CallRecord, call_cost, record_call
+from parley.storage.conversations import (
+    SEND_KEY_TTL,
+    ConversationStore,
+    DuplicateSend,
+    is_stale_pending,
+    message_from_item,
+    retry_stale,
+    send_key_sk,
+)
 
 log = logging.getLogger(__name__)
 ROUTE = "POST /v1/conversations/{conversation_id}/messages"
+# A reply is stored up to this many UTF-8 bytes (DynamoDB items stop at 400 KB); a longer one is
+# kept truncated, marked `incomplete` with code `reply_too_large`.
+MAX_REPLY_BYTES = 300_000
+RETRY_AFTER_SECONDS = 2
+
+
+@dataclass
+class Sent:
+    """A send's reply, and whether it was answered from an earlier request with the same key."""
+
+    message: Message
+    replayed: bool = False
+
+
+@dataclass
+class Streamed:
+    body: Iterator[bytes]
+    replayed: bool = False
 
 
 @dataclass
@@ -71,8 +106,14 @@ def model_for(principal: Principal, conversation_id: str) -> tuple[str, Resilien
     return runner.targets[0].model, runner
 
 
-def _prepare(principal: Principal, conversation_id: str, body: MessageSend, request_id: str) -> Prepared:
-    conversations = lifecycle.store()
+def _prepare(
+    principal: Principal,
+    conversation_id: str,
+    body: MessageSend,
+    request_id: str,
+    key: str | None,
+    conversations: ConversationStore,
+) -> Prepared:
     record = lifecycle.load(principal, conversation_id, conversations)
     _check_sendable(record)
     session = None
@@ -127,7 +168,18 @@ def _prepare(principal: Principal, conversation_id: str, body: MessageSend, requ
             "activity": f"{at}#{conversation_id}",
             "version": int(current["version"]) + 1,
         }
-        conversations.append_pair(current, user, reply, changes)
+        send_key = token = None
+        if key is not None:
+            send_key = {
+                "sk": send_key_sk(key),
+                "request_hash": _fingerprint(conversation_id, body),
+                "user_seq": seq,
+                "reply_seq": seq + 1,
+                "created_at": at,
+                "expiration": int(time.time() + SEND_KEY_TTL.total_seconds()),
+            }
+            token = _token(principal.project_id, conversation_id, key, seq)
+        conversations.append_pair(current, user, reply, changes, send_key, token)
         return {**current, **changes}, user, reply
 
     current, user, reply = retry_stale(reserve)
@@ -147,24 +199,30 @@ def _finish(
     tool_calls: list[ToolCall] | None = None,
     error: ParleyError | None = None,
 ) -> Message:
+    """Write the reply back (conditionally: a conversation deleted meanwhile gets nothing back),
+    then meter the call (a call that happened is counted even if its conversation is gone)."""
     conversation_id = prepared.conversation["id"]
     model = outcome.target.model if outcome else prepared.request.model
-    cost = record_call(
-        principal,
-        CallRecord(
-            route=ROUTE,
-            request_id=prepared.request_id,
-            model=model,
-            status=error.status if error else 200,
-            outcome="succeeded" if status == "completed" else ("failed" if status == "error" else "incomplete"),
-            latency_ms=int((time.monotonic() - prepared.started) * 1000),
-            usage=usage,
-            provider_id=outcome.target.provider_id if outcome else None,
-            error_code=error.code if error else None,
-            resource_ids=[conversation_id, prepared.user["id"], prepared.reply["id"]],
-            tries=outcome.tries if outcome else 1,
-        ),
+    content, truncated = _bounded(content)
+    if truncated and status == "completed":
+        status = "incomplete"
+        error = error or InvalidRequest(
+            f"The reply was longer than {MAX_REPLY_BYTES:,} bytes; it is stored truncated.", code="reply_too_large"
+        )
+    call = CallRecord(
+        route=ROUTE,
+        request_id=prepared.request_id,
+        model=model,
+        status=error.status if error else 200,
+        outcome="succeeded" if status == "completed" else ("failed" if status == "error" else "incomplete"),
+        latency_ms=int((time.monotonic() - prepared.started) * 1000),
+        usage=usage,
+        provider_id=outcome.target.provider_id if outcome else None,
+        error_code=error.code if error else None,
+        resource_ids=[conversation_id, prepared.user["id"], prepared.reply["id"]],
+        tries=outcome.tries if outcome else 1,
     )
+    cost = call_cost(call)
     fields: dict[str, Any] = {
         "content": content,
         "status": status,
@@ -174,48 +232,200 @@ def _finish(
         "cost_usd": str(cost) if cost is not None else None,
         "tool_calls": [t.model_dump() for t in tool_calls] if tool_calls else None,
         "error": {"type": error.type, "code": error.code, "message": error.message} if error else None,
+        # the status the send answered with, so a retry with the same key answers it again
+        "error_status": error.status if error else None,
         "tokens": count_message(model, content) if content else 0,
         "completed_at": lifecycle.now(),
     }
-    lifecycle.store().finish_message(principal.project_id, conversation_id, int(prepared.reply["seq"]), fields)
-    lifecycle._changed(
-        "chat.response_completed" if status == "completed" else "chat.response_failed", prepared.conversation
-    )
+    stored = lifecycle.store().finish_message(principal.project_id, conversation_id, int(prepared.reply["seq"]), fields)
+    record_call(principal, call)
+    if stored:
+        lifecycle._changed(
+            "chat.response_completed" if status == "completed" else "chat.response_failed", prepared.conversation
+        )
+    else:
+        log.info("reply not stored: its conversation is gone", extra={"conversation_id": conversation_id})
     return message_from_item({**prepared.reply, **fields})
 
 
-def send(principal: Principal, conversation_id: str, body: MessageSend, request_id: str = "") -> Message:
-    prepared = _prepare(principal, conversation_id, body, request_id)
+def _bounded(content: str) -> tuple[str, bool]:
+    encoded = content.encode("utf-8", "replace")
+    if len(encoded) <= MAX_REPLY_BYTES:
+        return content, False
+    return encoded[:MAX_REPLY_BYTES].decode("utf-8", "ignore"), True
+
+
+def _fingerprint(conversation_id: str, body: MessageSend) -> str:
+    """What must match for a retry to be the same send (`stream` may differ: a retry of a broken
+    stream can ask for the buffered reply)."""
+    shown = {
+        "conversation_id": conversation_id,
+        "content": body.content,
+        "attachments": body.attachments,
+        "session_id": body.session_id,
+    }
+    return hashlib.sha256(json.dumps(shown, sort_keys=True).encode("utf-8", "replace")).hexdigest()
+
+
+def _token(project_id: str, conversation_id: str, key: str, seq: int) -> str:
+    """The transaction's ClientRequestToken (at most 36 characters): the same send at the same seq."""
+    return hashlib.sha256(f"{project_id}\n{conversation_id}\n{key}\n{seq}".encode()).hexdigest()[:36]
+
+
+def _earlier(
+    principal: Principal, conversation_id: str, body: MessageSend, key: str, conversations: ConversationStore
+) -> dict[str, Any] | None:
+    """The reply item of an earlier send with this key, or None if there was none. 409 when the
+    key was used for another request, or when that reply is still being written."""
+    record = conversations.get_send_key(principal.project_id, conversation_id, key)
+    if record is None:
+        return None
+    if record.get("request_hash") != _fingerprint(conversation_id, body):
+        raise Conflict("This Idempotency-Key was used with a different request.", code="idempotency_key_reused")
+    reply = conversations.get_message(principal.project_id, conversation_id, int(record["reply_seq"]))
+    if reply is None:
+        raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
+    if is_stale_pending(reply):
+        lifecycle.settle(principal, conversation_id, [reply], conversations)
+    if reply.get("status") == "pending":
+        raise Conflict(
+            "A request with this Idempotency-Key is still running; retry shortly.",
+            code="idempotency_request_in_progress",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return reply
+
+
+def _begin(
+    principal: Principal, conversation_id: str, body: MessageSend, request_id: str, key: str | None
+) -> Prepared | dict[str, Any]:
+    """A new send (reserved), or the reply item of the earlier send with this key."""
+    conversations = lifecycle.store()
+    if key is not None:
+        earlier = _earlier(principal, conversation_id, body, key, conversations)
+        if earlier is not None:
+            return earlier
+    try:
+        return _prepare(principal, conversation_id, body, request_id, key, conversations)
+    except DuplicateSend:  # a concurrent request with the same key stored its pair first
+        assert key is not None
+        earlier = _earlier(principal, conversation_id, body, key, conversations)
+        if earlier is None:  # its record expired in between: a new send would be a second pair
+            raise Conflict(
+                "A request with this Idempotency-Key is still running; retry shortly.",
+                code="idempotency_request_in_progress",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from None
+        return earlier
+
+
+def _replayed_error(reply: dict[str, Any]) -> ParleyError:
+    error = reply.get("error") or {}
+    return stored_error(
+        int(reply.get("error_status") or 502),
+        str(error.get("type", "api_error")),
+        str(error.get("code", "internal_error")),
+        str(error.get("message", "")),
+    )
+
+
+def send(
+    principal: Principal, conversation_id: str, body: MessageSend, request_id: str = "", key: str | None = None
+) -> Sent:
+    begun = _begin(principal, conversation_id, body, request_id, key)
+    if not isinstance(begun, Prepared):
+        if begun.get("status") == "error":
+            raise _replayed_error(begun)
+        return Sent(message_from_item(begun), replayed=True)
+    prepared = begun
     try:
         reply, outcome = prepared.runner.complete(prepared.request)
     except ParleyError as error:
         _finish(principal, prepared, status="error", content="", usage=None, outcome=None, error=error)
         raise
-    return _finish(
-        principal,
-        prepared,
-        status="completed",
-        content=reply.content or "",
-        usage=reply.usage,
-        outcome=outcome,
-        tool_calls=list(reply.tool_calls) or None,
+    return Sent(
+        _finish(
+            principal,
+            prepared,
+            status="completed",
+            content=reply.content or "",
+            usage=reply.usage,
+            outcome=outcome,
+            tool_calls=list(reply.tool_calls) or None,
+        )
     )
 
 
-def send_stream(principal: Principal, conversation_id: str, body: MessageSend, request_id: str = "") -> Iterator[bytes]:
+def send_stream(
+    principal: Principal, conversation_id: str, body: MessageSend, request_id: str = "", key: str | None = None
+) -> Streamed:
     """The conversation stream: `start`, `text`..., `tool_call`..., then `done` or `error`.
 
     Refusals and a provider that fails before its first event are ordinary JSON errors (the
     reply is stored with status `error`); a failure later ends the stream with an `error` event
-    and the reply keeps its partial text with status `incomplete`.
+    and the reply keeps its partial text with status `incomplete`. A retry with the same key
+    streams the stored reply the same way (one `text` event with its whole text).
     """
-    prepared = _prepare(principal, conversation_id, body, request_id)
+    begun = _begin(principal, conversation_id, body, request_id, key)
+    if not isinstance(begun, Prepared):
+        if begun.get("status") == "error":
+            raise _replayed_error(begun)
+        return Streamed(_replay_stream(begun, request_id), replayed=True)
+    prepared = begun
     try:
         events, outcome = prepared.runner.stream(prepared.request)
     except ParleyError as error:
         _finish(principal, prepared, status="error", content="", usage=None, outcome=None, error=error)
         raise
-    return _stream(principal, prepared, events, outcome)
+    return Streamed(_stream(principal, prepared, events, outcome))
+
+
+def _start_event(conversation_id: str, reply_id: str, user_message_id: str) -> bytes:
+    return sse.event(
+        "start",
+        {
+            "type": "start",
+            "conversation_id": conversation_id,
+            "message_id": reply_id,
+            "user_message_id": user_message_id,
+        },
+    )
+
+
+def _tool_call_event(call: ToolCall) -> bytes:
+    return sse.event(
+        "tool_call", {"type": "tool_call", "id": call.id, "name": call.function.name, "input": call.function.arguments}
+    )
+
+
+def _done_event(message: Message) -> bytes:
+    return sse.event(
+        "done",
+        {
+            "type": "done",
+            "message_id": message.id,
+            "usage": message.usage.model_dump() if message.usage else None,
+            "cost": message.cost.model_dump() if message.cost else None,
+            "token_count": message.usage.total_tokens if message.usage else None,
+        },
+    )
+
+
+def _error_event(error: ParleyError, request_id: str) -> bytes:
+    return sse.event("error", {"type": "error", **body_for(error, request_id or None)})
+
+
+def _replay_stream(reply: dict[str, Any], request_id: str) -> Iterator[bytes]:
+    message = message_from_item(reply)
+    yield _start_event(message.conversation_id, message.id, str(reply.get("user_message_id", "")))
+    if message.content:
+        yield sse.event("text", {"type": "text", "text": message.content})
+    for call in message.tool_calls or []:
+        yield _tool_call_event(call)
+    if message.status == "completed":
+        yield _done_event(message)
+    else:
+        yield _error_event(_replayed_error(reply), request_id)
 
 
 def _stream(
@@ -226,15 +436,7 @@ def _stream(
     usage: Usage | None = None
     finished = False
     try:
-        yield sse.event(
-            "start",
-            {
-                "type": "start",
-                "conversation_id": prepared.conversation["id"],
-                "message_id": reply_id,
-                "user_message_id": prepared.user["id"],
-            },
-        )
+        yield _start_event(prepared.conversation["id"], reply_id, prepared.user["id"])
         for event in events:
             if isinstance(event, TextDelta):
                 text.append(event.text)
@@ -251,10 +453,7 @@ def _stream(
             for _, c in sorted(calls.items())
         ]
         for call in tool_calls:
-            yield sse.event(
-                "tool_call",
-                {"type": "tool_call", "id": call.id, "name": call.function.name, "input": call.function.arguments},
-            )
+            yield _tool_call_event(call)
         message = _finish(
             principal,
             prepared,
@@ -265,16 +464,10 @@ def _stream(
             tool_calls=tool_calls or None,
         )
         finished = True
-        yield sse.event(
-            "done",
-            {
-                "type": "done",
-                "message_id": reply_id,
-                "usage": message.usage.model_dump() if message.usage else None,
-                "cost": message.cost.model_dump() if message.cost else None,
-                "token_count": message.usage.total_tokens if message.usage else None,
-            },
-        )
+        if message.status == "completed":
+            yield _done_event(message)
+        else:  # stored truncated: over MAX_REPLY_BYTES
+            yield _error_event(_replayed_error({"error": message.error, "error_status": 400}), prepared.request_id)
     except ParleyError as error:
         if not finished:
             _finish(
@@ -287,7 +480,7 @@ def _stream(
                 error=error,
             )
             finished = True
-        yield sse.event("error", {"type": "error", **body_for(error, prepared.request_id or None)})
+        yield _error_event(error, prepared.request_id)
     finally:
         close = getattr(events, "close", None)
         if close is not None:
@@ -343,6 +536,7 @@ def history(
             high = last_seq - skip
             low = max(1, high - limit + 1)
     items = conversations.message_range(principal.project_id, conversation_id, low, high, descending=order == "desc")
+    lifecycle.settle(principal, conversation_id, items, conversations)
     more = high < last_seq if order == "asc" else low > 1
     next_cursor = None
     if more and items:

@@ -10,13 +10,17 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from botocore.exceptions import ClientError
+
 from parley.api.cursors import decode_cursor, encode_cursor
 from parley.api.principal import Principal
 from parley.domain.chat import Usage
 from parley.domain.clock import iso
-from parley.domain.errors import InvalidRequest
+from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
+from parley.metrics import count
 from parley.providers.pricing import PRICE_VERSION, cost_usd
+from parley.storage.queues import MeteringQueue
 from parley.storage.usage import AUDIT_RETENTION_DAYS, UsageRepository
 
 log = logging.getLogger(__name__)
@@ -40,12 +44,17 @@ class CallRecord:
     tries: int = 1
 
 
+def call_cost(call: CallRecord) -> Decimal | None:
+    """The call's cost from the price table (None without usage, or for a model it does not know)."""
+    return cost_usd(call.model, call.usage) if call.usage is not None else None
+
+
 def record_call(
     principal: Principal, call: CallRecord, repository: UsageRepository | None = None, now: datetime | None = None
 ) -> Decimal | None:
     """Count the call and audit it; returns its cost (None when the model has no price)."""
     now = now or datetime.now(UTC)
-    cost = cost_usd(call.model, call.usage) if call.usage is not None else None
+    cost = call_cost(call)
     counters = {"requests": 1}
     if call.outcome != "succeeded":
         counters["failed_requests"] = 1
@@ -78,13 +87,71 @@ def record_call(
         "expires_at": int((now + timedelta(days=AUDIT_RETENTION_DAYS)).timestamp()),
     }
     labels = {"model": call.model, "key_id": principal.key_id, "day": now.date().isoformat()}
-    try:
-        (repository or UsageRepository()).record(principal.project_id, labels["day"], counters, labels, audit)
-    except Exception:
-        # The reply has been produced (and maybe streamed) already; losing it to a metering
-        # failure would be worse. The failure is logged loudly with what was not counted.
-        log.exception("metering write failed", extra={"request_id": call.request_id, "counters": counters})
+    write(principal.project_id, counters, labels, audit, repository=repository)
     return cost
+
+
+def write(
+    project_id: str,
+    counters: dict[str, int],
+    labels: dict[str, str],
+    audit: dict[str, Any],
+    *,
+    repository: UsageRepository | None = None,
+    queue: MeteringQueue | None = None,
+) -> None:
+    """Count a call and store its audit event. DynamoDB failures are retried (conflicts with
+    backoff; throttling by botocore); a record DynamoDB still would not take is parked on the
+    metering queue, whole, and the sweep folds it in exactly once (`fold_parked`), with the
+    metric `MeteringParked`. Only if parking fails too does this raise."""
+    repository = repository or UsageRepository()
+    try:
+        repository.add(project_id, labels["day"], counters, labels)
+    except (ClientError, ParleyError) as error:
+        _park(project_id, counters, labels, audit, queue, error)
+        return
+    try:
+        repository.put_audit(project_id, audit)
+    except (ClientError, ParleyError) as error:
+        _park(project_id, {}, labels, audit, queue, error)
+
+
+def _park(
+    project_id: str,
+    counters: dict[str, int],
+    labels: dict[str, str],
+    audit: dict[str, Any],
+    queue: MeteringQueue | None,
+    error: Exception,
+) -> None:
+    record = {"id": audit["id"], "project_id": project_id, "counters": counters, "labels": labels, "audit": audit}
+    (queue or MeteringQueue()).park(record)  # raises if SQS fails too: never silently lost
+    count("MeteringParked")
+    log.warning(
+        "usage record parked for the sweep",
+        extra={"record_id": audit["id"], "error": type(error).__name__, "counters": counters},
+    )
+
+
+def fold_parked(
+    repository: UsageRepository | None = None, queue: MeteringQueue | None = None, *, batches: int = 100
+) -> int:
+    """Fold parked usage records into the counters, each exactly once (a redelivered message is
+    recognised by its record id); returns how many were folded. A record that fails again stays
+    on the queue (SQS redelivers it after its visibility timeout; its DLQ keeps poison ones)."""
+    repository, queue = repository or UsageRepository(), queue or MeteringQueue()
+    folded = 0
+    for _ in range(batches):
+        received = queue.receive()
+        if not received:
+            break
+        for receipt, record in received:
+            project_id, labels = record["project_id"], record["labels"]
+            if record["counters"]:
+                folded += repository.fold(project_id, labels["day"], record["counters"], labels, record["id"])
+            repository.put_audit(project_id, record["audit"])
+            queue.done(receipt)
+    return folded
 
 
 def usage_report(

@@ -12,8 +12,9 @@ after its own user message. Every read on the send path is a bounded query.
 
 from __future__ import annotations
 
-import random
+import hashlib
 import time
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -23,10 +24,22 @@ from botocore.exceptions import ClientError
 
 from parley.aws import clients
 from parley.domain.chat import ToolCall, Usage
+from parley.domain.clock import iso
 from parley.domain.conversations import Cost, Message
 from parley.domain.errors import Conflict
 from parley.settings import get_settings
-from parley.storage.base import error_code
+from parley.storage.base import (
+    REASON_CONDITION,
+    REASON_CONFLICT,
+    REASON_THROTTLED,
+    REASON_VALIDATION,
+    backoff,
+    cancellation_reasons,
+    error_code,
+    too_large,
+    unavailable,
+    write_with_retry,
+)
 from parley.storage.items import from_item, to_item, to_value
 
 if TYPE_CHECKING:
@@ -42,10 +55,30 @@ HIDDEN_BASE = -1_000_000_000
 SUMMARY_SEQ = 0
 MAX_HIDDEN = 50
 STALE_PENDING = timedelta(minutes=16)  # longer than any invocation (15 min)
+# A pending reply carries `pending_shard` (one of PENDING_SHARDS partitions of the sparse `pending`
+# index) until it is finished, so a sweep finds replies left pending by a dead invocation without
+# a Scan; finishing removes the attribute, so the index holds only what is in flight.
+PENDING_SHARDS = 16
+SEND_KEY_TTL = timedelta(hours=24)
+INTERRUPTED = {"type": "api_error", "code": "interrupted", "message": "The reply was interrupted."}
 
 
 class StaleConversation(Exception):
-    """The conversation changed between read and write (another sender won the race)."""
+    """The conversation changed between read and write (another sender won the race), or the
+    write met another transaction on the same items: re-read and try again."""
+
+
+class DuplicateSend(Exception):
+    """Another request with the same Idempotency-Key stored its pair first."""
+
+
+def pending_shard(conversation_id: str) -> str:
+    return f"pending#{zlib.crc32(conversation_id.encode()) % PENDING_SHARDS}"
+
+
+def send_key_sk(key: str) -> str:
+    """The conversations-table sort key of a send's Idempotency-Key record (the key itself is never stored)."""
+    return "send#" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 def _pk(project_id: str, conversation_id: str) -> str:
@@ -85,8 +118,11 @@ class ConversationStore:
     # conversations
     def put_new(self, record: dict[str, Any]) -> None:
         item = {"pk": _pk(record["project_id"], record["id"]), "sk": CONVERSATION_SK, **record}
-        self.client.put_item(
-            TableName=self.conversations, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+        write_with_retry(
+            lambda: self.client.put_item(
+                TableName=self.conversations, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+            ),
+            what="the conversation",
         )
 
     def get(self, project_id: str, conversation_id: str) -> dict[str, Any] | None:
@@ -102,12 +138,15 @@ class ConversationStore:
         """Write the whole record if nobody changed it since `expected_version`."""
         item = {"pk": _pk(record["project_id"], record["id"]), "sk": CONVERSATION_SK, **record}
         try:
-            self.client.put_item(
-                TableName=self.conversations,
-                Item=to_item(item),
-                ConditionExpression="#v = :v",
-                ExpressionAttributeNames={"#v": "version"},
-                ExpressionAttributeValues={":v": to_value(expected_version)},
+            write_with_retry(
+                lambda: self.client.put_item(
+                    TableName=self.conversations,
+                    Item=to_item(item),
+                    ConditionExpression="#v = :v",
+                    ExpressionAttributeNames={"#v": "version"},
+                    ExpressionAttributeValues={":v": to_value(expected_version)},
+                ),
+                what="the conversation",
             )
         except ClientError as error:
             if error_code(error) == "ConditionalCheckFailedException":
@@ -141,10 +180,13 @@ class ConversationStore:
         sessions and messages. False when there was no such conversation."""
         pk = _pk(project_id, conversation_id)
         try:
-            self.client.delete_item(
-                TableName=self.conversations,
-                Key={"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
-                ConditionExpression="attribute_exists(pk)",
+            write_with_retry(
+                lambda: self.client.delete_item(
+                    TableName=self.conversations,
+                    Key={"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
+                    ConditionExpression="attribute_exists(pk)",
+                ),
+                what="the conversation",
             )
         except ClientError as error:
             if error_code(error) == "ConditionalCheckFailedException":
@@ -228,10 +270,24 @@ class ConversationStore:
 
     # messages
     def append_pair(
-        self, conversation: dict[str, Any], user: dict[str, Any], reply: dict[str, Any], changes: dict[str, Any]
+        self,
+        conversation: dict[str, Any],
+        user: dict[str, Any],
+        reply: dict[str, Any],
+        changes: dict[str, Any],
+        send_key: dict[str, Any] | None = None,
+        token: str | None = None,
     ) -> None:
         """Write the user message (seq n) and the reply placeholder (n + 1) and move next_seq to
-        n + 2, if the conversation is still at next_seq n and active. StaleConversation otherwise."""
+        n + 2, if the conversation is still at next_seq n and active; with `send_key` (a send's
+        Idempotency-Key record), also claim that key, in the same transaction.
+
+        `token` is the transaction's ClientRequestToken: a retry of the same call (the SDK's,
+        after a lost response) is then answered from the committed transaction, never applied
+        twice. The cancellation reasons decide what a failure means: the conversation moved
+        (StaleConversation: re-read and retry), the key was claimed first (DuplicateSend), a
+        conflicting transaction (StaleConversation, after a backoff), throttling (503), an item
+        over DynamoDB's limit (413)."""
         project, conversation_id = conversation["project_id"], conversation["id"]
         pk = _pk(project, conversation_id)
         names = {f"#f{i}": name for i, name in enumerate(changes)}
@@ -261,31 +317,128 @@ class ConversationStore:
             {
                 "Put": {
                     "TableName": self.messages,
-                    "Item": to_item({"pk": pk, "sk": reply["seq"], **reply}),
+                    "Item": to_item(
+                        {"pk": pk, "sk": reply["seq"], "pending_shard": pending_shard(conversation_id), **reply}
+                    ),
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
         ]
+        if send_key is not None:
+            writes.append(
+                {
+                    "Put": {
+                        "TableName": self.conversations,
+                        "Item": to_item({"pk": pk, **send_key}),
+                        "ConditionExpression": "attribute_not_exists(pk) OR expiration < :now",
+                        "ExpressionAttributeValues": {":now": {"N": str(int(time.time()))}},
+                    }
+                }
+            )
+        request: dict[str, Any] = {"TransactItems": writes}
+        if token is not None:
+            request["ClientRequestToken"] = token
         try:
-            self.client.transact_write_items(TransactItems=writes)
+            self.client.transact_write_items(**request)
         except ClientError as error:
-            if error_code(error) in ("TransactionCanceledException", "TransactionConflictException"):
+            code = error_code(error)
+            if code == "TransactionConflictException":
+                raise StaleConversation from None
+            if code in ("ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"):
+                raise unavailable("the message write") from error
+            if code == "ValidationException" and "size" in str(error).lower():
+                raise too_large("The message") from error
+            if code != "TransactionCanceledException":
+                raise
+            reasons = cancellation_reasons(error)
+            if send_key is not None and len(reasons) > 3 and reasons[3] == REASON_CONDITION:
+                raise DuplicateSend from None
+            if any(r in REASON_THROTTLED for r in reasons):
+                raise unavailable("the message write") from error
+            if REASON_VALIDATION in reasons:
+                raise too_large("The message") from error
+            if REASON_CONDITION in reasons or REASON_CONFLICT in reasons:
                 raise StaleConversation from None
             raise
 
-    def finish_message(self, project_id: str, conversation_id: str, seq: int, fields: dict[str, Any]) -> None:
-        """Set the fields given (a None value removes the attribute)."""
+    def get_send_key(self, project_id: str, conversation_id: str, key: str) -> dict[str, Any] | None:
+        """The live (unexpired) Idempotency-Key record of a send, if any."""
+        found = self.client.get_item(
+            TableName=self.conversations,
+            Key={"pk": {"S": _pk(project_id, conversation_id)}, "sk": {"S": send_key_sk(key)}},
+            ConsistentRead=True,
+        )
+        item = found.get("Item")
+        if not item:
+            return None
+        record = _strip(from_item(item))
+        return record if int(record.get("expiration", 0)) >= int(time.time()) else None
+
+    def get_message(self, project_id: str, conversation_id: str, seq: int) -> dict[str, Any] | None:
+        found = self.client.get_item(
+            TableName=self.messages,
+            Key={"pk": {"S": _pk(project_id, conversation_id)}, "sk": {"N": str(seq)}},
+            ConsistentRead=True,
+        )
+        item = found.get("Item")
+        return _strip(from_item(item)) if item else None
+
+    def finish_message(self, project_id: str, conversation_id: str, seq: int, fields: dict[str, Any]) -> bool:
+        """Set the fields given (a None value removes the attribute) on a reply that is still
+        pending. False, and nothing written, when the reply is gone (its conversation was deleted:
+        a late write must not bring an item back) or was already finished."""
+        fields = {**fields, "pending_shard": None}
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         sets = [f"#f{i} = :f{i}" for i, value in enumerate(fields.values()) if value is not None]
         removes = [f"#f{i}" for i, value in enumerate(fields.values()) if value is None]
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        self.client.update_item(
-            TableName=self.messages,
-            Key={"pk": {"S": _pk(project_id, conversation_id)}, "sk": {"N": str(seq)}},
-            UpdateExpression=expression,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues={f":f{i}": to_value(v) for i, v in enumerate(fields.values()) if v is not None},
+        values = {f":f{i}": to_value(v) for i, v in enumerate(fields.values()) if v is not None}
+
+        def write() -> None:
+            self.client.update_item(
+                TableName=self.messages,
+                Key={"pk": {"S": _pk(project_id, conversation_id)}, "sk": {"N": str(seq)}},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk) AND #pending_status = :pending",
+                ExpressionAttributeNames={**names, "#pending_status": "status"},
+                ExpressionAttributeValues={**values, ":pending": {"S": "pending"}},
+            )
+
+        try:
+            write_with_retry(write, what="the reply")
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def interrupt_stale(self, project_id: str, conversation_id: str, seq: int, created_at: str) -> bool:
+        """Write back a reply left `pending` by an invocation that died (older than STALE_PENDING)
+        as `incomplete`/interrupted. Conditional, so it never races a live writer or a delete."""
+        if not _older_than(created_at, STALE_PENDING, None):
+            return False
+        return self.finish_message(
+            project_id,
+            conversation_id,
+            seq,
+            {"status": "incomplete", "error": INTERRUPTED, "completed_at": iso()},
         )
+
+    def stale_pending(self, older_than: str, limit: int = 100) -> list[tuple[str, int, str]]:
+        """(pk, seq, created_at) of replies still pending and created before `older_than`: one
+        query per shard of the sparse `pending` index, for the scheduled sweep."""
+        found: list[tuple[str, int, str]] = []
+        for shard in range(PENDING_SHARDS):
+            page = self.client.query(
+                TableName=self.messages,
+                IndexName="pending",
+                KeyConditionExpression="pending_shard = :shard AND created_at < :before",
+                ExpressionAttributeValues={":shard": {"S": f"pending#{shard}"}, ":before": {"S": older_than}},
+                Limit=limit,
+            )
+            for item in page.get("Items", []):
+                found.append((item["pk"]["S"], int(item["sk"]["N"]), item["created_at"]["S"]))
+        return found
 
     def recent(self, project_id: str, conversation_id: str, before_seq: int, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` messages before `before_seq`, oldest first: one bounded query."""
@@ -343,24 +496,43 @@ class ConversationStore:
     def put_summary(
         self, project_id: str, conversation_id: str, summary: dict[str, Any], previous_version: int | None
     ) -> bool:
-        """Store a new summary version unless another writer stored one first (then False)."""
-        item = {"pk": _pk(project_id, conversation_id), "sk": SUMMARY_SEQ, "seq": SUMMARY_SEQ, **summary}
-        condition: dict[str, Any] = (
-            {"ConditionExpression": "attribute_not_exists(pk)"}
-            if previous_version is None
-            else {
-                "ConditionExpression": "#v = :v",
-                "ExpressionAttributeNames": {"#v": "version"},
-                "ExpressionAttributeValues": {":v": to_value(previous_version)},
-            }
-        )
-        try:
-            self.client.put_item(TableName=self.messages, Item=to_item(item), **condition)
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        """Store a new summary version unless another writer stored one first, or the conversation
+        is gone (then False: a summary finishing after a delete must not bring the partition back)."""
+        pk = _pk(project_id, conversation_id)
+        item = {"pk": pk, "sk": SUMMARY_SEQ, "seq": SUMMARY_SEQ, **summary}
+        put: dict[str, Any] = {"TableName": self.messages, "Item": to_item(item)}
+        if previous_version is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "#v = :v"
+            put["ExpressionAttributeNames"] = {"#v": "version"}
+            put["ExpressionAttributeValues"] = {":v": to_value(previous_version)}
+        writes: list[TransactWriteItemTypeDef] = [
+            {
+                "ConditionCheck": {
+                    "TableName": self.conversations,
+                    "Key": {"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
+                    "ConditionExpression": "attribute_exists(pk)",
+                }
+            },
+            {"Put": put},  # type: ignore[typeddict-item]
+        ]
+        for attempt in range(6):
+            try:
+                self.client.transact_write_items(TransactItems=writes)
+            except ClientError as error:
+                code, reasons = error_code(error), cancellation_reasons(error)
+                if code == "TransactionCanceledException" and REASON_CONDITION in reasons:
+                    return False
+                conflict = code == "TransactionConflictException" or REASON_CONFLICT in reasons
+                if conflict and attempt < 5:
+                    time.sleep(backoff(attempt))
+                    continue
+                if conflict or any(r in REASON_THROTTLED for r in reasons):
+                    raise unavailable("the summary write") from error
+                raise
+            return True
+        return False  # pragma: no cover - the loop returns or raises
 
     def add_hidden(self, conversation: dict[str, Any], item: dict[str, Any]) -> None:
         """Store a hidden context item as number conversation.next_hidden (StaleConversation if it moved)."""
@@ -392,7 +564,12 @@ class ConversationStore:
                 ]
             )
         except ClientError as error:
-            if error_code(error) in ("TransactionCanceledException", "TransactionConflictException"):
+            code, reasons = error_code(error), cancellation_reasons(error)
+            if any(r in REASON_THROTTLED for r in reasons):
+                raise unavailable("the context write") from error
+            if REASON_VALIDATION in reasons:
+                raise too_large("The hidden context") from error
+            if code in ("TransactionCanceledException", "TransactionConflictException"):
                 raise StaleConversation from None
             raise
 
@@ -422,7 +599,7 @@ def retry_stale(attempt: Callable[[], Any], *, tries: int = 30, sleep: Callable[
         try:
             return attempt()
         except StaleConversation:
-            sleep(random.uniform(0, min(0.2, 0.005 * 2**n)))  # noqa: S311 - jitter, not security
+            sleep(backoff(n, base=0.005, cap=0.2))
     raise Conflict("The conversation is too busy right now; retry the request.", code="conversation_busy")
 
 
@@ -430,12 +607,8 @@ def message_from_item(item: dict[str, Any], now: datetime | None = None) -> Mess
     """A stored message as the API shows it. A reply still `pending` after the longest an
     invocation can run (its function died mid-way, e.g. timed out) is shown as `incomplete`."""
     cost = item.get("cost_usd")
-    if item.get("status") == "pending" and _older_than(item["created_at"], STALE_PENDING, now):
-        item = {
-            **item,
-            "status": "incomplete",
-            "error": {"type": "api_error", "code": "interrupted", "message": "The reply was interrupted."},
-        }
+    if is_stale_pending(item, now):
+        item = {**item, "status": "incomplete", "error": INTERRUPTED}
     return Message(
         id=item["id"],
         conversation_id=item["conversation_id"],
@@ -455,12 +628,17 @@ def message_from_item(item: dict[str, Any], now: datetime | None = None) -> Mess
     )
 
 
+def is_stale_pending(item: dict[str, Any], now: datetime | None = None) -> bool:
+    """A reply still `pending` after the longest an invocation can run: its invocation died."""
+    return item.get("status") == "pending" and _older_than(str(item["created_at"]), STALE_PENDING, now)
+
+
 def _older_than(timestamp: str, age: timedelta, now: datetime | None) -> bool:
     created = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
     return (now or datetime.now(UTC)) - created > age
 
 
 def _strip(data: dict[str, Any]) -> dict[str, Any]:
-    for key in ("pk", "sk", "list_project", "list_owner"):
+    for key in ("pk", "sk", "list_project", "list_owner", "pending_shard"):
         data.pop(key, None)
     return data

@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from parley.storage.base import TableRepository, error_code
+from parley.storage.base import TableRepository, error_code, write_with_retry
 from parley.storage.items import from_item, to_item
 
 TTL_SECONDS = 24 * 3600
@@ -24,26 +24,30 @@ class IdempotencyStore(TableRepository):
     def claim(self, record_id: str, request_hash: str, now: float | None = None) -> dict[str, Any] | None:
         """None when claimed for this request; else the existing record."""
         now = time.time() if now is None else now
+        item = to_item(
+            {
+                "id": record_id,
+                "status": "in_progress",
+                "request_hash": request_hash,
+                "expiration": int(now + IN_PROGRESS_SECONDS),
+            }
+        )
         try:
-            self.client.put_item(
-                TableName=self.table,
-                Item=to_item(
-                    {
-                        "id": record_id,
-                        "status": "in_progress",
-                        "request_hash": request_hash,
-                        "expiration": int(now + IN_PROGRESS_SECONDS),
-                    }
+            write_with_retry(
+                lambda: self.client.put_item(
+                    TableName=self.table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(id) OR expiration < :now",
+                    ExpressionAttributeValues={":now": {"N": str(int(now))}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 ),
-                ConditionExpression="attribute_not_exists(id) OR expiration < :now",
-                ExpressionAttributeValues={":now": {"N": str(int(now))}},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                what="the idempotency record",
             )
         except ClientError as error:
             if error_code(error) == "ConditionalCheckFailedException":
-                item: Any = error.response.get("Item")
-                if item:
-                    return from_item(item)
+                old: Any = error.response.get("Item")
+                if old:
+                    return from_item(old)
                 found = self.client.get_item(TableName=self.table, Key={"id": {"S": record_id}}, ConsistentRead=True)
                 return from_item(found["Item"]) if "Item" in found else {"status": "in_progress"}
             raise
@@ -51,18 +55,19 @@ class IdempotencyStore(TableRepository):
 
     def complete(self, record_id: str, request_hash: str, response: dict[str, Any], now: float | None = None) -> None:
         now = time.time() if now is None else now
-        self.client.put_item(
-            TableName=self.table,
-            Item=to_item(
-                {
-                    "id": record_id,
-                    "status": "completed",
-                    "request_hash": request_hash,
-                    "response": response,
-                    "expiration": int(now + TTL_SECONDS),
-                }
-            ),
+        item = to_item(
+            {
+                "id": record_id,
+                "status": "completed",
+                "request_hash": request_hash,
+                "response": response,
+                "expiration": int(now + TTL_SECONDS),
+            }
         )
+        write_with_retry(lambda: self.client.put_item(TableName=self.table, Item=item), what="the idempotency record")
 
     def release(self, record_id: str) -> None:
-        self.client.delete_item(TableName=self.table, Key={"id": {"S": record_id}})
+        write_with_retry(
+            lambda: self.client.delete_item(TableName=self.table, Key={"id": {"S": record_id}}),
+            what="the idempotency record",
+        )

@@ -67,9 +67,19 @@ TABLES: tuple[TableSpec, ...] = (
             Index("by_parent", Key("parent"), Key("created_at")),
         ),
         stream=True,
+        # a send's Idempotency-Key record (sk = send#...) expires after 24 h
+        ttl_attribute="expiration",
     ),
-    # Messages: pk = {project}#{conversation}, sk = dense sequence number.
-    TableSpec("messages", Key("pk"), Key("sk", "N"), stream=True),
+    # Messages: pk = {project}#{conversation}, sk = dense sequence number. The sparse `pending`
+    # index holds only replies still being written (pending_shard is removed when they finish),
+    # so the sweep finds replies a dead invocation left pending without a Scan.
+    TableSpec(
+        "messages",
+        Key("pk"),
+        Key("sk", "N"),
+        indexes=(Index("pending", Key("pending_shard"), Key("created_at")),),
+        stream=True,
+    ),
     # Chat configs, providers, agents, documents, indexes, webhooks: pk = {project}#{kind}, sk = id.
     TableSpec("chats", Key("pk"), Key("sk")),
     # Metering counters and audit events (audit events expire).
