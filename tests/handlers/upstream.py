@@ -47,3 +47,25 @@ class _ChunkThenDrop(httpx.SyncByteStream):
 def chunk_then_drop(content: str) -> httpx.Response:
     """A stream that sends one delta, then loses its connection."""
     return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=_ChunkThenDrop(content))
+
+
+def streamed(pieces: list[str]) -> httpx.Response:
+    """A whole OpenAI stream: one delta per piece, a finish with usage, then [DONE]."""
+
+    def chunk(delta: dict[str, str], finish: str | None = None, usage: dict[str, int] | None = None) -> bytes:
+        body = {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **({"usage": usage} if usage else {}),
+        }
+        return f"data: {json.dumps(body)}\n\n".encode()
+
+    lines = [chunk({"role": "assistant", "content": p}) for p in pieces]
+    lines.append(
+        chunk({}, "stop", {"prompt_tokens": 7, "completion_tokens": len(pieces), "total_tokens": 7 + len(pieces)})
+    )
+    lines.append(b"data: [DONE]\n\n")
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=b"".join(lines))

@@ -27,13 +27,13 @@ from typing import Any
 
 from parley.api.principal import Principal
 from parley.api.streaming import StreamingResponse
-from parley.domain.errors import Conflict, InvalidRequest
+from parley.domain.errors import REPLAYED_HEADER, Conflict, InvalidRequest
 from parley.storage.idempotency import IdempotencyStore
 
 log = logging.getLogger(__name__)
 HEADER = "idempotency-key"
 MAX_STORED_BYTES = 300_000  # DynamoDB items stop at 400 KB
-REPLAY_HEADER = "Idempotent-Replayed"
+REPLAY_HEADER = REPLAYED_HEADER
 TRANSIENT = frozenset({502, 503, 504})  # statuses after which nothing was stored: the retry may run again
 RETRY_AFTER = {"Retry-After": "2"}
 

@@ -132,9 +132,13 @@ class ProviderRejected(ProviderError):
     code = "provider_rejected_request"
 
 
+# Marks a response answered from an earlier request with the same Idempotency-Key.
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
 def stored_error(status: int, type_: str, code: str, message: str) -> ParleyError:
     """An error answered before, rebuilt from what was stored (an idempotent retry answers it again)."""
-    error = ParleyError(message, code=code)
+    error = ParleyError(message, code=code, headers={REPLAYED_HEADER: "true"})
     error.status = status
     error.type = type_
     return error

@@ -168,7 +168,10 @@ def _prepare(
             "activity": f"{at}#{conversation_id}",
             "version": int(current["version"]) + 1,
         }
-        send_key = token = None
+        send_key = None
+        # the token names this attempt (key, seq, message id): a request whose outcome is unknown is
+        # resent with it and answered from the commit; another attempt is another transaction
+        token = _token(principal.project_id, conversation_id, f"{key or ''}\n{user['id']}", seq)
         if key is not None:
             send_key = {
                 "sk": send_key_sk(key),
@@ -178,7 +181,6 @@ def _prepare(
                 "created_at": at,
                 "expiration": int(time.time() + SEND_KEY_TTL.total_seconds()),
             }
-            token = _token(principal.project_id, conversation_id, key, seq)
         conversations.append_pair(current, user, reply, changes, send_key, token)
         return {**current, **changes}, user, reply
 
@@ -268,7 +270,7 @@ def _fingerprint(conversation_id: str, body: MessageSend) -> str:
 
 
 def _token(project_id: str, conversation_id: str, key: str, seq: int) -> str:
-    """The transaction's ClientRequestToken (at most 36 characters): the same send at the same seq."""
+    """The transaction's ClientRequestToken (at most 36 characters)."""
     return hashlib.sha256(f"{project_id}\n{conversation_id}\n{key}\n{seq}".encode()).hexdigest()[:36]
 
 

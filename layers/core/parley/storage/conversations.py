@@ -20,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from parley.aws import clients
 from parley.domain.chat import ToolCall, Usage
@@ -339,7 +340,7 @@ class ConversationStore:
         if token is not None:
             request["ClientRequestToken"] = token
         try:
-            self.client.transact_write_items(**request)
+            self._transact_exactly_once(request)
         except ClientError as error:
             code = error_code(error)
             if code == "TransactionConflictException":
@@ -360,6 +361,19 @@ class ConversationStore:
             if REASON_CONDITION in reasons or REASON_CONFLICT in reasons:
                 raise StaleConversation from None
             raise
+
+    def _transact_exactly_once(self, request: dict[str, Any], tries: int = 3) -> None:
+        """TransactWriteItems, sent again as it is when its outcome is unknown (the connection
+        broke or timed out after botocore's own retries): with the same ClientRequestToken,
+        DynamoDB answers a committed transaction from its record instead of applying it twice."""
+        for attempt in range(tries):
+            try:
+                self.client.transact_write_items(**request)
+                return
+            except (HTTPClientError, BotoConnectionError):
+                if attempt == tries - 1 or "ClientRequestToken" not in request:
+                    raise
+                time.sleep(backoff(attempt))
 
     def get_send_key(self, project_id: str, conversation_id: str, key: str) -> dict[str, Any] | None:
         """The live (unexpired) Idempotency-Key record of a send, if any."""
@@ -412,10 +426,12 @@ class ConversationStore:
             raise
         return True
 
-    def interrupt_stale(self, project_id: str, conversation_id: str, seq: int, created_at: str) -> bool:
+    def interrupt_stale(
+        self, project_id: str, conversation_id: str, seq: int, created_at: str, now: datetime | None = None
+    ) -> bool:
         """Write back a reply left `pending` by an invocation that died (older than STALE_PENDING)
         as `incomplete`/interrupted. Conditional, so it never races a live writer or a delete."""
-        if not _older_than(created_at, STALE_PENDING, None):
+        if not _older_than(created_at, STALE_PENDING, now):
             return False
         return self.finish_message(
             project_id,
