@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from parley.providers import registry
+from tests.handlers.faults import Faults, faulty_dynamodb
+
+
+@pytest.fixture
+def faults(aws: None) -> Iterator[Faults]:
+    """The process's DynamoDB client behind a Faults wrapper (real DynamoDB's failures, on cue)."""
+    with faulty_dynamodb() as wrapped:
+        yield wrapped
 
 
 @pytest.fixture

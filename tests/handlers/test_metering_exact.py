@@ -16,7 +16,7 @@ from parley.services.sweep import sweep
 from parley.settings import get_settings
 from parley.storage.queues import MeteringQueue
 from tests.handlers.api import Api
-from tests.handlers.faults import Faults, error, faulty_dynamodb, on_table
+from tests.handlers.faults import Faults, error, on_table
 
 OWNER = Principal("org_m", "proj_m", "key_m", ("*",))
 SENDS = 100
@@ -25,12 +25,6 @@ SENDS = 100
 @pytest.fixture
 def api(aws: None, load_handler: Any, sample_event: Any, lambda_context: Any) -> Api:
     return Api(load_handler, sample_event, lambda_context, OWNER)
-
-
-@pytest.fixture
-def faults(aws: None) -> Any:
-    with faulty_dynamodb() as wrapped:
-        yield wrapped
 
 
 def every(n: int, match: Any) -> Any:

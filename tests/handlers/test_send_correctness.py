@@ -23,7 +23,6 @@ from tests.handlers.faults import (
     cancelled,
     commit_then_lose_response,
     error,
-    faulty_dynamodb,
     on_table,
     run_first,
 )
@@ -35,12 +34,6 @@ FAILED = httpx.Response(502, json={"error": {"message": "upstream down"}})
 @pytest.fixture
 def api(aws: None, load_handler: Any, sample_event: Any, lambda_context: Any) -> Api:
     return Api(load_handler, sample_event, lambda_context, OWNER)
-
-
-@pytest.fixture
-def faults(aws: None) -> Any:
-    with faulty_dynamodb() as wrapped:
-        yield wrapped
 
 
 def new(api: Api, **fields: Any) -> str:
