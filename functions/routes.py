@@ -7,13 +7,14 @@ that every handler registers exactly the routes the table gives it, with the sam
 
 from pathlib import Path
 
-from parley.api.routing import Route, RouteTable
+from parley.api.routing import Route, RouteTable, Scheduled
 
 # "secrets" grants read and write on the provider-key secrets (parley/<stage>/*), "secrets:read" reading only;
 # "documents" and "documents:read" likewise for the documents bucket's objects.
 PROVIDERS = ("chats", "secrets")
-# Model calls: provider records and keys (read), metering, and documents named by messages.
-COMPLETIONS = ("chats", "secrets:read", "usage", "documents:read")
+# Model calls: provider records and keys (read), metering (and its queue, for records DynamoDB
+# refuses), and documents named by messages.
+COMPLETIONS = ("chats", "secrets:read", "usage", "metering", "documents:read")
 # Conversation writes check the provider they name.
 CONVERSATIONS = ("conversations", "chats")
 
@@ -106,8 +107,9 @@ ROUTES = (
         "/v1/conversations/{conversation_id}",
         "conversations_get",
         "conversations:GetConversation",
-        resources=("conversations",),
-        description="Get a conversation (include=sessions adds its sessions).",
+        # include=messages reads them, and writes back replies a dead invocation left pending
+        resources=("conversations", "messages"),
+        description="Get a conversation (include=sessions adds its sessions, include=messages its newest messages).",
     ),
     Route(
         "PATCH",
@@ -281,4 +283,16 @@ ROUTES = (
     ),
 )
 
-TABLE = RouteTable(routes=ROUTES, authorizer="authorizer", root=Path(__file__).resolve().parent)
+# Functions without a route, run on a schedule.
+SCHEDULED = (
+    Scheduled(
+        "sweep",
+        every_minutes=5,
+        # folds parked usage into the counters; writes back replies left pending (the sparse pending index)
+        resources=("conversations", "messages", "usage", "metering:consume"),
+        timeout_seconds=300,
+        description="Fold parked usage records in; write back replies a dead invocation left pending.",
+    ),
+)
+
+TABLE = RouteTable(routes=ROUTES, authorizer="authorizer", root=Path(__file__).resolve().parent, scheduled=SCHEDULED)

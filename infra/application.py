@@ -63,6 +63,7 @@ def build_app(app: App | None = None, *, route_table: RouteTable | None = None) 
         stage=stage,
         route_table=route_table,
         tables=data.tables,
+        queues=data.queues,
         layers_dir=layers_dir,
     )
     Tags.of(app).add("project", "parley")

@@ -6,12 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.constructs.documents import DOCUMENTS, DOCUMENTS_READ, documents_bucket_name, grant_documents
 from infra.constructs.function import ParleyFunction, ParleyLayers, acknowledge
+from infra.constructs.queues import METERING, METERING_CONSUME, ParleyQueues
 from infra.constructs.tables import ParleyTables, pascal_case
 from parley.api.routing import Route, RouteTable
 
@@ -108,6 +111,7 @@ class RouteFunctions(Construct):
         stage: str,
         route_table: RouteTable,
         tables: ParleyTables,
+        queues: ParleyQueues,
         layers: ParleyLayers,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
@@ -115,7 +119,7 @@ class RouteFunctions(Construct):
         self.plans: dict[str, FunctionPlan] = {}
         self.functions: dict[str, ParleyFunction] = {}
         for plan in plan_functions(route_table):
-            known = {*tables.tables, SECRETS, SECRETS_READ, DOCUMENTS, DOCUMENTS_READ}
+            known = {*tables.tables, SECRETS, SECRETS_READ, DOCUMENTS, DOCUMENTS_READ, METERING}
             unknown = sorted(set(plan.resources) - known)
             if unknown:
                 raise ValueError(f"functions/{plan.name}: unknown resources {unknown}; known: {sorted(known)}")
@@ -123,6 +127,8 @@ class RouteFunctions(Construct):
             environment = base_environment(stage) | dict(tables.table_names(table_resources))
             if DOCUMENTS in plan.resources or DOCUMENTS_READ in plan.resources:
                 environment["PARLEY_DOCUMENTS_BUCKET"] = documents_bucket_name(stage)
+            if METERING in plan.resources:
+                environment["PARLEY_METERING_QUEUE"] = queues.metering.queue_url
             if plan.streaming:
                 environment["AWS_LAMBDA_EXEC_WRAPPER"] = STREAM_WRAPPER
             function = ParleyFunction(
@@ -144,8 +150,42 @@ class RouteFunctions(Construct):
                 grant_provider_secrets(function, stage, SECRET_ACTIONS)
             elif SECRETS_READ in plan.resources:
                 grant_provider_secrets(function, stage, SECRET_READ_ACTIONS)
+            if METERING in plan.resources:
+                queues.grant(function.function, METERING)
             self.plans[plan.name] = plan
             self.functions[plan.name] = function
+
+        self.scheduled: dict[str, ParleyFunction] = {}
+        for job in route_table.scheduled:
+            job_tables = [r for r in job.resources if r in tables.tables]
+            unknown = sorted(set(job.resources) - {*tables.tables, METERING, METERING_CONSUME})
+            if unknown:
+                raise ValueError(f"functions/{job.function}: unknown resources {unknown}")
+            environment = base_environment(stage) | dict(tables.table_names(job_tables))
+            if METERING_CONSUME in job.resources:
+                environment["PARLEY_METERING_QUEUE"] = queues.metering.queue_url
+            function = ParleyFunction(
+                self,
+                pascal_case(job.function),
+                code_dir=route_table.root / job.function,
+                description=f"Parley scheduled: {job.description}"[:256],
+                layers=layers,
+                environment=environment,
+                memory_mb=job.memory_mb,
+                timeout=Duration.seconds(job.timeout_seconds),
+                log_retention=log_retention,
+            )
+            for logical in job_tables:
+                tables.grant_read_write_data(function.function, logical)
+            if METERING_CONSUME in job.resources:
+                queues.grant(function.function, METERING_CONSUME)
+            events.Rule(
+                self,
+                f"{pascal_case(job.function)}Schedule",
+                schedule=events.Schedule.rate(Duration.minutes(job.every_minutes)),
+                targets=[targets.LambdaFunction(function.function, retry_attempts=0)],
+            )
+            self.scheduled[job.function] = function
 
         self.authorizer = ParleyFunction(
             self,

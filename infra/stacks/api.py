@@ -11,6 +11,7 @@ from constructs import Construct
 from infra.constructs.api import ParleyApi
 from infra.constructs.function import ParleyLayers
 from infra.constructs.functions import RouteFunctions
+from infra.constructs.queues import ParleyQueues
 from infra.constructs.tables import ParleyTables
 from parley.api.routing import RouteTable
 
@@ -24,6 +25,7 @@ class ApiStack(Stack):
         stage: str,
         route_table: RouteTable,
         tables: ParleyTables,
+        queues: ParleyQueues,
         layers_dir: Path,
         **kwargs: Any,
     ) -> None:
@@ -35,6 +37,7 @@ class ApiStack(Stack):
             stage=stage,
             route_table=route_table,
             tables=tables,
+            queues=queues,
             layers=self.layers,
         )
         # Stage throttling (cdk.json context throttle_rate / throttle_burst; defaults 100 rps, burst 200).

@@ -1,5 +1,5 @@
-"""The data stack: the DynamoDB tables and the documents bucket. Stateful and long-lived, so it changes
-rarely and alone."""
+"""The data stack: the DynamoDB tables, the documents bucket and the metering queue. Stateful and
+long-lived, so it changes rarely and alone."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from aws_cdk import Stack
 from constructs import Construct
 
 from infra.constructs.documents import ParleyDocuments
+from infra.constructs.queues import ParleyQueues
 from infra.constructs.tables import ParleyTables
 
 
@@ -17,3 +18,4 @@ class DataStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.tables = ParleyTables(self, "Tables")
         self.documents = ParleyDocuments(self, "Documents", stage=stage)
+        self.queues = ParleyQueues(self, "Queues")

@@ -177,7 +177,8 @@ def test_given_the_route_table_when_synthesized_then_one_function_per_route_func
     synth: Synth,
 ) -> None:
     template = Template.from_json(synth.api)
-    template.resource_count_is("AWS::Lambda::Function", len(ROUTE_TABLE.functions()) + 1)
+    scheduled = len(ROUTE_TABLE.scheduled)
+    template.resource_count_is("AWS::Lambda::Function", len(ROUTE_TABLE.functions()) + 1 + scheduled)
     layers = by_path(synth.api, "AWS::Lambda::LayerVersion")
     core, deps = layers["Layers/Core/Resource"][0], layers["Layers/Deps/Resource"][0]
     for function in all_functions():
@@ -432,6 +433,39 @@ def test_given_the_synthesized_templates_when_cfn_lint_runs_then_it_reports_no_e
 
 
 # --- planning and layers (no synth) ---------------------------------------------------------------
+
+
+def test_given_the_sweep_when_synthesized_then_it_runs_every_5_minutes_and_consumes_the_metering_queue(
+    synth: Synth,
+) -> None:
+    queues = by_path(synth.data, "AWS::SQS::Queue")
+    metering = queues["Queues/Metering/Resource"]
+    assert metering[1]["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 20
+    rules = by_path(synth.api, "AWS::Events::Rule")
+    (_, rule) = rules["Functions/SweepSchedule/Resource"]
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    sweep_id, sweep = lambda_function(synth, "sweep")
+    assert get_att_targets(rule["Properties"]["Targets"]) == {sweep_id}
+    assert "PARLEY_METERING_QUEUE" in sweep["Properties"]["Environment"]["Variables"]
+    sqs = {a for st in statements(role_policy(synth, "sweep")) for a in actions_of(st) if a.startswith("sqs:")}
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= sqs
+    assert "sqs:SendMessage" not in sqs
+    assert dynamodb_actions(role_policy(synth, "sweep")) >= {"dynamodb:Query", "dynamodb:UpdateItem"}
+    assert "dynamodb:Scan" not in dynamodb_actions(role_policy(synth, "sweep"))
+
+
+@pytest.mark.parametrize("function", sorted(PLANS))
+def test_given_a_route_function_when_synthesized_then_only_model_callers_may_park_usage_records(
+    synth: Synth, function: str
+) -> None:
+    sqs = {a for st in statements(role_policy(synth, function)) for a in actions_of(st) if a.startswith("sqs:")}
+    variables = lambda_function(synth, function)[1]["Properties"]["Environment"]["Variables"]
+    if "metering" in PLANS[function].resources:
+        assert sqs == {"sqs:SendMessage", "sqs:GetQueueUrl"}, function
+        assert "PARLEY_METERING_QUEUE" in variables
+    else:
+        assert sqs == set(), function
+        assert "PARLEY_METERING_QUEUE" not in variables
 
 
 def _table(*routes: Route) -> RouteTable:

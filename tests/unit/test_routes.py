@@ -22,7 +22,8 @@ def test_every_handler_declares_exactly_its_table_routes(route_table: RouteTable
 
 def test_every_function_directory_is_in_the_table(route_table: RouteTable) -> None:
     on_disk = {p.parent.name for p in route_table.root.glob("*/handler.py")}
-    assert on_disk == {*route_table.functions(), route_table.authorizer}
+    scheduled = {s.function for s in route_table.scheduled}
+    assert on_disk == {*route_table.functions(), route_table.authorizer, *scheduled}
 
 
 def test_every_function_has_a_sample_event_of_one_of_its_routes(route_table: RouteTable) -> None:

@@ -62,10 +62,29 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Scheduled:
+    """A function run on a schedule (no route): functions/<function>/handler.py."""
+
+    function: str
+    every_minutes: int
+    resources: tuple[str, ...] = ()
+    timeout_seconds: int = 300
+    memory_mb: int = 512
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.every_minutes <= 1440:
+            raise ValueError(f"{self.function}: every_minutes must be 1..1440")
+        if not 1 <= self.timeout_seconds <= 900:
+            raise ValueError(f"{self.function}: timeout_seconds must be 1..900")
+
+
+@dataclass(frozen=True)
 class RouteTable:
     routes: tuple[Route, ...]
     authorizer: str  # the function that authenticates API keys
     root: Path  # the functions/ directory
+    scheduled: tuple[Scheduled, ...] = ()
 
     def handler_path(self, function: str) -> Path:
         return self.root / function / "handler.py"
