@@ -3,6 +3,7 @@ OpenAI client given the base URL .../v1/chats/{chat_id} talks to the chat's stor
 
 from aws_lambda_powertools.event_handler import Response
 
+from parley.api import replies
 from parley.api.app import build_handler, make_app, principal, requires, stream
 from parley.api.sse import SSE_HEADERS
 from parley.domain.chats import ChatCompletionInput
@@ -15,8 +16,13 @@ def _complete(chat_id: str, body: ChatCompletionInput) -> Response[str]:
     caller = principal(app)
     request_id = app.current_event.request_context.request_id or ""
     if body.stream:
-        return stream(chats.stream(caller, chat_id, body, request_id), headers=SSE_HEADERS)
-    return Response(200, "application/json", chats.complete(caller, chat_id, body, request_id).model_dump_json())
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        chunks = replies.completion_chunks(
+            chats.stream(caller, chat_id, body, request_id), request_id, include_usage=include_usage
+        )
+        return stream(chunks, headers=SSE_HEADERS)
+    completion = replies.completion_body(chats.complete(caller, chat_id, body, request_id))
+    return Response(200, "application/json", completion.model_dump_json())
 
 
 @app.post("/v1/chats/<chat_id>/completions")

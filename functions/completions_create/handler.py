@@ -2,6 +2,7 @@
 
 from aws_lambda_powertools.event_handler import Response
 
+from parley.api import replies
 from parley.api.app import build_handler, make_app, principal, requires, stream
 from parley.api.sse import SSE_HEADERS
 from parley.domain.chat import ChatCompletionRequest
@@ -24,10 +25,15 @@ def create_stateless_chat_completion(request: ChatCompletionRequest) -> Response
 
 def _create(request: ChatCompletionRequest) -> Response[str]:
     caller = principal(app)
-    context = completions.CallContext(request_id=app.current_event.request_context.request_id or "")
+    request_id = app.current_event.request_context.request_id or ""
+    context = completions.CallContext(request_id=request_id)
     if request.stream:
-        return stream(completions.stream(caller, request, context), headers=SSE_HEADERS)
-    completion = completions.create(caller, request, context)
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        chunks = replies.completion_chunks(
+            completions.stream(caller, request, context), request_id, include_usage=include_usage
+        )
+        return stream(chunks, headers=SSE_HEADERS)
+    completion = replies.completion_body(completions.create(caller, request, context))
     return Response(200, "application/json", completion.model_dump_json())
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from parley.api import replies
 from parley.api.app import (
     build_handler,
     idempotency_key,
@@ -36,7 +37,7 @@ def send_message(
     if body.stream:
         streamed = messages.send_stream(caller, conversation_id, body, request_id, key)
         replayed = {REPLAY_HEADER: "true"} if streamed.replayed else {}
-        return stream(streamed.body, headers={**SSE_HEADERS, **replayed})
+        return stream(replies.conversation_sse(streamed.events, request_id), headers={**SSE_HEADERS, **replayed})
     sent = messages.send(caller, conversation_id, body, request_id, key)
     headers = {REPLAY_HEADER: "true"} if sent.replayed else None
     return Response(200, "application/json", sent.message.model_dump_json(), headers=headers)

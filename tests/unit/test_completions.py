@@ -7,9 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from parley.api import replies
 from parley.api.principal import Principal
 from parley.domain.chat import ChatCompletionRequest
 from parley.domain.errors import InvalidRequest, ProviderError
+from parley.domain.replies import ReplyEvent
 from parley.providers import registry
 from parley.providers.base import Finish, ModelRequest, TextDelta
 from parley.providers.echo import EchoProvider
@@ -24,9 +26,10 @@ def make(**fields: object) -> ChatCompletionRequest:
     return ChatCompletionRequest.model_validate(body)
 
 
-def events(chunks: Iterator[bytes]) -> list[object]:
+def events(reply: Iterator[ReplyEvent], request_id: str = "", *, include_usage: bool = False) -> list[object]:
+    """The reply encoded as OpenAI chunks, each parsed back."""
     out: list[object] = []
-    for chunk in chunks:
+    for chunk in replies.completion_chunks(reply, request_id, include_usage=include_usage):
         text = chunk.decode()
         assert text.startswith("data: ") and text.endswith("\n\n")
         payload = text[len("data: ") : -2]
@@ -35,7 +38,7 @@ def events(chunks: Iterator[bytes]) -> list[object]:
 
 
 def test_completion_has_openais_shape() -> None:
-    result = completions.create(CALLER, make()).model_dump()
+    result = replies.completion_body(completions.create(CALLER, make())).model_dump()
     assert result["object"] == "chat.completion"
     assert result["id"].startswith("chatcmpl-")
     assert result["choices"] == [
@@ -61,7 +64,9 @@ def test_stream_chunks_then_done() -> None:
 
 
 def test_include_usage_adds_a_final_usage_chunk() -> None:
-    got = events(completions.stream(CALLER, make(stream=True, stream_options={"include_usage": True})))
+    got = events(
+        completions.stream(CALLER, make(stream=True, stream_options={"include_usage": True})), include_usage=True
+    )
     *chunks, usage_chunk, done = got
     assert done == "[DONE]"
     assert all(c["usage"] is None for c in chunks)  # type: ignore[index]
@@ -101,7 +106,7 @@ def test_refusals_name_the_field(fields: dict[str, object], param: str, code: st
 
 
 def test_echo_model_accepts_the_provider_prefix() -> None:
-    assert completions.create(CALLER, make(model="echo/echo")).model == "echo"
+    assert replies.completion_body(completions.create(CALLER, make(model="echo/echo"))).model == "echo"
 
 
 class Failing:
@@ -128,7 +133,7 @@ def test_provider_failure_before_first_token_raises_before_any_byte(monkeypatch:
 
 def test_provider_failure_mid_stream_ends_with_an_error_event(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "EchoProvider", lambda: Failing(2))
-    got = events(completions.stream(CALLER, make(stream=True), completions.CallContext(request_id="req-9")))
+    got = events(completions.stream(CALLER, make(stream=True), completions.CallContext(request_id="req-9")), "req-9")
     assert [c["choices"][0]["delta"].get("content") for c in got[:-1]] == ["", "w0 ", "w1 "]  # type: ignore[index]
     assert got[-1] == {
         "error": {

@@ -136,9 +136,9 @@ class ProviderRejected(ProviderError):
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
-def stored_error(status: int, type_: str, code: str, message: str) -> ParleyError:
-    """An error answered before, rebuilt from what was stored (an idempotent retry answers it again)."""
-    error = ParleyError(message, code=code, headers={REPLAYED_HEADER: "true"})
+def stored_error(status: int, type_: str, code: str, message: str, *, replayed: bool = True) -> ParleyError:
+    """An error rebuilt from what was stored or reported (an idempotent retry answers it again)."""
+    error = ParleyError(message, code=code, headers={REPLAYED_HEADER: "true"} if replayed else None)
     error.status = status
     error.type = type_
     return error

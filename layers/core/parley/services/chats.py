@@ -7,11 +7,12 @@ from typing import Any
 
 from parley.api.cursors import decode_cursor, encode_cursor
 from parley.api.principal import Principal
-from parley.domain.chat import ChatCompletion, ChatCompletionRequest
+from parley.domain.chat import ChatCompletionRequest
 from parley.domain.chats import Chat, ChatCompletionInput, ChatCreate, ChatUpdate
 from parley.domain.clock import iso
 from parley.domain.errors import InvalidRequest, NotFound
 from parley.domain.ids import has_prefix, new_id
+from parley.domain.replies import ReplyEvent
 from parley.services import completions
 from parley.services import providers as provider_store
 from parley.storage.resources import ResourceRepository
@@ -125,11 +126,11 @@ def _provider_default(principal: Principal, chat: dict[str, Any]) -> str | None:
         ) from None
 
 
-def complete(principal: Principal, chat_id: str, body: ChatCompletionInput, request_id: str) -> ChatCompletion:
+def complete(principal: Principal, chat_id: str, body: ChatCompletionInput, request_id: str) -> list[ReplyEvent]:
     context = completions.CallContext(route=ROUTE, request_id=request_id, resource_ids=[chat_id])
     return completions.create(principal, _request(principal, chat_id, body), context)
 
 
-def stream(principal: Principal, chat_id: str, body: ChatCompletionInput, request_id: str) -> Iterator[bytes]:
+def stream(principal: Principal, chat_id: str, body: ChatCompletionInput, request_id: str) -> Iterator[ReplyEvent]:
     context = completions.CallContext(route=ROUTE, request_id=request_id, resource_ids=[chat_id])
     return completions.stream(principal, _request(principal, chat_id, body), context)

@@ -10,19 +10,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
-from parley.api import sse
-from parley.api.errors import body_for
 from parley.api.principal import Principal
-from parley.domain.chat import AssistantMessage, ChatCompletion, ChatCompletionRequest, ChatMessage, Choice, Usage
+from parley.domain.chat import ChatCompletionRequest, ChatMessage, Usage
 from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
+from parley.domain.replies import Finished, ReplyDone, ReplyEvent, ReplyFailed, ReplyStarted, TextDelta, ToolCallDone
 from parley.providers import registry
-from parley.providers.base import Finish, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
+from parley.providers.base import ModelRequest
 from parley.providers.resilient import Outcome, Resilient, RetryPolicy
 from parley.services import documents
 from parley.services.metering import CallRecord, record_call
+from parley.services.replies import Ending, relay
 
 ROUTE = "POST /v1/chat/completions"
 
@@ -111,7 +110,10 @@ def _audit(
     )
 
 
-def create(principal: Principal, request: ChatCompletionRequest, context: CallContext | None = None) -> ChatCompletion:
+def create(
+    principal: Principal, request: ChatCompletionRequest, context: CallContext | None = None
+) -> list[ReplyEvent]:
+    """A buffered completion, as the events of the whole reply (parley.api.replies encodes them)."""
     context = context or CallContext()
     started = time.monotonic()
     runner, model_request = _prepare(principal, request)
@@ -138,26 +140,29 @@ def create(principal: Principal, request: ChatCompletionRequest, context: CallCo
         usage=reply.usage,
         result=outcome,
     )
-    return ChatCompletion(
-        id=new_id("chatcmpl"),
-        created=int(time.time()),
-        model=outcome.target.model,
-        choices=[
-            Choice(
-                message=AssistantMessage(content=reply.content, tool_calls=list(reply.tool_calls) or None),
-                finish_reason=reply.finish_reason,
-            )
-        ],
-        usage=reply.usage,
-    )
+    completion_id = new_id("chatcmpl")
+    events: list[ReplyEvent] = [
+        ReplyStarted(reply_id=completion_id, model=outcome.target.model, created=int(time.time()))
+    ]
+    if reply.content is not None:
+        events.append(TextDelta(text=reply.content))
+    events += [ToolCallDone(call=call) for call in reply.tool_calls]
+    events += [
+        Finished(reason=reply.finish_reason, usage=reply.usage),
+        ReplyDone(reply_id=completion_id, usage=reply.usage),
+    ]
+    return events
 
 
-def stream(principal: Principal, request: ChatCompletionRequest, context: CallContext | None = None) -> Iterator[bytes]:
-    """OpenAI `chat.completion.chunk` events, then `data: [DONE]`.
+def stream(
+    principal: Principal, request: ChatCompletionRequest, context: CallContext | None = None
+) -> Iterator[ReplyEvent]:
+    """The reply's events as the model produces them (encoded as `chat.completion.chunk` lines).
 
     Everything that can be refused is checked here, and the provider has produced its first
     event (after retries and fallback) before this returns: an error up to that point is an
-    ordinary JSON error with its status. A failure after it ends the stream with an error event.
+    ordinary JSON error with its status. A failure after it ends the stream with ReplyFailed.
+    The call is audited once, however the stream ends (parley.services.replies.relay).
     """
     context = context or CallContext()
     started = time.monotonic()
@@ -167,81 +172,21 @@ def stream(principal: Principal, request: ChatCompletionRequest, context: CallCo
     except ParleyError as error:
         _audit(principal, context, runner.targets[0].model, started, status=error.status, outcome="failed", error=error)
         raise
-    include_usage = bool(request.stream_options and request.stream_options.include_usage)
-    return _chunks(principal, context, events, outcome, include_usage, started)
+    start = ReplyStarted(reply_id=new_id("chatcmpl"), model=outcome.target.model, created=int(time.time()))
 
-
-def _chunks(
-    principal: Principal,
-    context: CallContext,
-    events: Iterator[StreamEvent],
-    outcome: Outcome,
-    include_usage: bool,
-    started: float,
-) -> Iterator[bytes]:
-    completion_id, created, model = new_id("chatcmpl"), int(time.time()), outcome.target.model
-    usage_field = {"usage": None} if include_usage else {}
-
-    def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        return sse.data(
-            {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "system_fingerprint": None,
-                "choices": choices,
-                **usage_field,
-                **extra,
-            }
-        )
-
-    def choice(delta: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
-        return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-
-    usage: Usage | None = None
-    status, result, failure = 200, "incomplete", None
-    try:
-        yield chunk(choice({"role": "assistant", "content": ""}))
-        for event in events:
-            if isinstance(event, TextDelta):
-                yield chunk(choice({"content": event.text}))
-            elif isinstance(event, ToolCallDelta):
-                yield chunk(choice({"tool_calls": [_tool_call_delta(event)]}))
-            elif isinstance(event, Finish):
-                usage = event.usage
-                yield chunk(choice({}, event.reason))
-                if include_usage:
-                    yield chunk([], usage=event.usage.model_dump(exclude_none=True))
-        result = "succeeded"
-        yield sse.done()
-    except ParleyError as error:
-        status, result, failure = error.status, "failed", error
-        yield sse.data(body_for(error, context.request_id or None))
-    finally:
-        close = getattr(events, "close", None)
-        if close is not None:
-            close()
+    def end(ending: Ending) -> list[ReplyEvent]:
+        failure = ending.error
         _audit(
             principal,
             context,
-            model,
+            start.model,
             started,
-            status=status,
-            outcome=result,
-            usage=usage,
+            status=failure.status if failure else 200,
+            outcome="failed" if failure else ("succeeded" if ending.status == "completed" else "incomplete"),
+            usage=ending.usage,
             result=outcome,
             error=failure,
         )
+        return [ReplyFailed.of(failure)] if failure else [ReplyDone(reply_id=start.reply_id, usage=ending.usage)]
 
-
-def _tool_call_delta(delta: ToolCallDelta) -> dict[str, Any]:
-    """OpenAI's streamed tool call piece: id, type and name on the first piece only."""
-    function: dict[str, Any] = {"arguments": delta.arguments}
-    piece: dict[str, Any] = {"index": delta.index}
-    if delta.id is not None:
-        piece.update(id=delta.id, type="function")
-    if delta.name is not None:
-        function = {"name": delta.name, **function}
-    piece["function"] = function
-    return piece
+    return relay(events, end, first=start)

@@ -23,23 +23,24 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
-from parley.api import sse
 from parley.api.cursors import decode_cursor, encode_cursor
-from parley.api.errors import body_for
 from parley.api.principal import Principal
-from parley.domain.chat import FunctionCall, ToolCall, Usage
+from parley.domain.chat import ToolCall, Usage
 from parley.domain.conversations import Message, MessageSend
 from parley.domain.errors import Conflict, InvalidRequest, NotFound, ParleyError, stored_error
 from parley.domain.ids import new_id
+from parley.domain.replies import ReplyDone, ReplyEvent, ReplyFailed, ReplyStarted, TextDelta, ToolCallDone
 from parley.providers import registry
-from parley.providers.base import Finish, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
+from parley.providers.base import ModelRequest, StreamEvent
 from parley.providers.resilient import Outcome, Resilient, RetryPolicy
 from parley.providers.tokenizer import count_message
 from parley.services import context, documents
 from parley.services import conversations as lifecycle
 from parley.services.metering import CallRecord, call_cost, record_call
+from parley.services.replies import Ending, relay
 from parley.storage.conversations import (
     SEND_KEY_TTL,
     ConversationStore,
@@ -68,7 +69,7 @@ class Sent:
 
 @dataclass
 class Streamed:
-    body: Iterator[bytes]
+    events: Iterator[ReplyEvent]
     replayed: bool = False
 
 
@@ -361,7 +362,8 @@ def send(
 def send_stream(
     principal: Principal, conversation_id: str, body: MessageSend, request_id: str = "", key: str | None = None
 ) -> Streamed:
-    """The conversation stream: `start`, `text`..., `tool_call`..., then `done` or `error`.
+    """The reply's events as the model produces them (encoded as the conversation stream:
+    `start`, `text`..., `tool_call`..., then `done` or `error`).
 
     Refusals and a provider that fails before its first event are ordinary JSON errors (the
     reply is stored with status `error`); a failure later ends the stream with an `error` event
@@ -372,7 +374,7 @@ def send_stream(
     if not isinstance(begun, Prepared):
         if begun.get("status") == "error":
             raise _replayed_error(begun)
-        return Streamed(_replay_stream(begun, request_id), replayed=True)
+        return Streamed(_replay_stream(begun), replayed=True)
     prepared = begun
     try:
         events, outcome = prepared.runner.stream(prepared.request)
@@ -382,113 +384,64 @@ def send_stream(
     return Streamed(_stream(principal, prepared, events, outcome))
 
 
-def _start_event(conversation_id: str, reply_id: str, user_message_id: str) -> bytes:
-    return sse.event(
-        "start",
-        {
-            "type": "start",
-            "conversation_id": conversation_id,
-            "message_id": reply_id,
-            "user_message_id": user_message_id,
-        },
+def _started(reply: dict[str, Any], conversation_id: str) -> ReplyStarted:
+    created = datetime.fromisoformat(str(reply["created_at"]).replace("Z", "+00:00"))
+    return ReplyStarted(
+        reply_id=reply["id"],
+        model=str(reply.get("model") or ""),
+        created=int(created.timestamp()),
+        conversation_id=conversation_id,
+        user_message_id=str(reply.get("user_message_id", "")),
     )
 
 
-def _tool_call_event(call: ToolCall) -> bytes:
-    return sse.event(
-        "tool_call", {"type": "tool_call", "id": call.id, "name": call.function.name, "input": call.function.arguments}
-    )
-
-
-def _done_event(message: Message) -> bytes:
-    return sse.event(
-        "done",
-        {
-            "type": "done",
-            "message_id": message.id,
-            "usage": message.usage.model_dump() if message.usage else None,
-            "cost": message.cost.model_dump() if message.cost else None,
-            "token_count": message.usage.total_tokens if message.usage else None,
-        },
-    )
-
-
-def _error_event(error: ParleyError, request_id: str) -> bytes:
-    return sse.event("error", {"type": "error", **body_for(error, request_id or None)})
-
-
-def _replay_stream(reply: dict[str, Any], request_id: str) -> Iterator[bytes]:
+def _replay_stream(reply: dict[str, Any]) -> Iterator[ReplyEvent]:
+    """The stored reply as a reply stream: start, its whole text, its tool calls, then done (or
+    the error it ended with)."""
     message = message_from_item(reply)
-    yield _start_event(message.conversation_id, message.id, str(reply.get("user_message_id", "")))
+    yield _started(reply, message.conversation_id)
     if message.content:
-        yield sse.event("text", {"type": "text", "text": message.content})
+        yield TextDelta(text=message.content)
     for call in message.tool_calls or []:
-        yield _tool_call_event(call)
+        yield ToolCallDone(call=call)
     if message.status == "completed":
-        yield _done_event(message)
+        yield ReplyDone(reply_id=message.id, usage=message.usage, cost=message.cost)
     else:
-        yield _error_event(_replayed_error(reply), request_id)
+        yield ReplyFailed.of(_replayed_error(reply))
 
 
 def _stream(
     principal: Principal, prepared: Prepared, events: Iterator[StreamEvent], outcome: Outcome
-) -> Iterator[bytes]:
-    reply_id, text = prepared.reply["id"], []
-    calls: dict[int, dict[str, str]] = {}
-    usage: Usage | None = None
-    finished = False
-    try:
-        yield _start_event(prepared.conversation["id"], reply_id, prepared.user["id"])
-        for event in events:
-            if isinstance(event, TextDelta):
-                text.append(event.text)
-                yield sse.event("text", {"type": "text", "text": event.text})
-            elif isinstance(event, ToolCallDelta):
-                piece = calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
-                piece["id"] = event.id or piece["id"]
-                piece["name"] = event.name or piece["name"]
-                piece["arguments"] += event.arguments
-            elif isinstance(event, Finish):
-                usage = event.usage
-        tool_calls = [
-            ToolCall(id=c["id"], function=FunctionCall(name=c["name"], arguments=c["arguments"]))
-            for _, c in sorted(calls.items())
-        ]
-        for call in tool_calls:
-            yield _tool_call_event(call)
-        message = _finish(
-            principal,
-            prepared,
-            status="completed",
-            content="".join(text),
-            usage=usage,
-            outcome=outcome,
-            tool_calls=tool_calls or None,
-        )
-        finished = True
-        if message.status == "completed":
-            yield _done_event(message)
-        else:  # stored truncated: over MAX_REPLY_BYTES
-            yield _error_event(_replayed_error({"error": message.error, "error_status": 400}), prepared.request_id)
-    except ParleyError as error:
-        if not finished:
+) -> Iterator[ReplyEvent]:
+    def end(ending: Ending) -> list[ReplyEvent]:
+        if ending.status == "incomplete":  # the model failed mid-way, or the client went away
             _finish(
                 principal,
                 prepared,
                 status="incomplete",
-                content="".join(text),
-                usage=usage,
+                content=ending.text,
+                usage=ending.usage,
                 outcome=outcome,
-                error=error,
+                error=ending.error,
             )
-            finished = True
-        yield _error_event(error, prepared.request_id)
-    finally:
-        close = getattr(events, "close", None)
-        if close is not None:
-            close()
-        if not finished:  # the client went away, or something unexpected broke: keep what was produced
-            _finish(principal, prepared, status="incomplete", content="".join(text), usage=usage, outcome=outcome)
+            return [ReplyFailed.of(ending.error)] if ending.error else []
+        message = _finish(
+            principal,
+            prepared,
+            status="completed",
+            content=ending.text,
+            usage=ending.usage,
+            outcome=outcome,
+            tool_calls=ending.tool_calls or None,
+        )
+        done: list[ReplyEvent] = [ToolCallDone(call=call) for call in ending.tool_calls]
+        if message.status == "completed":
+            done.append(ReplyDone(reply_id=message.id, usage=message.usage, cost=message.cost))
+        else:  # stored truncated: over MAX_REPLY_BYTES
+            done.append(ReplyFailed.of(_replayed_error({"error": message.error, "error_status": 400})))
+        return done
+
+    return relay(events, end, first=_started(prepared.reply, prepared.conversation["id"]))
 
 
 def hidden_context(principal: Principal, conversation_id: str) -> list[dict[str, Any]]:
