@@ -18,9 +18,9 @@ from typing import Any
 
 from moto import mock_aws
 
-from parley.api.principal import Principal
 from parley.aws import clients
 from parley.domain.conversations import ContextSettings, ConversationCreate, MessageSend
+from parley.domain.principal import Principal
 from parley.runtime.local import LOCAL_ENV
 from parley.services import conversations, messages
 from parley.storage.items import to_item

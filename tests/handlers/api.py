@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from parley.api.principal import Principal
 from parley.api.streaming import StreamingResponse
+from parley.domain.principal import Principal
 
 
 @dataclass

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from parley.api.principal import Principal
 from parley.domain.documents import MAX_DOCUMENT_BYTES
+from parley.domain.principal import Principal
 from tests.handlers.api import Api
 
 OWNER = Principal("org_a", "proj_a", "key_a", ("*",))

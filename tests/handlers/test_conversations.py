@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from parley.api.principal import Principal
+from parley.domain.principal import Principal
 from parley.providers import registry
 from tests.handlers import upstream
 from tests.handlers.api import Api

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from parley.api.principal import Principal
+from parley.domain.principal import Principal
 from tests.handlers.api import Api
 
 OWNER = Principal("org_a", "proj_a", "key_a", ("*",))

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from parley.api.principal import Principal
 from parley.domain.conversations import ContextSettings, ConversationCreate, MessageSend
+from parley.domain.principal import Principal
 from parley.providers import registry
 from parley.services import conversations, messages
 from parley.storage.conversations import ConversationStore

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from parley.api.principal import Principal
 from parley.aws import clients
+from parley.domain.principal import Principal
 from parley.services.sweep import sweep
 from parley.settings import get_settings
 from parley.storage.queues import MeteringQueue

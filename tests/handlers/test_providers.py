@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from parley.api.principal import Principal
 from parley.aws import clients
+from parley.domain.principal import Principal
 from parley.settings import Settings, set_settings
 from tests.conftest import PROVIDER_KEYS
 from tests.handlers.api import Api

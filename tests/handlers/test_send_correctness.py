@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from parley.api.principal import Principal
 from parley.aws import clients
+from parley.domain.principal import Principal
 from parley.settings import get_settings
 from tests.handlers import upstream
 from tests.handlers.api import Api, Reply

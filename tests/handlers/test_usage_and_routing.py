@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from parley.api.principal import Principal
 from parley.domain.chat import Usage
+from parley.domain.principal import Principal
 from parley.providers.pricing import cost_usd, price_for
 from tests.conftest import PROVIDER_KEYS
 from tests.handlers import upstream

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from parley.api import replies
-from parley.api.principal import Principal
 from parley.domain.chat import ChatCompletionRequest
 from parley.domain.errors import InvalidRequest, ProviderError
+from parley.domain.principal import Principal
 from parley.domain.replies import ReplyEvent
 from parley.providers import registry
 from parley.providers.base import Finish, ModelRequest, TextDelta

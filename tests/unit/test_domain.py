@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from parley.api.principal import Principal
 from parley.domain.errors import AuthenticationFailed, PermissionDenied
 from parley.domain.ids import has_prefix, new_id, ulid
+from parley.domain.principal import Principal
 from parley.settings import Settings
 
 

@@ -31,9 +31,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from parley.api import idempotency
 from parley.api.errors import as_parley_error, error_response
 from parley.api.observability import logger, metrics
-from parley.api.principal import Principal
 from parley.api.streaming import StreamingResponse
 from parley.domain.errors import AuthenticationFailed, ParleyError, PayloadTooLarge
+from parley.domain.principal import Principal
 from parley.settings import get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -25,9 +25,9 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from parley.api.principal import Principal
 from parley.api.streaming import StreamingResponse
 from parley.domain.errors import REPLAYED_HEADER, Conflict, InvalidRequest
+from parley.domain.principal import Principal
 from parley.storage.idempotency import IdempotencyStore
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from parley.api.principal import Principal
 from parley.aws import Clients
 from parley.domain.errors import InvalidRequest, NotFound
+from parley.domain.principal import Principal
 from parley.domain.providers import FallbackTarget
 from parley.providers.base import ModelProvider
 from parley.providers.echo import EchoProvider

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from parley.api.cursors import decode_cursor, encode_cursor
-from parley.api.principal import Principal
 from parley.domain.chat import ChatCompletionRequest
 from parley.domain.chats import Chat, ChatCompletionInput, ChatCreate, ChatUpdate
 from parley.domain.clock import iso
 from parley.domain.errors import InvalidRequest, NotFound
 from parley.domain.ids import has_prefix, new_id
+from parley.domain.principal import Principal
 from parley.domain.replies import ReplyEvent
 from parley.services import completions
 from parley.services import providers as provider_store

@@ -11,10 +11,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from parley.api.principal import Principal
 from parley.domain.chat import ChatCompletionRequest, ChatMessage, Usage
 from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
+from parley.domain.principal import Principal
 from parley.domain.replies import Finished, ReplyDone, ReplyEvent, ReplyFailed, ReplyStarted, TextDelta, ToolCallDone
 from parley.providers import registry
 from parley.providers.base import ModelRequest

@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from parley.api.principal import Principal
 from parley.domain.chat import ChatMessage
 from parley.domain.context import MAX_WINDOW_MESSAGES, Strategy, Summary, Turn, Window, select
 from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
+from parley.domain.principal import Principal
 from parley.domain.tokens import REPLY_PRIMING
 from parley.providers.base import ModelRequest
 from parley.providers.resilient import Resilient

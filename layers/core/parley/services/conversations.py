@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from parley.api.cursors import decode_cursor, encode_cursor
-from parley.api.principal import Principal
 from parley.domain.clock import iso
 from parley.domain.conversations import (
     ChatSession,
@@ -22,6 +21,7 @@ from parley.domain.conversations import (
 )
 from parley.domain.errors import Conflict, InvalidRequest, NotFound
 from parley.domain.ids import has_prefix, new_id
+from parley.domain.principal import Principal
 from parley.services import providers as provider_store
 from parley.storage.conversations import (
     STATUSES,

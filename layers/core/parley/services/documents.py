@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from parley.api.cursors import decode_cursor, encode_cursor
-from parley.api.principal import Principal
 from parley.domain.clock import iso
 from parley.domain.documents import MAX_DOCUMENT_BYTES, Document, DocumentCreate
 from parley.domain.errors import InvalidRequest, NotFound, PayloadTooLarge
 from parley.domain.ids import has_prefix, new_id
+from parley.domain.principal import Principal
 from parley.storage.blobs import BlobStore
 from parley.storage.resources import ResourceRepository
 

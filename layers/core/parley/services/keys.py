@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from parley.api.principal import Principal
 from parley.domain.clock import iso
 from parley.domain.ids import new_id
+from parley.domain.principal import Principal
 from parley.storage.keys import ApiKeyRecord, KeyRepository, hash_secret
 
 SECRET_PREFIX = "prl_"  # noqa: S105 - a visible prefix, not a secret

@@ -27,11 +27,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 from parley.api.cursors import decode_cursor, encode_cursor
-from parley.api.principal import Principal
 from parley.domain.chat import ToolCall, Usage
 from parley.domain.conversations import Message, MessageSend
 from parley.domain.errors import Conflict, InvalidRequest, NotFound, ParleyError, stored_error
 from parley.domain.ids import new_id
+from parley.domain.principal import Principal
 from parley.domain.replies import ReplyDone, ReplyEvent, ReplyFailed, ReplyStarted, TextDelta, ToolCallDone
 from parley.providers import registry
 from parley.providers.base import ModelRequest, StreamEvent

@@ -13,11 +13,11 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 
 from parley.api.cursors import decode_cursor, encode_cursor
-from parley.api.principal import Principal
 from parley.domain.chat import Usage
 from parley.domain.clock import iso
 from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
+from parley.domain.principal import Principal
 from parley.metrics import count
 from parley.providers.pricing import PRICE_VERSION, cost_usd
 from parley.storage.queues import MeteringQueue

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from parley.api.cursors import decode_cursor, encode_cursor
-from parley.api.principal import Principal
 from parley.domain.clock import iso
 from parley.domain.errors import InvalidRequest, NotFound
 from parley.domain.ids import has_prefix, new_id
+from parley.domain.principal import Principal
 from parley.domain.providers import AIProvider, FallbackTarget, ProviderCreate, ProviderUpdate
 from parley.services.urls import Resolver, check_outbound_url
 from parley.settings import get_settings

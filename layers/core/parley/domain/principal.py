@@ -1,4 +1,7 @@
-"""The caller, as the Lambda authorizer established it (API key -> org, project, permissions)."""
+"""The caller, as the Lambda authorizer established it (API key -> org, project, permissions).
+
+A domain value: every layer takes it; the authorizer and `parley.api.app` turn it into and out of
+API Gateway's authorizer context (`to_context` / `from_context`)."""
 
 from __future__ import annotations
 
