@@ -43,7 +43,7 @@ SIDEWAYS_FORBIDDEN = {"storage", "providers", "search", "events"}
 
 def part_of(module: str) -> str:
     parts = module.split(".")
-    return parts[1] if parts[0] == "parley" and len(parts) > 1 else ""
+    return parts[1] if parts[0] == "parley" and len(parts) > 1 and parts[1] != "__init__" else ""
 
 
 def imports_of(path: Path, package: str) -> list[tuple[int, str]]:
