@@ -348,6 +348,7 @@ def test_a_sender_that_loses_the_race_retries_and_nothing_is_lost(api: Api, monk
 def test_a_reply_left_pending_by_a_dead_invocation_shows_as_incomplete(api: Api) -> None:
     from datetime import UTC, datetime, timedelta
 
+    from parley.domain.conversations import MessageRecord
     from parley.storage.conversations import message_from_item
 
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -359,7 +360,7 @@ def test_a_reply_left_pending_by_a_dead_invocation_shows_as_incomplete(api: Api)
         "content": "",
         "status": "pending",
     }
-    fresh = message_from_item({**item, "created_at": (now - timedelta(minutes=2)).isoformat()}, now)
-    stale = message_from_item({**item, "created_at": (now - timedelta(minutes=20)).isoformat()}, now)
+    fresh = message_from_item(MessageRecord(**item, created_at=(now - timedelta(minutes=2)).isoformat()), now)
+    stale = message_from_item(MessageRecord(**item, created_at=(now - timedelta(minutes=20)).isoformat()), now)
     assert fresh.status == "pending"
     assert (stale.status, stale.error["code"]) == ("incomplete", "interrupted")  # type: ignore[index]

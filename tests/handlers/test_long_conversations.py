@@ -58,7 +58,8 @@ def test_five_hundred_turns(aws: None, monkeypatch: pytest.MonkeyPatch, strategy
             assert prompt[-3:-1] == [("user", previous), ("assistant", previous)]
         previous = text
         (item,) = store.message_range(CALLER.project_id, conversation.id, reply.seq, reply.seq, False)
-        record = item["context"]
+        record = item.context
+        assert record is not None
         assert record["tokens"] == reply.usage.prompt_tokens  # what Parley counted is what the model got
         if strategy == "summarize" and turn > 0:
             _, summary = store.pinned(CALLER.project_id, conversation.id)

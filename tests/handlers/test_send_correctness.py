@@ -358,5 +358,5 @@ def test_a_reply_left_pending_by_a_dead_invocation_is_written_back(api: Api) -> 
     assert (shown["status"], shown["error"]["code"]) == ("incomplete", "interrupted")
     raw = ConversationStore().get_message(OWNER.project_id, cid, 2)
     assert raw is not None
-    assert raw["status"] == "incomplete"  # written back, not only shown
-    assert "pending_shard" not in raw
+    assert raw.status == "incomplete"  # written back, not only shown
+    assert "pending_shard" not in raw.model_dump()

@@ -156,3 +156,79 @@ class Conversation(BaseModel):
             if body[optional] is None:
                 body.pop(optional)
         return body
+
+
+class _Record(BaseModel):
+    """A stored item, typed. Attributes the model does not name are kept (extra="allow"), so a
+    read-modify-write never drops what another version of Parley stored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def stored(self) -> dict[str, Any]:
+        """The attributes to write (None values are left out by the item codec)."""
+        return self.model_dump()
+
+
+class ConversationRecord(_Record):
+    id: str
+    project_id: str
+    org_id: str | None = None
+    title: str | None = None
+    user_id: str | None = None
+    status: ConversationStatus = "active"
+    provider_id: str | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+    message_count: int = 0
+    next_seq: int = 1
+    next_hidden: int | None = None
+    created_at: str
+    updated_at: str
+    activity: str
+    version: int = 1
+
+
+class SessionRecord(_Record):
+    id: str
+    conversation_id: str
+    provider_id: str | None = None
+    model: str
+    status: Literal["active", "closed"] = "active"
+    created_at: str
+    updated_at: str
+
+
+class MessageRecord(_Record):
+    id: str
+    conversation_id: str
+    seq: int
+    role: Literal["user", "assistant"]
+    content: str = ""
+    status: MessageStatus = "completed"
+    session_id: str | None = None
+    attachments: list[str] | None = None
+    tokens: int | None = None
+    created_at: str
+    user_message_id: str | None = None  # a reply's own user message
+    model: str | None = None
+    provider_id: str | None = None
+    context: dict[str, Any] | None = None  # what the reply's model call received
+    usage: dict[str, Any] | None = None
+    cost_usd: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    error: dict[str, Any] | None = None
+    error_status: int | None = None  # the status a failed send answered, for its idempotent retries
+    completed_at: str | None = None
+
+
+class SendKeyRecord(_Record):
+    """A send's Idempotency-Key: which pair it stored, and the fingerprint of its request."""
+
+    sk: str
+    request_hash: str
+    user_seq: int
+    reply_seq: int
+    created_at: str
+    expiration: int

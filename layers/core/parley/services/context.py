@@ -14,6 +14,7 @@ from typing import Any
 
 from parley.domain.chat import ChatMessage
 from parley.domain.context import MAX_WINDOW_MESSAGES, Strategy, Summary, Turn, Window, select
+from parley.domain.conversations import ConversationRecord
 from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
 from parley.domain.principal import Principal
@@ -46,8 +47,8 @@ class Settings:
         return self.max_messages + (self.summarize_after + 1 if self.strategy == "summarize" else 0)
 
 
-def settings_for(record: dict[str, Any], model: str) -> Settings:
-    context = record.get("context") or {}
+def settings_for(record: ConversationRecord, model: str) -> Settings:
+    context = record.context or {}
     return Settings(
         strategy=context.get("strategy", "sliding_window"),
         max_tokens=int(context.get("max_tokens") or default_max_tokens(model)),
@@ -103,7 +104,7 @@ def _summary(item: dict[str, Any] | None) -> Summary | None:
 
 def build(
     principal: Principal,
-    record: dict[str, Any],
+    record: ConversationRecord,
     model: str,
     runner: Resilient,
     new_content: str | None,
@@ -115,12 +116,12 @@ def build(
     """The window for a call with `new_content` as the new user message (None: a preview)."""
     store = store or lifecycle.store()
     settings = settings_for(record, model)
-    project, conversation_id = principal.project_id, record["id"]
+    project, conversation_id = principal.project_id, record.id
     hidden, summary_item = store.pinned(project, conversation_id)
     hidden_tokens = sum(int(h["tokens"]) for h in hidden)
-    items, reached_start = store.newest(project, conversation_id, int(record["next_seq"]), settings.read_limit)
+    items, reached_start = store.newest(project, conversation_id, record.next_seq, settings.read_limit)
     history = [t for t in (_turn(i, model) for i in items) if t is not None]
-    system = record.get("system_prompt")
+    system = record.system_prompt
     new_tokens = count_message(model, new_content) if new_content is not None else 0
     fixed = REPLY_PRIMING + (count_message(model, system) if system else 0) + hidden_tokens + new_tokens
     summary = _summary(summary_item)
@@ -169,7 +170,7 @@ def build(
 
 def _summarize(
     principal: Principal,
-    record: dict[str, Any],
+    record: ConversationRecord,
     model: str,
     runner: Resilient,
     previous: Summary | None,
@@ -203,7 +204,7 @@ def _summarize(
             latency_ms=int((time.monotonic() - started) * 1000),
             usage=reply.usage,
             provider_id=outcome.target.provider_id,
-            resource_ids=[str(record["id"])],
+            resource_ids=[record.id],
             tries=outcome.tries,
         ),
     )
@@ -218,7 +219,7 @@ def _summarize(
     )
     stored = store.put_summary(
         principal.project_id,
-        str(record["id"]),
+        record.id,
         {
             "id": new_id("msg"),
             "version": summary.version,
@@ -232,17 +233,18 @@ def _summarize(
         previous.version if previous else None,
     )
     if not stored:  # another send summarized first: use theirs
-        _, current = store.pinned(principal.project_id, str(record["id"]))
+        _, current = store.pinned(principal.project_id, record.id)
         other = _summary(current)
         if other is None:
             raise ParleyError("The summary could not be stored.", code="summary_conflict")
         return other
     lifecycle._changed(
         "chat.context_summarized",
-        {
-            **record,
-            "summary": {"version": summary.version, "covers_to": summary.covers_to, "message_count": len(leaving)},
-        },
+        record.model_copy(
+            update={
+                "summary": {"version": summary.version, "covers_to": summary.covers_to, "message_count": len(leaving)}
+            }
+        ),
     )
     return summary
 
@@ -254,9 +256,9 @@ def state(principal: Principal, conversation_id: str, model: str, runner: Resili
     built = build(principal, record, model, runner, None, summarize=False, store=store)
     window = built.window
     last_call = None
-    last_seq = int(record["next_seq"]) - 1
+    last_seq = record.next_seq - 1
     for item in store.message_range(principal.project_id, conversation_id, max(1, last_seq - 9), last_seq, True):
-        if item.get("role") == "assistant" and item.get("context"):
+        if item.role == "assistant" and item.context:
             last_call = {
                 # stored items drop null fields: put them back so the shape is stable
                 "fell_back": False,
@@ -264,10 +266,10 @@ def state(principal: Principal, conversation_id: str, model: str, runner: Resili
                 "from_seq": None,
                 "to_seq": None,
                 "summary_version": None,
-                **item["context"],
-                "message_id": item["id"],
-                "status": item.get("status"),
-                "provider_prompt_tokens": (item.get("usage") or {}).get("prompt_tokens"),
+                **item.context,
+                "message_id": item.id,
+                "status": item.status,
+                "provider_prompt_tokens": (item.usage or {}).get("prompt_tokens"),
             }
             break
     summary = built.stored_summary
@@ -281,7 +283,7 @@ def state(principal: Principal, conversation_id: str, model: str, runner: Resili
         "fallback_reason": window.reason,
         "max_tokens": window.max_tokens,
         "summarize_after": settings_for(record, model).summarize_after,
-        "total_messages": int(record["message_count"]),
+        "total_messages": record.message_count,
         "context_messages": len(window.turns),
         "context_tokens": window.tokens,
         "window": {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 from parley.api.cursors import decode_cursor, encode_cursor
 from parley.domain.clock import iso
@@ -16,8 +16,11 @@ from parley.domain.conversations import (
     ChatSession,
     Conversation,
     ConversationCreate,
+    ConversationRecord,
     ConversationUpdate,
+    MessageRecord,
     SessionCreate,
+    SessionRecord,
 )
 from parley.domain.errors import Conflict, InvalidRequest, NotFound
 from parley.domain.ids import has_prefix, new_id
@@ -34,7 +37,7 @@ from parley.storage.conversations import (
 
 log = logging.getLogger(__name__)
 StatusFilter = Literal["active", "archived", "handed_off", "all"]
-ChangeHook = Callable[[str, dict[str, Any]], None]
+ChangeHook = Callable[[str, ConversationRecord], None]
 _hooks: list[ChangeHook] = []
 
 
@@ -43,8 +46,8 @@ def on_change(hook: ChangeHook) -> None:
     _hooks.append(hook)
 
 
-def _changed(name: str, record: dict[str, Any]) -> None:
-    log.info("conversation changed", extra={"change": name, "conversation_id": record.get("id")})
+def _changed(name: str, record: ConversationRecord) -> None:
+    log.info("conversation changed", extra={"change": name, "conversation_id": record.id})
     for hook in _hooks:
         hook(name, record)
 
@@ -63,13 +66,18 @@ def check_org(principal: Principal, org_id: str | None) -> None:
         raise InvalidRequest("org_id does not match this API key's organization.", code="org_mismatch", param="org_id")
 
 
-def view(record: dict[str, Any], sessions: list[dict[str, Any]] | None = None) -> Conversation:
-    fields = {k: v for k, v in record.items() if k in Conversation.model_fields and k not in ("sessions", "messages")}
+def view(record: ConversationRecord, sessions: list[SessionRecord] | None = None) -> Conversation:
+    stored = record.model_dump()
+    fields = {k: v for k, v in stored.items() if k in Conversation.model_fields and k not in ("sessions", "messages")}
     return Conversation(
         **fields,
-        is_archived=record["status"] == "archived",
-        sessions=[ChatSession(**s) for s in sessions] if sessions is not None else None,
+        is_archived=record.status == "archived",
+        sessions=[session_view(s) for s in sessions] if sessions is not None else None,
     )
+
+
+def session_view(session: SessionRecord) -> ChatSession:
+    return ChatSession(**{k: v for k, v in session.model_dump().items() if k in ChatSession.model_fields})
 
 
 def _check_provider(principal: Principal, provider_id: str | None, param: str = "provider_id") -> None:
@@ -83,7 +91,9 @@ def _check_provider(principal: Principal, provider_id: str | None, param: str = 
         ) from None
 
 
-def load(principal: Principal, conversation_id: str, conversations: ConversationStore | None = None) -> dict[str, Any]:
+def load(
+    principal: Principal, conversation_id: str, conversations: ConversationStore | None = None
+) -> ConversationRecord:
     record = (
         (conversations or store()).get(principal.project_id, conversation_id)
         if has_prefix(conversation_id, "conv")
@@ -98,26 +108,26 @@ def create(principal: Principal, body: ConversationCreate) -> Conversation:
     _check_provider(principal, body.provider_id)
     conversation_id, at = new_id("conv"), now()
     status = "archived" if body.is_archived else "active"
-    record: dict[str, Any] = {
-        "id": conversation_id,
-        "project_id": principal.project_id,
-        "org_id": principal.org_id,
-        "title": body.title,
-        "user_id": body.user_id,
-        "status": status,
-        "provider_id": body.provider_id,
-        "model": body.model,
-        "system_prompt": body.system_prompt,
-        "metadata": body.metadata or {},
-        "context": (body.context.model_dump(exclude_none=True) if body.context else {}),
-        "message_count": 0,
-        "next_seq": 1,
-        "created_at": at,
-        "updated_at": at,
-        "activity": f"{at}#{conversation_id}",
-        "version": 1,
+    record = ConversationRecord(
+        id=conversation_id,
+        project_id=principal.project_id,
+        org_id=principal.org_id,
+        title=body.title,
+        user_id=body.user_id,
+        status=status,
+        provider_id=body.provider_id,
+        model=body.model,
+        system_prompt=body.system_prompt,
+        metadata=body.metadata or {},
+        context=body.context.model_dump(exclude_none=True) if body.context else {},
+        message_count=0,
+        next_seq=1,
+        created_at=at,
+        updated_at=at,
+        activity=f"{at}#{conversation_id}",
+        version=1,
         **list_keys(principal.project_id, body.user_id, status),
-    }
+    )
     store().put_new(record)
     _changed("conversation.created", record)
     return view(record)
@@ -137,7 +147,7 @@ def get(
         sessions, _ = conversations.sessions(principal.project_id, conversation_id, 100, None)
     conversation = view(record, sessions)
     if include_messages:
-        last = int(record["next_seq"]) - 1
+        last = record.next_seq - 1
         low = max(1, last - INLINE_MESSAGES + 1)
         items = conversations.message_range(principal.project_id, conversation_id, low, last, descending=False)
         settle(principal, conversation_id, items, conversations)
@@ -161,25 +171,31 @@ def list_conversations(
 
 
 def _modify(
-    principal: Principal, conversation_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None], event: str
-) -> dict[str, Any]:
+    principal: Principal,
+    conversation_id: str,
+    change: Callable[[ConversationRecord], ConversationRecord | None],
+    event: str,
+) -> ConversationRecord:
     """Read, change, write with the version as condition; again if someone wrote in between."""
     conversations = store()
 
-    def attempt() -> dict[str, Any]:
+    def attempt() -> ConversationRecord:
         record = load(principal, conversation_id, conversations)
-        updated = change(dict(record))
+        updated = change(record.model_copy(deep=True))
         if updated is None:  # nothing to do (e.g. archiving an archived conversation)
             return record
         at = now()
-        updated.update(updated_at=at, activity=f"{at}#{conversation_id}", version=int(record["version"]) + 1)
-        updated.pop("list_owner", None)
-        updated.update(list_keys(principal.project_id, updated.get("user_id"), updated["status"]))
-        conversations.replace(updated, int(record["version"]))
+        keys = list_keys(principal.project_id, updated.user_id, updated.status)
+        fields = updated.model_dump()
+        fields.pop("list_owner", None)
+        updated = ConversationRecord(
+            **{**fields, "updated_at": at, "activity": f"{at}#{conversation_id}", "version": record.version + 1, **keys}
+        )
+        conversations.replace(updated, record.version)
         _changed(event, updated)
         return updated
 
-    result: dict[str, Any] = retry_stale(attempt)
+    result: ConversationRecord = retry_stale(attempt)
     return result
 
 
@@ -188,34 +204,34 @@ def update(principal: Principal, conversation_id: str, body: ConversationUpdate)
     if "provider_id" in fields:
         _check_provider(principal, body.provider_id)
 
-    def change(record: dict[str, Any]) -> dict[str, Any]:
+    def change(record: ConversationRecord) -> ConversationRecord:
         for name in ("title", "provider_id", "model", "system_prompt"):
             if name in fields:
-                record[name] = getattr(body, name)
+                setattr(record, name, getattr(body, name))
         if "metadata" in fields:
-            record["metadata"] = body.metadata or {}
+            record.metadata = body.metadata or {}
         if "context" in fields:
-            record["context"] = body.context.model_dump(exclude_none=True) if body.context else {}
+            record.context = body.context.model_dump(exclude_none=True) if body.context else {}
         return record
 
     return view(_modify(principal, conversation_id, change, "conversation.updated"))
 
 
 def archive(principal: Principal, conversation_id: str) -> Conversation:
-    def change(record: dict[str, Any]) -> dict[str, Any] | None:
-        if record["status"] == "archived":
+    def change(record: ConversationRecord) -> ConversationRecord | None:
+        if record.status == "archived":
             return None
-        record["status"] = "archived"
+        record.status = "archived"
         return record
 
     return view(_modify(principal, conversation_id, change, "chat.conversation_archived"))
 
 
 def unarchive(principal: Principal, conversation_id: str) -> Conversation:
-    def change(record: dict[str, Any]) -> dict[str, Any] | None:
-        if record["status"] != "archived":
+    def change(record: ConversationRecord) -> ConversationRecord | None:
+        if record.status != "archived":
             return None
-        record["status"] = "active"
+        record.status = "active"
         return record
 
     return view(_modify(principal, conversation_id, change, "chat.conversation_unarchived"))
@@ -233,10 +249,10 @@ def create_session(principal: Principal, conversation_id: str, body: SessionCrea
         raise InvalidRequest("Give model or model_id, not two different values.", param="model_id")
     model = body.model or body.model_id
     record = load(principal, conversation_id)
-    if record["status"] == "archived":
+    if record.status == "archived":
         raise Conflict("The conversation is archived; unarchive it first.", code="conversation_archived")
     _check_provider(principal, body.provider_id)
-    model = model or record.get("model")
+    model = model or record.model
     if model is None and body.provider_id is None:
         raise InvalidRequest("A session needs a model (or a provider_id with a default_model).", param="model")
     if model is None:
@@ -245,18 +261,18 @@ def create_session(principal: Principal, conversation_id: str, body: SessionCrea
             raise InvalidRequest("The provider has no default_model; name a model.", param="model")
         model = loaded.default_model
     at = now()
-    session = {
-        "id": new_id("ses"),
-        "conversation_id": conversation_id,
-        "provider_id": body.provider_id,
-        "model": model,
-        "status": "active",
-        "created_at": at,
-        "updated_at": at,
-    }
+    session = SessionRecord(
+        id=new_id("ses"),
+        conversation_id=conversation_id,
+        provider_id=body.provider_id,
+        model=model,
+        status="active",
+        created_at=at,
+        updated_at=at,
+    )
     store().put_session(principal.project_id, conversation_id, session)
     _changed("conversation.session_created", record)
-    return ChatSession(**session)
+    return session_view(session)
 
 
 def list_sessions(
@@ -265,20 +281,19 @@ def list_sessions(
     load(principal, conversation_id)
     after = decode_cursor(cursor, "sessions")["after"] if cursor else None
     records, last = store().sessions(principal.project_id, conversation_id, limit, after)
-    return [ChatSession(**r) for r in records], (encode_cursor("sessions", {"after": last}) if last else None)
+    return [session_view(r) for r in records], (encode_cursor("sessions", {"after": last}) if last else None)
 
 
 def settle(
-    principal: Principal, conversation_id: str, items: list[dict[str, Any]], conversations: ConversationStore
+    principal: Principal, conversation_id: str, items: list[MessageRecord], conversations: ConversationStore
 ) -> None:
     """Write back, in place, replies a dead invocation left `pending` (older than any invocation
     can run) as `incomplete`/interrupted, so history, counts and events agree. Conditional: a
     reply finished or deleted meanwhile is left as it is."""
-    for item in items:
+    for i, item in enumerate(items):
         if is_stale_pending(item) and conversations.interrupt_stale(
-            principal.project_id, conversation_id, int(item["seq"]), str(item["created_at"])
+            principal.project_id, conversation_id, item.seq, item.created_at
         ):
-            fresh = conversations.get_message(principal.project_id, conversation_id, int(item["seq"]))
+            fresh = conversations.get_message(principal.project_id, conversation_id, item.seq)
             if fresh is not None:
-                item.clear()
-                item.update(fresh)
+                items[i] = fresh

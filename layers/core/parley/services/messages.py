@@ -28,7 +28,14 @@ from typing import Any, Literal
 
 from parley.api.cursors import decode_cursor, encode_cursor
 from parley.domain.chat import ToolCall, Usage
-from parley.domain.conversations import Message, MessageSend
+from parley.domain.conversations import (
+    ConversationRecord,
+    Message,
+    MessageRecord,
+    MessageSend,
+    SendKeyRecord,
+    SessionRecord,
+)
 from parley.domain.errors import Conflict, InvalidRequest, NotFound, ParleyError, stored_error
 from parley.domain.ids import new_id
 from parley.domain.principal import Principal
@@ -75,27 +82,27 @@ class Streamed:
 
 @dataclass
 class Prepared:
-    conversation: dict[str, Any]
-    user: dict[str, Any]
-    reply: dict[str, Any]
+    conversation: ConversationRecord
+    user: MessageRecord
+    reply: MessageRecord
     runner: Resilient
     request: ModelRequest
     request_id: str
     started: float = field(default_factory=time.monotonic)
 
 
-def _check_sendable(record: dict[str, Any]) -> None:
-    if record["status"] == "archived":
+def _check_sendable(record: ConversationRecord) -> None:
+    if record.status == "archived":
         raise Conflict(
             "The conversation is archived and accepts no messages; unarchive it first.", code="conversation_archived"
         )
-    if record["status"] == "handed_off":
+    if record.status == "handed_off":
         raise Conflict("The conversation is handed off; resolve the handoff first.", code="conversation_handed_off")
 
 
-def _targets(principal: Principal, record: dict[str, Any], session: dict[str, Any] | None) -> Resilient:
-    model = (session or {}).get("model") or record.get("model")
-    provider_id = (session or {}).get("provider_id") or record.get("provider_id")
+def _targets(principal: Principal, record: ConversationRecord, session: SessionRecord | None) -> Resilient:
+    model = (session.model if session else None) or record.model
+    provider_id = (session.provider_id if session else None) or record.provider_id
     # a conversation with no model in a project with no provider gets the built-in model
     return Resilient(registry.resolve(principal, model, provider_id, echo_when_unconfigured=True), RetryPolicy())
 
@@ -133,57 +140,57 @@ def _prepare(
     built = context.build(principal, record, model, runner, model_content, request_id=request_id, store=conversations)
     reads = [record]  # the first attempt uses the record already read; a retry reads again
 
-    def reserve() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    def reserve() -> tuple[ConversationRecord, MessageRecord, MessageRecord]:
         current = reads.pop() if reads else lifecycle.load(principal, conversation_id, conversations)
         _check_sendable(current)
-        seq, at = int(current["next_seq"]), lifecycle.now()
-        user = {
-            "id": new_id("msg"),
-            "conversation_id": conversation_id,
-            "seq": seq,
-            "role": "user",
-            "content": body.content,
-            "status": "completed",
-            "session_id": body.session_id,
-            "attachments": body.attachments or None,
-            "tokens": built.new_tokens,
-            "created_at": at,
-        }
-        reply = {
-            "id": new_id("msg"),
-            "conversation_id": conversation_id,
-            "seq": seq + 1,
-            "role": "assistant",
-            "content": "",
-            "status": "pending",
-            "session_id": body.session_id,
-            "user_message_id": user["id"],
-            "model": model,
-            "context": built.record(),
-            "created_at": at,
-        }
-        changes = {
+        seq, at = current.next_seq, lifecycle.now()
+        user = MessageRecord(
+            id=new_id("msg"),
+            conversation_id=conversation_id,
+            seq=seq,
+            role="user",
+            content=body.content,
+            status="completed",
+            session_id=body.session_id,
+            attachments=body.attachments or None,
+            tokens=built.new_tokens,
+            created_at=at,
+        )
+        reply = MessageRecord(
+            id=new_id("msg"),
+            conversation_id=conversation_id,
+            seq=seq + 1,
+            role="assistant",
+            content="",
+            status="pending",
+            session_id=body.session_id,
+            user_message_id=user.id,
+            model=model,
+            context=built.record(),
+            created_at=at,
+        )
+        changes: dict[str, Any] = {
             "next_seq": seq + 2,
-            "message_count": int(current["message_count"]) + 2,
+            "message_count": current.message_count + 2,
             "updated_at": at,
             "activity": f"{at}#{conversation_id}",
-            "version": int(current["version"]) + 1,
+            "version": current.version + 1,
         }
         send_key = None
         # the token names this attempt (key, seq, message id): a request whose outcome is unknown is
         # resent with it and answered from the commit; another attempt is another transaction
-        token = _token(principal.project_id, conversation_id, f"{key or ''}\n{user['id']}", seq)
+        token = _token(principal.project_id, conversation_id, f"{key or ''}\n{user.id}", seq)
         if key is not None:
-            send_key = {
-                "sk": send_key_sk(key),
-                "request_hash": _fingerprint(conversation_id, body),
-                "user_seq": seq,
-                "reply_seq": seq + 1,
-                "created_at": at,
-                "expiration": int(time.time() + SEND_KEY_TTL.total_seconds()),
-            }
+            send_key = SendKeyRecord(
+                sk=send_key_sk(key),
+                request_hash=_fingerprint(conversation_id, body),
+                user_seq=seq,
+                reply_seq=seq + 1,
+                created_at=at,
+                expiration=int(time.time() + SEND_KEY_TTL.total_seconds()),
+            )
         conversations.append_pair(current, user, reply, changes, send_key, token)
-        return {**current, **changes}, user, reply
+        return current.model_copy(update=changes), user, reply
 
     current, user, reply = retry_stale(reserve)
     lifecycle._changed("chat.message_sent", current)
@@ -204,7 +211,7 @@ def _finish(
 ) -> Message:
     """Write the reply back (conditionally: a conversation deleted meanwhile gets nothing back),
     then meter the call (a call that happened is counted even if its conversation is gone)."""
-    conversation_id = prepared.conversation["id"]
+    conversation_id = prepared.conversation.id
     model = outcome.target.model if outcome else prepared.request.model
     content, truncated = _bounded(content)
     if truncated and status == "completed":
@@ -222,7 +229,7 @@ def _finish(
         usage=usage,
         provider_id=outcome.target.provider_id if outcome else None,
         error_code=error.code if error else None,
-        resource_ids=[conversation_id, prepared.user["id"], prepared.reply["id"]],
+        resource_ids=[conversation_id, prepared.user.id, prepared.reply.id],
         tries=outcome.tries if outcome else 1,
     )
     cost = call_cost(call)
@@ -240,7 +247,7 @@ def _finish(
         "tokens": count_message(model, content) if content else 0,
         "completed_at": lifecycle.now(),
     }
-    stored = lifecycle.store().finish_message(principal.project_id, conversation_id, int(prepared.reply["seq"]), fields)
+    stored = lifecycle.store().finish_message(principal.project_id, conversation_id, prepared.reply.seq, fields)
     record_call(principal, call)
     if stored:
         lifecycle._changed(
@@ -248,7 +255,7 @@ def _finish(
         )
     else:
         log.info("reply not stored: its conversation is gone", extra={"conversation_id": conversation_id})
-    return message_from_item({**prepared.reply, **fields})
+    return message_from_item(prepared.reply.model_copy(update=fields))
 
 
 def _bounded(content: str) -> tuple[str, bool]:
@@ -277,20 +284,22 @@ def _token(project_id: str, conversation_id: str, key: str, seq: int) -> str:
 
 def _earlier(
     principal: Principal, conversation_id: str, body: MessageSend, key: str, conversations: ConversationStore
-) -> dict[str, Any] | None:
+) -> MessageRecord | None:
     """The reply item of an earlier send with this key, or None if there was none. 409 when the
     key was used for another request, or when that reply is still being written."""
     record = conversations.get_send_key(principal.project_id, conversation_id, key)
     if record is None:
         return None
-    if record.get("request_hash") != _fingerprint(conversation_id, body):
+    if record.request_hash != _fingerprint(conversation_id, body):
         raise Conflict("This Idempotency-Key was used with a different request.", code="idempotency_key_reused")
-    reply = conversations.get_message(principal.project_id, conversation_id, int(record["reply_seq"]))
+    reply = conversations.get_message(principal.project_id, conversation_id, record.reply_seq)
     if reply is None:
         raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
     if is_stale_pending(reply):
-        lifecycle.settle(principal, conversation_id, [reply], conversations)
-    if reply.get("status") == "pending":
+        settled = [reply]
+        lifecycle.settle(principal, conversation_id, settled, conversations)
+        reply = settled[0]
+    if reply.status == "pending":
         raise Conflict(
             "A request with this Idempotency-Key is still running; retry shortly.",
             code="idempotency_request_in_progress",
@@ -301,7 +310,7 @@ def _earlier(
 
 def _begin(
     principal: Principal, conversation_id: str, body: MessageSend, request_id: str, key: str | None
-) -> Prepared | dict[str, Any]:
+) -> Prepared | MessageRecord:
     """A new send (reserved), or the reply item of the earlier send with this key."""
     conversations = lifecycle.store()
     if key is not None:
@@ -322,10 +331,10 @@ def _begin(
         return earlier
 
 
-def _replayed_error(reply: dict[str, Any]) -> ParleyError:
-    error = reply.get("error") or {}
+def _replayed_error(error: dict[str, Any] | None, status: int | None) -> ParleyError:
+    error = error or {}
     return stored_error(
-        int(reply.get("error_status") or 502),
+        status or 502,
         str(error.get("type", "api_error")),
         str(error.get("code", "internal_error")),
         str(error.get("message", "")),
@@ -337,8 +346,8 @@ def send(
 ) -> Sent:
     begun = _begin(principal, conversation_id, body, request_id, key)
     if not isinstance(begun, Prepared):
-        if begun.get("status") == "error":
-            raise _replayed_error(begun)
+        if begun.status == "error":
+            raise _replayed_error(begun.error, begun.error_status)
         return Sent(message_from_item(begun), replayed=True)
     prepared = begun
     try:
@@ -372,8 +381,8 @@ def send_stream(
     """
     begun = _begin(principal, conversation_id, body, request_id, key)
     if not isinstance(begun, Prepared):
-        if begun.get("status") == "error":
-            raise _replayed_error(begun)
+        if begun.status == "error":
+            raise _replayed_error(begun.error, begun.error_status)
         return Streamed(_replay_stream(begun), replayed=True)
     prepared = begun
     try:
@@ -384,18 +393,18 @@ def send_stream(
     return Streamed(_stream(principal, prepared, events, outcome))
 
 
-def _started(reply: dict[str, Any], conversation_id: str) -> ReplyStarted:
-    created = datetime.fromisoformat(str(reply["created_at"]).replace("Z", "+00:00"))
+def _started(reply: MessageRecord, conversation_id: str) -> ReplyStarted:
+    created = datetime.fromisoformat(reply.created_at.replace("Z", "+00:00"))
     return ReplyStarted(
-        reply_id=reply["id"],
-        model=str(reply.get("model") or ""),
+        reply_id=reply.id,
+        model=reply.model or "",
         created=int(created.timestamp()),
         conversation_id=conversation_id,
-        user_message_id=str(reply.get("user_message_id", "")),
+        user_message_id=reply.user_message_id or "",
     )
 
 
-def _replay_stream(reply: dict[str, Any]) -> Iterator[ReplyEvent]:
+def _replay_stream(reply: MessageRecord) -> Iterator[ReplyEvent]:
     """The stored reply as a reply stream: start, its whole text, its tool calls, then done (or
     the error it ended with)."""
     message = message_from_item(reply)
@@ -407,7 +416,7 @@ def _replay_stream(reply: dict[str, Any]) -> Iterator[ReplyEvent]:
     if message.status == "completed":
         yield ReplyDone(reply_id=message.id, usage=message.usage, cost=message.cost)
     else:
-        yield ReplyFailed.of(_replayed_error(reply))
+        yield ReplyFailed.of(_replayed_error(reply.error, reply.error_status))
 
 
 def _stream(
@@ -438,10 +447,10 @@ def _stream(
         if message.status == "completed":
             done.append(ReplyDone(reply_id=message.id, usage=message.usage, cost=message.cost))
         else:  # stored truncated: over MAX_REPLY_BYTES
-            done.append(ReplyFailed.of(_replayed_error({"error": message.error, "error_status": 400})))
+            done.append(ReplyFailed.of(_replayed_error(message.error, 400)))
         return done
 
-    return relay(events, end, first=_started(prepared.reply, prepared.conversation["id"]))
+    return relay(events, end, first=_started(prepared.reply, prepared.conversation.id))
 
 
 def hidden_context(principal: Principal, conversation_id: str) -> list[dict[str, Any]]:
@@ -476,7 +485,7 @@ def history(
         raise InvalidRequest("Give cursor or offset, not both.", param="offset")
     conversations = lifecycle.store()
     record = lifecycle.load(principal, conversation_id, conversations)
-    last_seq = int(record["next_seq"]) - 1
+    last_seq = record.next_seq - 1
     if cursor is not None:
         position = decode_cursor(cursor, "messages")
         if position.get("conversation_id") != conversation_id or position.get("order") != order:
@@ -496,6 +505,6 @@ def history(
     next_cursor = None
     if more and items:
         next_cursor = encode_cursor(
-            "messages", {"conversation_id": conversation_id, "order": order, "seq": int(items[-1]["seq"])}
+            "messages", {"conversation_id": conversation_id, "order": order, "seq": items[-1].seq}
         )
     return [message_from_item(i) for i in items], next_cursor

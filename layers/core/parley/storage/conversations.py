@@ -26,7 +26,14 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from parley.aws import clients
 from parley.domain.chat import ToolCall, Usage
 from parley.domain.clock import iso
-from parley.domain.conversations import Cost, Message
+from parley.domain.conversations import (
+    ConversationRecord,
+    Cost,
+    Message,
+    MessageRecord,
+    SendKeyRecord,
+    SessionRecord,
+)
 from parley.domain.errors import Conflict
 from parley.settings import get_settings
 from parley.storage.base import (
@@ -117,8 +124,8 @@ class ConversationStore:
         return self._messages or get_settings().table("messages")
 
     # conversations
-    def put_new(self, record: dict[str, Any]) -> None:
-        item = {"pk": _pk(record["project_id"], record["id"]), "sk": CONVERSATION_SK, **record}
+    def put_new(self, record: ConversationRecord) -> None:
+        item = {"pk": _pk(record.project_id, record.id), "sk": CONVERSATION_SK, **record.stored()}
         write_with_retry(
             lambda: self.client.put_item(
                 TableName=self.conversations, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
@@ -126,18 +133,18 @@ class ConversationStore:
             what="the conversation",
         )
 
-    def get(self, project_id: str, conversation_id: str) -> dict[str, Any] | None:
+    def get(self, project_id: str, conversation_id: str) -> ConversationRecord | None:
         found = self.client.get_item(
             TableName=self.conversations,
             Key={"pk": {"S": _pk(project_id, conversation_id)}, "sk": {"S": CONVERSATION_SK}},
             ConsistentRead=True,
         )
         item = found.get("Item")
-        return _strip(from_item(item)) if item else None
+        return ConversationRecord(**_strip(from_item(item))) if item else None
 
-    def replace(self, record: dict[str, Any], expected_version: int) -> None:
+    def replace(self, record: ConversationRecord, expected_version: int) -> None:
         """Write the whole record if nobody changed it since `expected_version`."""
-        item = {"pk": _pk(record["project_id"], record["id"]), "sk": CONVERSATION_SK, **record}
+        item = {"pk": _pk(record.project_id, record.id), "sk": CONVERSATION_SK, **record.stored()}
         try:
             write_with_retry(
                 lambda: self.client.put_item(
@@ -156,10 +163,10 @@ class ConversationStore:
 
     def page(
         self, project_id: str, user_id: str | None, statuses: tuple[str, ...], limit: int, before: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[ConversationRecord], str | None]:
         """Newest activity first across the given statuses: one bounded query per status."""
         index, key = ("by_owner", "list_owner") if user_id is not None else ("by_project", "list_project")
-        found: list[dict[str, Any]] = []
+        found: list[ConversationRecord] = []
         for status in statuses:
             partition = list_keys(project_id, user_id, status)[key]
             request: dict[str, Any] = {
@@ -171,10 +178,10 @@ class ConversationStore:
                 "ScanIndexForward": False,
                 "Limit": limit + 1,
             }
-            found += [_strip(from_item(i)) for i in self.client.query(**request).get("Items", [])]
-        found.sort(key=lambda r: str(r["activity"]), reverse=True)
+            found += [ConversationRecord(**_strip(from_item(i))) for i in self.client.query(**request).get("Items", [])]
+        found.sort(key=lambda r: r.activity, reverse=True)
         page, more = found[:limit], len(found) > limit
-        return page, (str(page[-1]["activity"]) if more and page else None)
+        return page, (page[-1].activity if more and page else None)
 
     def delete_all(self, project_id: str, conversation_id: str) -> bool:
         """Delete the conversation item first (from then on it is gone for every route), then its
@@ -226,8 +233,8 @@ class ConversationStore:
             raise RuntimeError(f"{len(pending)} items of {table} could not be deleted")
 
     # sessions
-    def put_session(self, project_id: str, conversation_id: str, session: dict[str, Any]) -> None:
-        item = {"pk": _pk(project_id, conversation_id), "sk": f"session#{session['id']}", **session}
+    def put_session(self, project_id: str, conversation_id: str, session: SessionRecord) -> None:
+        item = {"pk": _pk(project_id, conversation_id), "sk": f"session#{session.id}", **session.stored()}
         self.client.transact_write_items(
             TransactItems=[
                 {
@@ -243,7 +250,7 @@ class ConversationStore:
 
     def sessions(
         self, project_id: str, conversation_id: str, limit: int, after: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[SessionRecord], str | None]:
         request: dict[str, Any] = {
             "TableName": self.conversations,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
@@ -257,26 +264,26 @@ class ConversationStore:
             }
         page = self.client.query(**request)
         last = page.get("LastEvaluatedKey")
-        return [_strip(from_item(i)) for i in page.get("Items", [])], (
+        return [SessionRecord(**_strip(from_item(i))) for i in page.get("Items", [])], (
             str(last["sk"]["S"]).removeprefix("session#") if last else None
         )
 
-    def get_session(self, project_id: str, conversation_id: str, session_id: str) -> dict[str, Any] | None:
+    def get_session(self, project_id: str, conversation_id: str, session_id: str) -> SessionRecord | None:
         found = self.client.get_item(
             TableName=self.conversations,
             Key={"pk": {"S": _pk(project_id, conversation_id)}, "sk": {"S": f"session#{session_id}"}},
         )
         item = found.get("Item")
-        return _strip(from_item(item)) if item else None
+        return SessionRecord(**_strip(from_item(item))) if item else None
 
     # messages
     def append_pair(
         self,
-        conversation: dict[str, Any],
-        user: dict[str, Any],
-        reply: dict[str, Any],
+        conversation: ConversationRecord,
+        user: MessageRecord,
+        reply: MessageRecord,
         changes: dict[str, Any],
-        send_key: dict[str, Any] | None = None,
+        send_key: SendKeyRecord | None = None,
         token: str | None = None,
     ) -> None:
         """Write the user message (seq n) and the reply placeholder (n + 1) and move next_seq to
@@ -289,7 +296,7 @@ class ConversationStore:
         (StaleConversation: re-read and retry), the key was claimed first (DuplicateSend), a
         conflicting transaction (StaleConversation, after a backoff), throttling (503), an item
         over DynamoDB's limit (413)."""
-        project, conversation_id = conversation["project_id"], conversation["id"]
+        project, conversation_id = conversation.project_id, conversation.id
         pk = _pk(project, conversation_id)
         names = {f"#f{i}": name for i, name in enumerate(changes)}
         values = {f":f{i}": to_value(value) for i, value in enumerate(changes.values())}
@@ -303,7 +310,7 @@ class ConversationStore:
                     "ExpressionAttributeNames": {**names, "#status": "status"},
                     "ExpressionAttributeValues": {
                         **values,
-                        ":expected": to_value(conversation["next_seq"]),
+                        ":expected": to_value(conversation.next_seq),
                         ":active": {"S": "active"},
                     },
                 }
@@ -311,7 +318,7 @@ class ConversationStore:
             {
                 "Put": {
                     "TableName": self.messages,
-                    "Item": to_item({"pk": pk, "sk": user["seq"], **user}),
+                    "Item": to_item({"pk": pk, "sk": user.seq, **user.stored()}),
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
@@ -319,7 +326,7 @@ class ConversationStore:
                 "Put": {
                     "TableName": self.messages,
                     "Item": to_item(
-                        {"pk": pk, "sk": reply["seq"], "pending_shard": pending_shard(conversation_id), **reply}
+                        {"pk": pk, "sk": reply.seq, "pending_shard": pending_shard(conversation_id), **reply.stored()}
                     ),
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
@@ -330,7 +337,7 @@ class ConversationStore:
                 {
                     "Put": {
                         "TableName": self.conversations,
-                        "Item": to_item({"pk": pk, **send_key}),
+                        "Item": to_item({"pk": pk, **send_key.stored()}),
                         "ConditionExpression": "attribute_not_exists(pk) OR expiration < :now",
                         "ExpressionAttributeValues": {":now": {"N": str(int(time.time()))}},
                     }
@@ -375,7 +382,7 @@ class ConversationStore:
                     raise
                 time.sleep(backoff(attempt))
 
-    def get_send_key(self, project_id: str, conversation_id: str, key: str) -> dict[str, Any] | None:
+    def get_send_key(self, project_id: str, conversation_id: str, key: str) -> SendKeyRecord | None:
         """The live (unexpired) Idempotency-Key record of a send, if any."""
         found = self.client.get_item(
             TableName=self.conversations,
@@ -385,17 +392,17 @@ class ConversationStore:
         item = found.get("Item")
         if not item:
             return None
-        record = _strip(from_item(item))
-        return record if int(record.get("expiration", 0)) >= int(time.time()) else None
+        record = SendKeyRecord(**_strip(from_item(item)), sk=item["sk"]["S"])
+        return record if record.expiration >= int(time.time()) else None
 
-    def get_message(self, project_id: str, conversation_id: str, seq: int) -> dict[str, Any] | None:
+    def get_message(self, project_id: str, conversation_id: str, seq: int) -> MessageRecord | None:
         found = self.client.get_item(
             TableName=self.messages,
             Key={"pk": {"S": _pk(project_id, conversation_id)}, "sk": {"N": str(seq)}},
             ConsistentRead=True,
         )
         item = found.get("Item")
-        return _strip(from_item(item)) if item else None
+        return MessageRecord(**_strip(from_item(item))) if item else None
 
     def finish_message(self, project_id: str, conversation_id: str, seq: int, fields: dict[str, Any]) -> bool:
         """Set the fields given (a None value removes the attribute) on a reply that is still
@@ -550,10 +557,10 @@ class ConversationStore:
             return True
         return False  # pragma: no cover - the loop returns or raises
 
-    def add_hidden(self, conversation: dict[str, Any], item: dict[str, Any]) -> None:
+    def add_hidden(self, conversation: ConversationRecord, item: dict[str, Any]) -> None:
         """Store a hidden context item as number conversation.next_hidden (StaleConversation if it moved)."""
-        project, conversation_id = conversation["project_id"], conversation["id"]
-        number = int(conversation.get("next_hidden", 1))
+        project, conversation_id = conversation.project_id, conversation.id
+        number = conversation.next_hidden or 1
         pk = _pk(project, conversation_id)
         try:
             self.client.transact_write_items(
@@ -591,7 +598,7 @@ class ConversationStore:
 
     def message_range(
         self, project_id: str, conversation_id: str, low: int, high: int, descending: bool
-    ) -> list[dict[str, Any]]:
+    ) -> list[MessageRecord]:
         """Messages with low <= seq <= high (at most high - low + 1 of them)."""
         if high < low:
             return []
@@ -606,7 +613,7 @@ class ConversationStore:
             ScanIndexForward=not descending,
             Limit=high - low + 1,
         )
-        return [_strip(from_item(i)) for i in page.get("Items", [])]
+        return [MessageRecord(**_strip(from_item(i))) for i in page.get("Items", [])]
 
 
 def retry_stale(attempt: Callable[[], Any], *, tries: int = 30, sleep: Callable[[float], None] = time.sleep) -> Any:
@@ -619,34 +626,33 @@ def retry_stale(attempt: Callable[[], Any], *, tries: int = 30, sleep: Callable[
     raise Conflict("The conversation is too busy right now; retry the request.", code="conversation_busy")
 
 
-def message_from_item(item: dict[str, Any], now: datetime | None = None) -> Message:
+def message_from_item(item: MessageRecord, now: datetime | None = None) -> Message:
     """A stored message as the API shows it. A reply still `pending` after the longest an
     invocation can run (its function died mid-way, e.g. timed out) is shown as `incomplete`."""
-    cost = item.get("cost_usd")
     if is_stale_pending(item, now):
-        item = {**item, "status": "incomplete", "error": INTERRUPTED}
+        item = item.model_copy(update={"status": "incomplete", "error": INTERRUPTED})
     return Message(
-        id=item["id"],
-        conversation_id=item["conversation_id"],
-        seq=int(item["seq"]),
-        role=item["role"],
-        content=item.get("content") or "",
-        status=item.get("status", "completed"),
-        tool_calls=[ToolCall(**t) for t in item["tool_calls"]] if item.get("tool_calls") else None,
-        attachments=item.get("attachments"),
-        model=item.get("model"),
-        provider_id=item.get("provider_id"),
-        session_id=item.get("session_id"),
-        usage=Usage(**item["usage"]) if item.get("usage") else None,
-        cost=Cost(amount_usd=float(Decimal(str(cost)))) if cost is not None else None,
-        error=item.get("error"),
-        created_at=item["created_at"],
+        id=item.id,
+        conversation_id=item.conversation_id,
+        seq=item.seq,
+        role=item.role,
+        content=item.content,
+        status=item.status,
+        tool_calls=[ToolCall(**t) for t in item.tool_calls] if item.tool_calls else None,
+        attachments=item.attachments,
+        model=item.model,
+        provider_id=item.provider_id,
+        session_id=item.session_id,
+        usage=Usage(**item.usage) if item.usage else None,
+        cost=Cost(amount_usd=float(Decimal(item.cost_usd))) if item.cost_usd is not None else None,
+        error=item.error,
+        created_at=item.created_at,
     )
 
 
-def is_stale_pending(item: dict[str, Any], now: datetime | None = None) -> bool:
+def is_stale_pending(item: MessageRecord, now: datetime | None = None) -> bool:
     """A reply still `pending` after the longest an invocation can run: its invocation died."""
-    return item.get("status") == "pending" and _older_than(str(item["created_at"]), STALE_PENDING, now)
+    return item.status == "pending" and _older_than(item.created_at, STALE_PENDING, now)
 
 
 def _older_than(timestamp: str, age: timedelta, now: datetime | None) -> bool:
