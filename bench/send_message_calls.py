@@ -82,7 +82,7 @@ def count_calls(history: int, stream: bool, strategy: str) -> Counter[str]:
     try:
         body = MessageSend(content="How much did I pay?", stream=stream)
         if stream:
-            for _chunk in messages.send_stream(CALLER, conversation.id, body).body:
+            for _chunk in messages.send_stream(CALLER, conversation.id, body).events:
                 pass
         else:
             messages.send(CALLER, conversation.id, body)
