@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from parley.providers import registry
+from parley.services import registry
 from tests.handlers.faults import Faults, faulty_dynamodb
 
 

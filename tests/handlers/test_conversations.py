@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from parley.domain.principal import Principal
-from parley.providers import registry
+from parley.services import registry
 from tests.handlers import upstream
 from tests.handlers.api import Api
 

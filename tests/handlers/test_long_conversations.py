@@ -10,8 +10,7 @@ import pytest
 
 from parley.domain.conversations import ContextSettings, ConversationCreate, MessageSend
 from parley.domain.principal import Principal
-from parley.providers import registry
-from parley.services import conversations, messages
+from parley.services import conversations, messages, registry
 from parley.storage.conversations import ConversationStore
 
 CALLER = Principal("org_a", "proj_a", "key_a", ("*",))

@@ -130,7 +130,7 @@ def test_when_parking_fails_too_the_send_fails_loudly_but_its_reply_is_stored(
 def test_the_sweep_writes_back_replies_a_dead_invocation_left_pending(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from parley.providers import registry
+    from parley.services import registry
 
     cid = api.call("conversations_create", {}).body["id"]
 

@@ -130,7 +130,7 @@ def test_a_stream_dropped_mid_way_then_retried_stores_one_pair(api: Api, monkeyp
 def test_a_retry_while_the_reply_is_being_written_gets_409_with_retry_after(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from parley.providers import registry
+    from parley.services import registry
 
     cid = new(api)
     during: list[Reply] = []

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from parley.providers import registry
 from parley.providers.http import make_client
+from parley.services import registry
 
 
 def install(monkeypatch: pytest.MonkeyPatch, script: list[httpx.Response | Exception]) -> list[httpx.Request]:

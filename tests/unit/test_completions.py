@@ -12,10 +12,9 @@ from parley.domain.chat import ChatCompletionRequest
 from parley.domain.errors import InvalidRequest, ProviderError
 from parley.domain.principal import Principal
 from parley.domain.replies import ReplyEvent
-from parley.providers import registry
 from parley.providers.base import Finish, ModelRequest, TextDelta
 from parley.providers.echo import EchoProvider
-from parley.services import completions
+from parley.services import completions, registry
 
 CALLER = Principal("org", "proj", "key", ("*",))
 pytestmark = pytest.mark.usefixtures("aws")  # every call is metered into the usage table

@@ -1,6 +1,6 @@
 """Stateless chat completions (seed 000's chatCompletion, seed 003's stateless completions).
 
-Every call is routed (parley.providers.registry), retried and failed over before its first
+Every call is routed (parley.services.registry), retried and failed over before its first
 token (parley.providers.resilient), and metered and audited once it ends, however it ends
 (parley.services.metering).
 """
@@ -16,10 +16,9 @@ from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
 from parley.domain.principal import Principal
 from parley.domain.replies import Finished, ReplyDone, ReplyEvent, ReplyFailed, ReplyStarted, TextDelta, ToolCallDone
-from parley.providers import registry
 from parley.providers.base import ModelRequest
 from parley.providers.resilient import Outcome, Resilient, RetryPolicy
-from parley.services import documents
+from parley.services import documents, registry
 from parley.services.metering import CallRecord, record_call
 from parley.services.replies import Ending, relay
 

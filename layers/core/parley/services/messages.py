@@ -40,11 +40,10 @@ from parley.domain.errors import Conflict, InvalidRequest, NotFound, ParleyError
 from parley.domain.ids import new_id
 from parley.domain.principal import Principal
 from parley.domain.replies import ReplyDone, ReplyEvent, ReplyFailed, ReplyStarted, TextDelta, ToolCallDone
-from parley.providers import registry
 from parley.providers.base import ModelRequest, StreamEvent
 from parley.providers.resilient import Outcome, Resilient, RetryPolicy
 from parley.providers.tokenizer import count_message
-from parley.services import context, documents
+from parley.services import context, documents, registry
 from parley.services import conversations as lifecycle
 from parley.services.metering import CallRecord, call_cost, record_call
 from parley.services.replies import Ending, relay
