@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from parley.domain.chat import ChatMessage, SamplingParams
+from parley.domain.records import ProjectRecord
 
 
 class _Strict(BaseModel):
@@ -49,3 +50,13 @@ class ChatCompletionInput(SamplingParams):
 
     messages: list[ChatMessage] = Field(min_length=1, max_length=4096)
     model: str | None = Field(default=None, max_length=256)
+
+
+class ChatRecord(ProjectRecord):
+    ai_provider_id: str
+    name: str | None = None
+    system_message: str | None = None
+    model: str | None = None
+    created_at: str
+    updated_at: str
+    version: int = 1

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from parley.domain.chat import ToolCall, Usage
+from parley.domain.records import StoredRecord
 
 ConversationStatus = Literal["active", "archived", "handed_off"]
 MessageStatus = Literal["pending", "completed", "incomplete", "error"]
@@ -158,18 +159,7 @@ class Conversation(BaseModel):
         return body
 
 
-class _Record(BaseModel):
-    """A stored item, typed. Attributes the model does not name are kept (extra="allow"), so a
-    read-modify-write never drops what another version of Parley stored."""
-
-    model_config = ConfigDict(extra="allow")
-
-    def stored(self) -> dict[str, Any]:
-        """The attributes to write (None values are left out by the item codec)."""
-        return self.model_dump()
-
-
-class ConversationRecord(_Record):
+class ConversationRecord(StoredRecord):
     id: str
     project_id: str
     org_id: str | None = None
@@ -190,7 +180,7 @@ class ConversationRecord(_Record):
     version: int = 1
 
 
-class SessionRecord(_Record):
+class SessionRecord(StoredRecord):
     id: str
     conversation_id: str
     provider_id: str | None = None
@@ -200,7 +190,7 @@ class SessionRecord(_Record):
     updated_at: str
 
 
-class MessageRecord(_Record):
+class MessageRecord(StoredRecord):
     id: str
     conversation_id: str
     seq: int
@@ -223,7 +213,7 @@ class MessageRecord(_Record):
     completed_at: str | None = None
 
 
-class SendKeyRecord(_Record):
+class SendKeyRecord(StoredRecord):
     """A send's Idempotency-Key: which pair it stored, and the fingerprint of its request."""
 
     sk: str

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from parley.domain.records import ProjectRecord
+
 MediaType = Literal["text/plain", "text/markdown", "text/csv", "text/html", "application/json", "application/xml"]
 MAX_DOCUMENT_BYTES = 512 * 1024  # UTF-8 bytes of content; larger ones get 413
 
@@ -32,3 +34,12 @@ class Document(BaseModel):
         if self.content is None:
             body.pop("content")
         return body
+
+
+class DocumentRecord(ProjectRecord):
+    name: str
+    media_type: MediaType
+    size_bytes: int
+    object_key: str
+    created_at: str
+    version: int = 1

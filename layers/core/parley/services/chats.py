@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from parley.api.cursors import decode_cursor, encode_cursor
 from parley.domain.chat import ChatCompletionRequest
-from parley.domain.chats import Chat, ChatCompletionInput, ChatCreate, ChatUpdate
+from parley.domain.chats import Chat, ChatCompletionInput, ChatCreate, ChatRecord, ChatUpdate
 from parley.domain.clock import iso
 from parley.domain.errors import InvalidRequest, NotFound
 from parley.domain.ids import has_prefix, new_id
@@ -20,16 +19,16 @@ from parley.storage.resources import ResourceRepository
 ROUTE = "POST /v1/chats/{chat_id}/completions"
 
 
-def _repository() -> ResourceRepository:
-    return ResourceRepository("chat")
+def _repository() -> ResourceRepository[ChatRecord]:
+    return ResourceRepository("chat", ChatRecord)
 
 
 def _now() -> str:
     return iso()
 
 
-def _view(record: dict[str, Any]) -> Chat:
-    return Chat(**{k: v for k, v in record.items() if k in Chat.model_fields})
+def _view(record: ChatRecord) -> Chat:
+    return Chat(**{k: v for k, v in record.model_dump().items() if k in Chat.model_fields})
 
 
 def _check_provider(principal: Principal, provider_id: str) -> None:
@@ -48,22 +47,22 @@ def create(principal: Principal, body: ChatCreate) -> Chat:
         )
     _check_provider(principal, body.ai_provider_id)
     at = _now()
-    record = {
-        "id": new_id("cht"),
-        "project_id": principal.project_id,
-        "ai_provider_id": body.ai_provider_id,
-        "name": body.name,
-        "system_message": body.system_message,
-        "model": body.model,
-        "created_at": at,
-        "updated_at": at,
-        "version": 1,
-    }
+    record = ChatRecord(
+        id=new_id("cht"),
+        project_id=principal.project_id,
+        ai_provider_id=body.ai_provider_id,
+        name=body.name,
+        system_message=body.system_message,
+        model=body.model,
+        created_at=at,
+        updated_at=at,
+        version=1,
+    )
     _repository().put_new(record)
     return _view(record)
 
 
-def _load(principal: Principal, chat_id: str) -> dict[str, Any]:
+def _load(principal: Principal, chat_id: str) -> ChatRecord:
     record = _repository().get(principal.project_id, chat_id) if has_prefix(chat_id, "cht") else None
     if record is None:
         raise NotFound(f"No chat {chat_id!r}.", code="chat_not_found")
@@ -87,11 +86,9 @@ def update(principal: Principal, chat_id: str, body: ChatUpdate) -> Chat:
         if body.ai_provider_id is None:
             raise InvalidRequest("A chat needs an ai_provider_id.", param="ai_provider_id")
         _check_provider(principal, body.ai_provider_id)
-    new = dict(record)
-    for name in fields:
-        new[name] = getattr(body, name)
-    new.update(updated_at=_now(), version=int(record["version"]) + 1)
-    _repository().replace(new, int(record["version"]))
+    changes = {name: getattr(body, name) for name in fields}
+    new = record.model_copy(update={**changes, "updated_at": _now(), "version": record.version + 1})
+    _repository().replace(new, record.version)
     return _view(new)
 
 
@@ -109,15 +106,15 @@ def _request(principal: Principal, chat_id: str, body: ChatCompletionInput) -> C
     return ChatCompletionRequest(
         **sampling,
         messages=body.messages,
-        model=chat.get("model") or _provider_default(principal, chat) or body.model,
-        provider_id=chat["ai_provider_id"],
-        system_message=chat.get("system_message"),
+        model=chat.model or _provider_default(principal, chat) or body.model,
+        provider_id=chat.ai_provider_id,
+        system_message=chat.system_message,
     )
 
 
-def _provider_default(principal: Principal, chat: dict[str, Any]) -> str | None:
+def _provider_default(principal: Principal, chat: ChatRecord) -> str | None:
     try:
-        return provider_store.get(principal, chat["ai_provider_id"]).default_model
+        return provider_store.get(principal, chat.ai_provider_id).default_model
     except NotFound:
         raise InvalidRequest(
             "The chat's AI provider no longer exists; update the chat.",

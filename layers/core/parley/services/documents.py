@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from parley.api.cursors import decode_cursor, encode_cursor
 from parley.domain.clock import iso
-from parley.domain.documents import MAX_DOCUMENT_BYTES, Document, DocumentCreate
+from parley.domain.documents import MAX_DOCUMENT_BYTES, Document, DocumentCreate, DocumentRecord
 from parley.domain.errors import InvalidRequest, NotFound, PayloadTooLarge
 from parley.domain.ids import has_prefix, new_id
 from parley.domain.principal import Principal
@@ -14,17 +12,17 @@ from parley.storage.blobs import BlobStore
 from parley.storage.resources import ResourceRepository
 
 
-def _repository() -> ResourceRepository:
-    return ResourceRepository("document")
+def _repository() -> ResourceRepository[DocumentRecord]:
+    return ResourceRepository("document", DocumentRecord)
 
 
-def _view(record: dict[str, Any], content: str | None = None) -> Document:
+def _view(record: DocumentRecord, content: str | None = None) -> Document:
     return Document(
-        id=record["id"],
-        name=record["name"],
-        media_type=record["media_type"],
-        size_bytes=int(record["size_bytes"]),
-        created_at=record["created_at"],
+        id=record.id,
+        name=record.name,
+        media_type=record.media_type,
+        size_bytes=record.size_bytes,
+        created_at=record.created_at,
         content=content,
     )
 
@@ -37,16 +35,16 @@ def create(principal: Principal, body: DocumentCreate) -> Document:
         )
     document_id = new_id("doc")
     key = f"{principal.project_id}/{document_id}"
-    record: dict[str, Any] = {
-        "id": document_id,
-        "project_id": principal.project_id,
-        "name": body.name,
-        "media_type": body.media_type,
-        "size_bytes": size,
-        "object_key": f"{principal.project_id}/{document_id}",
-        "created_at": iso(),
-        "version": 1,
-    }
+    record = DocumentRecord(
+        id=document_id,
+        project_id=principal.project_id,
+        name=body.name,
+        media_type=body.media_type,
+        size_bytes=size,
+        object_key=key,
+        created_at=iso(),
+        version=1,
+    )
     blobs = BlobStore()
     blobs.put_text(key, body.content, body.media_type)  # the text first: metadata never points nowhere
     try:
@@ -57,7 +55,7 @@ def create(principal: Principal, body: DocumentCreate) -> Document:
     return _view(record)
 
 
-def _load(principal: Principal, document_id: str) -> dict[str, Any]:
+def _load(principal: Principal, document_id: str) -> DocumentRecord:
     record = _repository().get(principal.project_id, document_id) if has_prefix(document_id, "doc") else None
     if record is None:
         raise NotFound(f"No document {document_id!r}.", code="document_not_found")
@@ -66,7 +64,7 @@ def _load(principal: Principal, document_id: str) -> dict[str, Any]:
 
 def get(principal: Principal, document_id: str, *, include_content: bool = False) -> Document:
     record = _load(principal, document_id)
-    return _view(record, BlobStore().get_text(record["object_key"]) if include_content else None)
+    return _view(record, BlobStore().get_text(record.object_key) if include_content else None)
 
 
 def list_documents(principal: Principal, limit: int, cursor: str | None) -> tuple[list[Document], str | None]:
@@ -78,7 +76,7 @@ def list_documents(principal: Principal, limit: int, cursor: str | None) -> tupl
 def delete(principal: Principal, document_id: str) -> None:
     record = _load(principal, document_id)
     if _repository().delete(principal.project_id, document_id):
-        BlobStore().delete(record["object_key"])
+        BlobStore().delete(record.object_key)
 
 
 def text_of(principal: Principal, document_id: str, param: str) -> tuple[str, str]:
@@ -89,4 +87,4 @@ def text_of(principal: Principal, document_id: str, param: str) -> tuple[str, st
         raise InvalidRequest(
             f"No document {document_id!r} in this project.", code="document_not_found", param=param
         ) from None
-    return str(record["name"]), BlobStore().get_text(record["object_key"])
+    return record.name, BlobStore().get_text(record.object_key)
