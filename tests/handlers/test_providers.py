@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import pytest
 
+from parley import egress
 from parley.aws import clients
 from parley.domain.principal import Principal
+from parley.services import registry
 from parley.settings import Settings, set_settings
 from tests.conftest import PROVIDER_KEYS
 from tests.handlers.api import Api
@@ -140,10 +143,11 @@ def test_invalid_providers_are_400_naming_the_field(api: Api, fields: dict[str, 
     ("url", "addresses", "why"),
     [
         ("http://api.example.com/v1", ["93.184.216.34"], "must use https"),
-        ("https://169.254.169.254/latest", [], "private, loopback or link-local"),
-        ("https://internal.example.com", ["10.0.0.7"], "private, loopback or link-local"),
-        ("https://sneaky.example.com", ["93.184.216.34", "127.0.0.1"], "private, loopback or link-local"),
-        ("https://v6.example.com", ["fd00::1"], "private, loopback or link-local"),
+        ("https://169.254.169.254/latest", [], "non-public address"),
+        ("https://internal.example.com", ["10.0.0.7"], "non-public address"),
+        ("https://sneaky.example.com", ["93.184.216.34", "127.0.0.1"], "non-public address"),
+        ("https://v6.example.com", ["fd00::1"], "non-public address"),
+        ("https://nat64.example.com", ["64:ff9b::a9fe:a9fe"], "non-public address"),
         ("https://user:pw@api.example.com", ["93.184.216.34"], "may not carry credentials"),
         ("https://nowhere.example.com", [], "does not resolve"),
     ],
@@ -151,18 +155,54 @@ def test_invalid_providers_are_400_naming_the_field(api: Api, fields: dict[str, 
 def test_outside_local_mode_base_url_must_be_public_https(
     api: Api, monkeypatch: pytest.MonkeyPatch, url: str, addresses: list[str], why: str
 ) -> None:
-    from parley.services import urls
-
     set_settings(Settings(stage="prod"))
-    monkeypatch.setattr(urls, "_system_resolver", lambda host, port: [(0, 0, 0, "", (a, port)) for a in addresses])
+    monkeypatch.setattr(egress, "_resolver", lambda host, port: addresses)
     reply = create(api, base_url=url)
     assert reply.status == 400
     assert reply.body["error"]["param"] == "base_url"
     assert why in reply.body["error"]["message"]
-    monkeypatch.setattr(urls, "_system_resolver", lambda host, port: [(0, 0, 0, "", ("93.184.216.34", port))])
+    monkeypatch.setattr(egress, "_resolver", lambda host, port: ["93.184.216.34"])
     assert (
         create(api, base_url="https://api.example.com/v1/", name="ok").body["base_url"] == "https://api.example.com/v1"
     )
+
+
+def test_a_name_rebound_to_loopback_after_the_write_is_refused_at_call_time(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name is public when the provider is stored and 127.0.0.1 when it is
+    called. The call is refused before any connection (a 502 in the error model, not a 500)."""
+    set_settings(Settings(stage="prod"))
+    monkeypatch.setattr(registry, "_http", None)  # the provider client is built in prod mode
+    answers = {"now": ["93.184.216.34"]}
+    lookups: list[str] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return answers["now"]
+
+    monkeypatch.setattr(egress, "_resolver", resolve)
+    listener = socket.create_server(("127.0.0.1", 0))  # what the call would reach without the guard
+    listener.settimeout(0.3)
+    port = listener.getsockname()[1]
+    try:
+        provider = create(api, base_url=f"https://rebind.example.com:{port}/v1").body
+        assert provider["base_url"] == f"https://rebind.example.com:{port}/v1"
+        answers["now"] = ["127.0.0.1"]
+        for stream in (False, True):
+            body = {"provider_id": provider["id"], "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+            reply = api.call("completions_create", body)
+            assert reply.status == 502, reply.body
+            error = reply.body["error"]
+            assert error["type"] == "provider_error"
+            assert error["code"] == "egress_refused"
+            assert "non-public address" in error["message"]
+            assert "127.0.0.1" not in error["message"]
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nothing ever connected
+    finally:
+        listener.close()
+    assert lookups == ["rebind.example.com"] * 3  # written once, then checked at each call's connect
 
 
 def test_a_failed_write_leaves_no_orphan_secret(api: Api) -> None:

@@ -53,7 +53,9 @@ def test_principal_round_trips_through_the_authorizer_context() -> None:
 
 
 def test_settings_come_from_the_environment_with_local_defaults() -> None:
-    assert Settings.from_env({}).local
+    # ...except the stage: without PARLEY_STAGE the egress checks stay on (fail closed).
+    assert not Settings.from_env({}).local
+    assert Settings.from_env({"PARLEY_STAGE": "local"}).local
     settings = Settings.from_env(
         {"PARLEY_STAGE": "prod", "PARLEY_TABLE_KEYS": "stack-keys-abc", "PARLEY_ECHO_DELAY_MS": "150"}
     )

@@ -1,7 +1,9 @@
 """Settings, read from the environment on first use (never at import time) and injectable.
 
-Every setting has a default that suits the local server, so `make serve` and the tests
-need nothing set. In Lambda, CDK sets the table names and the stage.
+Every setting has a default that suits the local server, except the stage: it defaults to
+`prod`, so a deployed function missing PARLEY_STAGE keeps the egress checks on (https, public
+addresses) instead of failing open. The local server and the tests set PARLEY_STAGE=local
+(parley.runtime.local.LOCAL_ENV). In Lambda, CDK sets the table names and the stage.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ TABLES = ("keys", "conversations", "messages", "chats", "usage", "idempotency")
 
 @dataclass(frozen=True)
 class Settings:
-    stage: str = "local"
+    stage: str = "prod"
     region: str = "us-east-1"
     tables: Mapping[str, str] = field(default_factory=lambda: {t: f"parley-{t}" for t in TABLES})
     documents_bucket: str = "parley-documents"

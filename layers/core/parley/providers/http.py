@@ -16,12 +16,20 @@ from dataclasses import dataclass
 import httpx
 
 from parley.domain.errors import ProviderError, ProviderRateLimited, ProviderRejected, ProviderTimeout
+from parley.egress import EgressRefused, GuardedTransport
+from parley.settings import get_settings
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=5.0)
 
 
 def make_client(transport: httpx.BaseTransport | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.Client:
-    """An httpx client for one provider (tests pass an httpx.MockTransport)."""
+    """An httpx client for providers (tests pass an httpx.MockTransport).
+
+    Outside local mode the transport is the egress guard: https only, and each connection goes
+    to an address checked when it is made (parley.egress). With a transport given, httpx also
+    ignores proxy variables from the environment, so nothing routes around the guard."""
+    if transport is None and not get_settings().local:
+        transport = GuardedTransport()
     return httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
 
 
@@ -76,7 +84,10 @@ def error_for_status(
 
 
 def error_for_transport(provider: str, error: httpx.HTTPError) -> ProviderError:
-    """The Parley error for a connection failure or timeout (retryable; no request details)."""
+    """The Parley error for a connection failure or timeout (retryable; no request details), or
+    for a destination the egress guard refused (not retryable: it will be refused again)."""
+    if isinstance(error, EgressRefused):
+        return ProviderError(f"{provider} was not called: its URL {error}.", code="egress_refused")
     if isinstance(error, httpx.TimeoutException):
         return ProviderTimeout(f"{provider} did not answer in time ({type(error).__name__}).")
     return ProviderError(
