@@ -9,9 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+from httpx_sse import ServerSentEvent
 
 from parley.cli import main
-from parley.cli.client import SseEvent, _events, _lines
+from parley.cli.client import ParleyClient, parse_event
 
 KEY = "prl_test_Zq9Xv7DoNotPrintMe_4411"
 ENV = {"PARLEY_API_KEY": KEY}
@@ -420,20 +421,19 @@ def test_an_error_before_the_stream_starts(capsys: pytest.CaptureFixture[str]) -
 
 def test_sse_lines_and_events() -> None:
     """CRLF and CR line ends, lines and UTF-8 characters split across chunks, comments, multi-line
-    data, and U+2028 (which str.splitlines, and so httpx's iter_lines, would split on)."""
+    data, and U+2028 (which str.splitlines, and so httpx's iter_lines, would split on), read by
+    the client's stream as it arrives."""
     text = 'data: {"c": "a\u2028b é"}\r\n\r\n: ping\n\nevent: note\ndata: one\ndata: two\r\rdata: [DONE]\n\n'
     raw = text.encode()
     split_at = [3, raw.index(b"\r") + 1, raw.index("é".encode()) + 1, len(raw) - 5]
     pieces = [raw[a:b] for a, b in zip([0, *split_at], [*split_at, len(raw)], strict=True)]
 
-    events = list(_events(_lines(iter(pieces))))
+    client = ParleyClient("http://127.0.0.1:8000", KEY, transport=Api(sse(pieces)).transport)
+    with client.stream("POST", "/v1/chats/cht_1/completions", json_body={}) as events:
+        seen = [(event.event, event.data) for event in events]
 
-    assert events == [
-        SseEvent('{"c": "a\u2028b é"}'),
-        SseEvent("one\ntwo", "note"),
-        SseEvent("[DONE]"),
-    ]
-    assert list(_events(_lines(iter([b"data: x"])))) == [SseEvent("x")]  # no blank line at the end
+    assert seen == [("message", '{"c": "a\u2028b é"}'), ("note", "one\ntwo"), ("message", "[DONE]")]
+    assert parse_event(ServerSentEvent(data=seen[0][1])) == {"c": "a\u2028b é"}
 
 
 # --- errors, configuration, the key -------------------------------------------------------------

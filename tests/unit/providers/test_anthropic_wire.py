@@ -711,3 +711,29 @@ def test_the_api_key_never_appears_in_an_error(handler: Handler, streaming: bool
         assert KEY not in str(getattr(error, "message", ""))
         error = error.__cause__ or error.__context__
     assert KEY not in repr(provider)
+
+
+def test_a_line_separator_inside_a_text_delta_stays_in_its_text() -> None:
+    text = "a\u2028b\u2029c"
+    events = [
+        ("message_start", {"type": "message_start", "message": message([], stop_reason=None, input_tokens=3)}),  # type: ignore[arg-type]
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    raw = "".join(f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n" for name, data in events).encode()
+    provider, _ = provider_for(sse(ChunkStream([raw[:150], raw[150:]])))
+    streamed = list(provider.stream(ask(user("Hello"))))
+    assert streamed[0] == TextDelta(text)
+    assert isinstance(streamed[-1], Finish)

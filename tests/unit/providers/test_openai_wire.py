@@ -896,3 +896,22 @@ def test_stream_tool_call_without_id_gets_one() -> None:
     assert isinstance(first, ToolCallDelta)
     assert first.id is not None and first.id.startswith("call_")
     assert (first.index, first.name, first.arguments) == (0, "get_weather", '{"city":"Oslo"}')
+
+
+def test_line_separators_inside_a_chunk_stay_in_its_text() -> None:
+    """U+2028, U+2029 and U+0085 are valid unescaped in JSON strings; only CR and LF end an SSE
+    line. The chunk arrives split across reads, and with a CRLF stream, to exercise the decoder."""
+    text = "one\u2028two\u2029three\u0085four\x1cfive"
+    raw = f"data: {json.dumps(chunk({'content': text}), ensure_ascii=False)}\r\n\r\n".encode()
+    parts = [raw[:20], raw[20:33], raw[33:], sse(chunk(finish="stop"), "[DONE]")]
+    events = list(provider(Recorder(httpx.Response(200, headers=SSE, stream=Chunks(parts)))).stream(request()))
+    assert events[0] == TextDelta(text)
+    assert isinstance(events[-1], Finish)
+
+
+def test_a_stream_answered_with_another_content_type_is_a_provider_error() -> None:
+    reply = httpx.Response(200, headers={"content-type": "text/html"}, content=b"<html>captive portal</html>")
+    seen, error = collect(provider(Recorder(reply)).stream(request()))
+    assert seen == []
+    assert error is not None
+    assert "text/html, not an event stream" in error.message

@@ -7,15 +7,14 @@ Every request sends `Authorization: Bearer <key>`. Errors come back as ApiError 
 
 from __future__ import annotations
 
-import codecs
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from httpx_sse import EventSource, ServerSentEvent
 
 from parley import __version__
 
@@ -90,14 +89,6 @@ class TransportError(CliError):
     """The API could not be reached, or a response broke off."""
 
 
-@dataclass(frozen=True)
-class SseEvent:
-    """One server-sent event: its name ("message" unless the server set one) and its data."""
-
-    data: str
-    event: str = "message"
-
-
 def path(*segments: str) -> str:
     """An API path with each segment percent-encoded: path("v1", "chats", chat_id)."""
     return "/" + "/".join(quote(segment, safe="") for segment in segments)
@@ -147,8 +138,11 @@ class ParleyClient:
         return _json_object(response)
 
     @contextmanager
-    def stream(self, method: str, url: str, *, json_body: JsonObject | None = None) -> Iterator[Iterator[SseEvent]]:
-        """Send a request answered with server-sent events; yield an iterator over the events as they arrive.
+    def stream(
+        self, method: str, url: str, *, json_body: JsonObject | None = None
+    ) -> Iterator[Iterator[ServerSentEvent]]:
+        """Send a request answered with server-sent events; yield an iterator over the events as they arrive
+        (parsed by httpx-sse: lines end at CR, LF or CRLF only, so a U+2028 in a JSON string stays put).
 
         An error status (the API answers errors raised before the first byte as JSON) raises
         ApiError before anything is yielded. A JSON (non-SSE) success body is rejected.
@@ -164,9 +158,9 @@ class ParleyClient:
                     f"expected a stream of server-sent events, got {content_type or 'no content type'}"
                     f" (HTTP {response.status_code})"
                 )
-            yield self._guard(_events(_lines(response.iter_bytes())))
+            yield self._guard(EventSource(response).iter_sse())
 
-    def _guard(self, events: Iterator[SseEvent]) -> Iterator[SseEvent]:
+    def _guard(self, events: Iterator[ServerSentEvent]) -> Iterator[ServerSentEvent]:
         """The events, with a connection broken mid-stream raised as TransportError where it is read."""
         with self._errors():
             yield from events
@@ -214,66 +208,7 @@ def _json_object(response: httpx.Response) -> JsonObject:
     return body
 
 
-def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
-    """UTF-8 lines of an event stream, as they complete.
-
-    Only CRLF, CR and LF end a line (the SSE spec). httpx's iter_lines also splits on U+2028,
-    U+0085 and other str.splitlines separators, which JSON leaves unescaped inside strings.
-    """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    buffer = ""
-    for chunk in chunks:
-        buffer += decoder.decode(chunk)
-        start = 0
-        while True:
-            lf = buffer.find("\n", start)
-            cr = buffer.find("\r", start)
-            if cr != -1 and (lf == -1 or cr < lf):
-                if cr + 1 == len(buffer):
-                    break  # a CR at the end of the chunk may be the first half of a CRLF
-                yield buffer[start:cr]
-                start = cr + 2 if buffer[cr + 1] == "\n" else cr + 1
-            elif lf != -1:
-                yield buffer[start:lf]
-                start = lf + 1
-            else:
-                break
-        buffer = buffer[start:]
-    buffer += decoder.decode(b"", final=True)
-    if buffer.endswith("\r"):
-        buffer = buffer[:-1]
-        yield buffer
-    elif buffer:
-        yield buffer
-
-
-def _events(lines: Iterator[str]) -> Iterator[SseEvent]:
-    """Server-sent events from lines: `data:` lines joined by newlines, dispatched on a blank line.
-
-    Comments (`: ping`) are skipped; an event left without its blank line at the end of the
-    stream is still dispatched.
-    """
-    data: list[str] = []
-    name = ""
-    for line in lines:
-        if not line:
-            if data:
-                yield SseEvent("\n".join(data), name or "message")
-            data, name = [], ""
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "data":
-            data.append(value)
-        elif field == "event":
-            name = value
-    if data:
-        yield SseEvent("\n".join(data), name or "message")
-
-
-def parse_event(event: SseEvent) -> JsonObject | None:
+def parse_event(event: ServerSentEvent) -> JsonObject | None:
     """The JSON object of an event's data; None for `[DONE]`. An error event raises ApiError."""
     if event.data.strip() == "[DONE]":
         return None

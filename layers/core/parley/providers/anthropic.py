@@ -432,7 +432,7 @@ def _stream_events(response: httpx.Response) -> Iterator[StreamEvent]:
     """The port's events for a Messages API event stream, ending with one Finish on
     message_stop. Raises ProviderError on an `error` event; httpx errors pass through."""
     state = _StreamState()
-    for sse in iter_sse(response.iter_lines()):
+    for sse in iter_sse(PROVIDER, response):
         try:
             event = json.loads(sse.data)
         except ValueError:

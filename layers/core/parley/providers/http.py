@@ -1,5 +1,5 @@
 """What the HTTP-based adapters share: the client with timeouts, the mapping of upstream
-failures to Parley's provider errors, Retry-After parsing, and an SSE reader.
+failures to Parley's provider errors, Retry-After parsing, and the SSE reader (httpx-sse).
 
 Upstream error bodies are reduced to their message, and nothing of the request (headers,
 keys) is ever put into an error or a log line.
@@ -11,9 +11,9 @@ import email.utils
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
+from httpx_sse import EventSource, ServerSentEvent
 
 from parley.domain.errors import ProviderError, ProviderRateLimited, ProviderRejected, ProviderTimeout
 from parley.egress import EgressRefused, GuardedTransport
@@ -95,30 +95,20 @@ def error_for_transport(provider: str, error: httpx.HTTPError) -> ProviderError:
     )
 
 
-@dataclass(frozen=True)
-class ServerSentEvent:
-    event: str | None
-    data: str
+def iter_sse(provider: str, response: httpx.Response) -> Iterator[ServerSentEvent]:
+    """The server-sent events of a streamed response, as they arrive, parsed by httpx-sse.
 
-
-def iter_sse(lines: Iterator[str]) -> Iterator[ServerSentEvent]:
-    """Server-sent events from a response's lines (https://html.spec.whatwg.org/#event-stream-interpretation)."""
-    event: str | None = None
-    data: list[str] = []
-    for raw in lines:
-        line = raw.rstrip("\r\n")
-        if line == "":
-            if data:
-                yield ServerSentEvent(event, "\n".join(data))
-            event, data = None, []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
-            event = value
-        elif name == "data":
-            data.append(value)
-    if data:
-        yield ServerSentEvent(event, "\n".join(data))
+    Lines end at CR, LF or CRLF only (the SSE spec), so a U+2028 inside a JSON string stays in
+    its event (httpx's iter_lines would split there). Events without data (an `id:` or
+    `retry:` alone) are skipped, as the spec says. A response that is not an event stream is a
+    ProviderError naming its content type, not a broken connection."""
+    content_type = response.headers.get("content-type", "")
+    if content_type.partition(";")[0].strip().lower() != "text/event-stream":
+        raise ProviderError(
+            f"{provider} answered a stream request with {content_type[:100] or 'no content type'},"
+            " not an event stream.",
+            upstream_status=response.status_code,
+        )
+    for event in EventSource(response).iter_sse():
+        if event.data:
+            yield event

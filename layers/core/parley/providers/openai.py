@@ -386,7 +386,7 @@ def _stream_events(request: ModelRequest, response: httpx.Response) -> Iterator[
     done = False
     output: list[str] = []  # for the usage estimate, should the server report none
     calls = _ToolCalls()
-    for sse in iter_sse(response.iter_lines()):
+    for sse in iter_sse(PROVIDER, response):
         if sse.data.strip() == "[DONE]":
             done = True
             break
