@@ -6,14 +6,17 @@ import json
 import socket
 from typing import Any
 
+import httpx
 import pytest
 
 from parley import egress
 from parley.aws import clients
 from parley.domain.principal import Principal
 from parley.services import registry
-from parley.settings import Settings, set_settings
+from parley.settings import Settings, get_settings, set_settings
+from parley.storage.secrets import ProviderSecret
 from tests.conftest import PROVIDER_KEYS
+from tests.handlers import upstream
 from tests.handlers.api import Api
 
 KEY = PROVIDER_KEYS[0]
@@ -24,6 +27,16 @@ STRANGER = Principal("org_b", "proj_b", "key_b", ("*",))
 @pytest.fixture
 def api(aws: None, load_handler: Any, sample_event: Any, lambda_context: Any) -> Api:
     return Api(load_handler, sample_event, lambda_context, OWNER)
+
+
+def secret_id(provider_id: str) -> str:
+    return f"parley/local/proj_a/providers/{provider_id}"
+
+
+def stored_secret(provider_id: str) -> ProviderSecret:
+    return ProviderSecret.decode(
+        clients().secretsmanager.get_secret_value(SecretId=secret_id(provider_id))["SecretString"]
+    )
 
 
 def create(api: Api, **fields: Any) -> Any:
@@ -40,8 +53,7 @@ def test_create_stores_the_key_in_secrets_manager_and_never_returns_it(api: Api)
     assert provider["api_key_last4"] == "1234"
     assert provider["base_url"] == "https://api.openai.com/v1"
     assert KEY not in json.dumps(provider)
-    secret = clients().secretsmanager.get_secret_value(SecretId=f"parley/local/proj_a/providers/{provider['id']}")
-    assert secret["SecretString"] == KEY
+    assert stored_secret(provider["id"]) == ProviderSecret(api_key=KEY)
     for function, kwargs in [("providers_get", {"path": {"provider_id": provider["id"]}}), ("providers_list", {})]:
         reply = api.call(function, **kwargs)
         assert reply.status == 200
@@ -98,8 +110,7 @@ def test_patch_rotates_the_key_renames_and_sets_default(api: Api) -> None:
     assert updated.body["is_default"] is True
     assert updated.body["default_model"] is None
     assert updated.body["version"] == 2
-    secret = clients().secretsmanager.get_secret_value(SecretId=f"parley/local/proj_a/providers/{provider['id']}")
-    assert secret["SecretString"] == PROVIDER_KEYS[1]
+    assert stored_secret(provider["id"]).api_key == PROVIDER_KEYS[1]
     assert create(api, name="main").status == 201  # the old name is free again
     assert create(api, name="renamed").status == 409
 
@@ -212,3 +223,167 @@ def test_a_failed_write_leaves_no_orphan_secret(api: Api) -> None:
     after = clients().secretsmanager.list_secrets()["SecretList"]
     live = [s for s in after if "DeletedDate" not in s]
     assert len(live) == len(before)
+
+
+# -- extra headers: write-only, kept in the secret ------------------------------------------------
+
+HEADERS = {
+    "X-Goog-Api-Key": PROVIDER_KEYS[2],  # the conftest's log scan covers this value too
+    "Ocp-Apim-Subscription-Key": "0123456789abcdef0123",
+    "Proxy-Authorization": "Basic Zm9vOg==",  # 14 characters: long enough to show its last 4
+    "X-Tier": "gold",  # short: only that it is set
+}
+
+
+def sent_headers(api: Api, monkeypatch: pytest.MonkeyPatch, provider_id: str) -> httpx.Headers:
+    """The headers of one completion call through the provider (a scripted upstream)."""
+    reply = {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+    seen = upstream.install(monkeypatch, [httpx.Response(200, json=reply)])
+    body = {"provider_id": provider_id, "messages": [{"role": "user", "content": "hi"}]}
+    answered = api.call("completions_create", body)
+    assert answered.status == 200, answered.body
+    (request,) = seen
+    return request.headers
+
+
+def raw_record(provider_id: str) -> dict[str, Any]:
+    table = get_settings().table("chats")
+    item = clients().dynamodb.get_item(TableName=table, Key={"pk": {"S": "proj_a#provider"}, "sk": {"S": provider_id}})
+    return dict(item["Item"])
+
+
+def assert_no_header_value(*documents: object) -> None:
+    text = json.dumps(documents)
+    for value in HEADERS.values():
+        assert value not in text
+
+
+def test_header_values_are_kept_in_the_secret_and_never_returned(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    created = create(api, headers=HEADERS)
+    assert created.status == 201, created.body
+    provider = created.body
+    assert provider["headers"] == {
+        "X-Goog-Api-Key": {"set": True, "last4": "XYZ9"},
+        "Ocp-Apim-Subscription-Key": {"set": True, "last4": "0123"},
+        "Proxy-Authorization": {"set": True, "last4": "Og=="},
+        "X-Tier": {"set": True, "last4": None},
+    }
+    got = api.call("providers_get", path={"provider_id": provider["id"]})
+    listed = api.call("providers_list")
+    assert got.body["headers"] == provider["headers"]
+    assert_no_header_value(created.body, got.body, listed.body, raw_record(provider["id"]))
+    assert stored_secret(provider["id"]) == ProviderSecret(api_key=KEY, headers=HEADERS)
+
+    sent = sent_headers(api, monkeypatch, provider["id"])
+    for name, value in HEADERS.items():
+        assert sent[name] == value
+    assert sent["authorization"] == f"Bearer {KEY}"
+
+
+def test_patch_merges_headers_and_never_returns_them(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = create(api, headers=HEADERS).body
+    new_value = "fresh-goog-key-0000-7777"
+    patch = {"headers": {"x-goog-api-key": new_value, "X-Tier": None, "X-Region": "eu-west-1a"}}
+    updated = api.call("providers_update", patch, path={"provider_id": provider["id"]})
+    assert updated.status == 200, updated.body
+    assert set(updated.body["headers"]) == {
+        "x-goog-api-key",
+        "Ocp-Apim-Subscription-Key",
+        "Proxy-Authorization",
+        "X-Region",
+    }
+    assert updated.body["headers"]["x-goog-api-key"] == {"set": True, "last4": "7777"}
+    assert updated.body["api_key_set"] is True
+    assert new_value not in json.dumps(updated.body)
+    assert_no_header_value(updated.body, raw_record(provider["id"]))
+
+    sent = sent_headers(api, monkeypatch, provider["id"])
+    assert sent["x-goog-api-key"] == new_value
+    assert sent["ocp-apim-subscription-key"] == HEADERS["Ocp-Apim-Subscription-Key"]
+    assert sent["x-region"] == "eu-west-1a"
+    assert "x-tier" not in sent
+    assert sent["authorization"] == f"Bearer {KEY}"  # the key was kept
+
+
+def test_removing_the_key_keeps_the_headers_and_removing_both_deletes_the_secret(api: Api) -> None:
+    provider = create(api, headers={"X-Goog-Api-Key": HEADERS["X-Goog-Api-Key"]}).body
+    no_key = api.call("providers_update", {"api_key": None}, path={"provider_id": provider["id"]}).body
+    assert (no_key["api_key_set"], no_key["api_key_last4"]) == (False, None)
+    assert list(no_key["headers"]) == ["X-Goog-Api-Key"]
+    assert stored_secret(provider["id"]) == ProviderSecret(headers={"X-Goog-Api-Key": HEADERS["X-Goog-Api-Key"]})
+    cleared = api.call("providers_update", {"headers": None}, path={"provider_id": provider["id"]}).body
+    assert cleared["headers"] == {}
+    assert "DeletedDate" in clients().secretsmanager.describe_secret(SecretId=secret_id(provider["id"]))
+    assert "secret_name" not in raw_record(provider["id"])
+    # headers alone get a secret again
+    again = api.call("providers_update", {"headers": {"X-Tier": "gold"}}, path={"provider_id": provider["id"]})
+    assert again.status == 200, again.body
+    assert again.body["headers"] == {"X-Tier": {"set": True, "last4": None}}
+
+
+def test_a_failed_patch_leaves_the_secret_as_it_was(api: Api) -> None:
+    create(api, name="taken")
+    provider = create(api, headers=HEADERS).body
+    clash = {"name": "taken", "api_key": PROVIDER_KEYS[1], "headers": {"X-Tier": None}}
+    assert api.call("providers_update", clash, path={"provider_id": provider["id"]}).status == 409
+    assert stored_secret(provider["id"]) == ProviderSecret(api_key=KEY, headers=HEADERS)
+
+
+def test_an_older_record_with_plain_headers_is_masked_still_sent_and_moved_on_update(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records and secrets written before header values moved: plain `headers` on the record and
+    a bare API key as the secret."""
+    provider = create(api).body
+    table = get_settings().table("chats")
+    legacy = {"M": {"X-Goog-Api-Key": {"S": HEADERS["X-Goog-Api-Key"]}}}
+    clients().dynamodb.update_item(
+        TableName=table,
+        Key={"pk": {"S": "proj_a#provider"}, "sk": {"S": provider["id"]}},
+        UpdateExpression="SET headers = :h",
+        ExpressionAttributeValues={":h": legacy},
+    )
+    clients().secretsmanager.put_secret_value(SecretId=secret_id(provider["id"]), SecretString=KEY)
+    from parley.storage.secrets import secrets
+
+    secrets()._cache.clear()  # another process wrote the old-style secret
+
+    shown = api.call("providers_get", path={"provider_id": provider["id"]}).body
+    assert shown["headers"] == {"X-Goog-Api-Key": {"set": True, "last4": "XYZ9"}}
+    assert_no_header_value(shown)
+    sent = sent_headers(api, monkeypatch, provider["id"])
+    assert (sent["x-goog-api-key"], sent["authorization"]) == (HEADERS["X-Goog-Api-Key"], f"Bearer {KEY}")
+
+    renamed = api.call("providers_update", {"name": "renamed"}, path={"provider_id": provider["id"]})
+    assert renamed.status == 200, renamed.body
+    assert "headers" not in raw_record(provider["id"])  # moved out of DynamoDB
+    assert stored_secret(provider["id"]) == ProviderSecret(
+        api_key=KEY, headers={"X-Goog-Api-Key": HEADERS["X-Goog-Api-Key"]}
+    )
+    assert sent_headers(api, monkeypatch, provider["id"])["x-goog-api-key"] == HEADERS["X-Goog-Api-Key"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Transfer-Encoding": "chunked"},
+        {"Connection": "close"},
+        {"X-Api-Key": "x"},
+        {"X-A": "1", "x-a": "2"},
+        {"X-A": "line\nbreak"},
+        {"X-A": "nul\u0000"},
+        {"X-A": ""},
+        {f"X-{i}": "v" for i in range(21)},
+    ],
+)
+def test_invalid_headers_are_400(api: Api, headers: dict[str, str]) -> None:
+    reply = create(api, headers=headers)
+    assert reply.status == 400, reply.body
+    assert reply.body["error"]["param"].startswith("headers")

@@ -681,7 +681,7 @@ def _raise_timeout(request: httpx.Request) -> httpx.Response:
 
 def _echo_key_event(request: httpx.Request) -> httpx.Response:
     text = f'event: error\ndata: {{"type":"error","error":{{"type":"api_error","message":"bad key {KEY}"}}}}\n\n'
-    return httpx.Response(200, stream=ChunkStream([text.encode()]))
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=ChunkStream([text.encode()]))
 
 
 @pytest.mark.parametrize(
@@ -737,3 +737,16 @@ def test_a_line_separator_inside_a_text_delta_stays_in_its_text() -> None:
     streamed = list(provider.stream(ask(user("Hello"))))
     assert streamed[0] == TextDelta(text)
     assert isinstance(streamed[-1], Finish)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_extra_header_values_are_sent_and_redacted_from_errors(streaming: bool) -> None:
+    value = "goog-0123456789-secret"
+    provider, wire = provider_for(
+        answer(403, error_body("permission_error", f"key {value} lacks access")), headers={"X-Goog-Api-Key": value}
+    )
+    with pytest.raises(ProviderError) as info:
+        send_one(provider, streaming)
+    assert wire.requests[0].headers["x-goog-api-key"] == value
+    assert value not in info.value.message
+    assert "[redacted]" in info.value.message

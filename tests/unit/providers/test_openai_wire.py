@@ -915,3 +915,14 @@ def test_a_stream_answered_with_another_content_type_is_a_provider_error() -> No
     assert seen == []
     assert error is not None
     assert "text/html, not an event stream" in error.message
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_extra_header_values_are_redacted_from_errors(mode: str) -> None:
+    value = "apim-0123456789abcdef"
+    echo = httpx.Response(401, json={"error": {"message": f"Access denied: invalid subscription key {value}."}})
+    recorder = Recorder(echo)
+    error = call(mode, recorder, headers={"Ocp-Apim-Subscription-Key": value, "X-Tier": "gold"})
+    assert recorder.request.headers["ocp-apim-subscription-key"] == value
+    assert value not in error.message
+    assert "invalid subscription key [redacted]" in error.message

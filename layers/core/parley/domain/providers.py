@@ -1,7 +1,10 @@
 """AI provider resources (seed 003's AI providers; seed 000's BYO model keys).
 
-The API key is write-only: it goes to AWS Secrets Manager and only `api_key_set` and its last
-four characters ever come back.
+The API key and the values of extra `headers` are write-only: any header may carry a
+credential (`X-Goog-Api-Key`, `Ocp-Apim-Subscription-Key`, `Proxy-Authorization`, ...), so every
+value goes to the provider's AWS Secrets Manager secret with the key, and only `api_key_set`,
+the header names and the last four characters (of a header value only when it is long enough
+that they give little away) ever come back.
 """
 
 from __future__ import annotations
@@ -13,7 +16,29 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 ProviderType = Literal["echo", "openai", "anthropic", "bedrock"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-_FORBIDDEN_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "host", "content-length", "content-type"})
+# Set by Parley or the adapters (the key goes in api_key), or hop-by-hop headers that would
+# change how the request itself is framed or forwarded.
+_FORBIDDEN_HEADERS = frozenset(
+    {
+        "authorization",
+        "api-key",
+        "x-api-key",
+        "host",
+        "content-length",
+        "content-type",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+    }
+)
+MAX_HEADERS = 20
+# A header value's last four characters are shown only from this length on.
+HEADER_HINT_MIN_LENGTH = 12
 
 
 class _Strict(BaseModel):
@@ -27,19 +52,37 @@ class FallbackTarget(_Strict):
     model: str | None = Field(default=None, min_length=1, max_length=256)
 
 
-def _check_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
+def _check_headers(headers: dict[str, str | None] | None) -> dict[str, str | None] | None:
+    """Names, values and count of extra headers (a None value, in a PATCH, removes the header)."""
     if headers is None:
         return None
-    if len(headers) > 20:
-        raise ValueError("at most 20 extra headers")
+    if len(headers) > MAX_HEADERS:
+        raise ValueError(f"at most {MAX_HEADERS} extra headers")
+    seen: set[str] = set()
     for name, value in headers.items():
         if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", name):
             raise ValueError(f"{name!r} is not a valid header name")
         if name.lower() in _FORBIDDEN_HEADERS:
-            raise ValueError(f"{name!r} is set by Parley; put the key in api_key")
-        if len(value) > 1024 or "\n" in value or "\r" in value:
-            raise ValueError(f"the value of {name!r} is too long or has line breaks")
+            raise ValueError(f"{name!r} is set by Parley or not allowed; put the key in api_key")
+        if name.lower() in seen:
+            raise ValueError(f"{name!r} is given twice (header names are case-insensitive)")
+        seen.add(name.lower())
+        if value is not None and (
+            not value or len(value) > 1024 or any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value)
+        ):
+            raise ValueError(f"the value of {name!r} is empty, too long, or has control characters")
     return headers
+
+
+class HeaderHint(BaseModel):
+    """What the API shows of a stored header: that it is set, and maybe its last 4 characters."""
+
+    set: Literal[True] = True
+    last4: str | None = None
+
+    @classmethod
+    def of(cls, value: str) -> HeaderHint:
+        return cls(last4=value[-4:] if len(value) >= HEADER_HINT_MIN_LENGTH else None)
 
 
 class ProviderCreate(_Strict):
@@ -50,7 +93,9 @@ class ProviderCreate(_Strict):
     api_key: SecretStr | None = Field(default=None, min_length=1, max_length=8192)
     api_version: str | None = Field(default=None, max_length=64, description="Azure OpenAI api-version")
     region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="Bedrock region")
-    headers: dict[str, str] | None = None
+    headers: dict[str, str] | None = Field(
+        default=None, description="Extra request headers; write-only (values go to Secrets Manager)"
+    )
     fallbacks: list[FallbackTarget] = Field(default_factory=list, max_length=5)
     is_default: bool = False
 
@@ -58,7 +103,11 @@ class ProviderCreate(_Strict):
 
 
 class ProviderUpdate(_Strict):
-    """PATCH: only the fields present change; `null` clears an optional field."""
+    """PATCH: only the fields present change; `null` clears an optional field.
+
+    `headers` merges (RFC 7396), since stored values cannot be read back to resend them: a
+    value sets or replaces that header (names match case-insensitively), `null` removes it,
+    headers not named stay; `headers: null` removes them all."""
 
     name: str | None = Field(default=None, pattern=NAME_PATTERN)
     base_url: str | None = Field(default=None, max_length=2048)
@@ -66,7 +115,7 @@ class ProviderUpdate(_Strict):
     api_key: SecretStr | None = Field(default=None, min_length=1, max_length=8192)
     api_version: str | None = Field(default=None, max_length=64)
     region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
-    headers: dict[str, str] | None = None
+    headers: dict[str, str | None] | None = None
     fallbacks: list[FallbackTarget] | None = Field(default=None, max_length=5)
     is_default: bool | None = None
 
@@ -74,7 +123,7 @@ class ProviderUpdate(_Strict):
 
 
 class AIProvider(BaseModel):
-    """A stored provider as the API returns it (never the key)."""
+    """A stored provider as the API returns it (never the key, never a header value)."""
 
     id: str
     object: Literal["ai_provider"] = "ai_provider"
@@ -85,7 +134,7 @@ class AIProvider(BaseModel):
     default_model: str | None = None
     api_version: str | None = None
     region: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, HeaderHint] = Field(default_factory=dict, description="Extra headers: names, never values")
     fallbacks: list[FallbackTarget] = Field(default_factory=list)
     is_default: bool = False
     api_key_set: bool = False

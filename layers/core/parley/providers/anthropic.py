@@ -4,7 +4,8 @@ Parley speaks OpenAI's chat format; this module translates a request into a Mess
 request (system prompt at the top level, content blocks, strict user/assistant alternation,
 tool_use/tool_result blocks) and the reply, or its server-sent events, back into the port's
 shapes. Failures come out as Parley's provider errors only; the API key is sent in the
-`x-api-key` header and never appears in an error (upstream text that echoes it is redacted).
+`x-api-key` header and never appears in an error (upstream text that echoes it, or an extra
+header value, is redacted).
 
 Wire format: https://docs.anthropic.com/en/api/messages and /en/api/messages-streaming.
 """
@@ -20,7 +21,7 @@ import httpx
 from parley.domain.chat import ChatMessage, ContentPart, FinishReason, FunctionCall, ImagePart, ToolCall, Usage
 from parley.domain.errors import InvalidRequest, ProviderError
 from parley.providers.base import Finish, ModelReply, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
-from parley.providers.http import error_for_status, error_for_transport, iter_sse, make_client
+from parley.providers.http import Redactor, error_for_status, error_for_transport, iter_sse, make_client
 
 PROVIDER = "anthropic"
 
@@ -73,6 +74,7 @@ class AnthropicProvider:
         self._api_key = api_key
         self._url = f"{base_url.rstrip('/')}/v1/messages"
         self._extra_headers = dict(headers or {})
+        self._redactor = Redactor(api_key, self._extra_headers)
         self._client = client if client is not None else make_client()
         self._version = version
         self._default_max_tokens = default_max_tokens
@@ -134,14 +136,6 @@ class AnthropicProvider:
             body["stream"] = True
         return body
 
-    def _redacted(self, error: ProviderError) -> ProviderError:
-        """The error with the API key removed from its message, should upstream text echo it."""
-        key = self._api_key
-        if key and key in error.message:
-            error.message = error.message.replace(key, "[redacted]")
-            error.args = (error.message,)
-        return error
-
     # -- complete ---------------------------------------------------------------------------
 
     def complete(self, request: ModelRequest) -> ModelReply:
@@ -163,7 +157,7 @@ class AnthropicProvider:
                 failure = error_for_status(PROVIDER, response.status_code, response.content, response.headers)
         # Raised outside the except blocks, so no httpx exception (whose request holds the
         # headers, key included) is chained to it.
-        raise self._redacted(failure)
+        raise self._redactor.error(failure)
 
     # -- stream -----------------------------------------------------------------------------
 
@@ -181,7 +175,7 @@ class AnthropicProvider:
             failure = error_for_transport(PROVIDER, exc)
         except ProviderError as exc:
             failure = exc
-        raise self._redacted(failure)
+        raise self._redactor.error(failure)
 
 
 # -- message translation ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
@@ -31,6 +31,36 @@ def make_client(transport: httpx.BaseTransport | None = None, timeout: httpx.Tim
     if transport is None and not get_settings().local:
         transport = GuardedTransport()
     return httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
+
+
+# Header values shorter than this are not redacted from messages (too likely to occur by chance).
+_MIN_REDACTED = 8
+
+
+class Redactor:
+    """Removes a provider's credentials (its API key, and its extra header values, any of which
+    may be a secret) from text that came back from upstream, should it echo them."""
+
+    def __init__(self, api_key: str | None, headers: Mapping[str, str] | None = None) -> None:
+        values = [v for v in (headers or {}).values() if len(v) >= _MIN_REDACTED]
+        # Longest first, so a value containing another is removed whole.
+        self._secrets = sorted({*values, *([api_key] if api_key else [])}, key=len, reverse=True)
+
+    def __repr__(self) -> str:
+        return f"Redactor({len(self._secrets)} values)"
+
+    def text(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    def error(self, error: ProviderError) -> ProviderError:
+        """The error with any credential removed from its message."""
+        redacted = self.text(error.message)
+        if redacted != error.message:
+            error.message = redacted
+            error.args = (redacted,)
+        return error
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -15,8 +15,8 @@ almost unchanged; what differs between servers is handled here:
   index 0 for parallel calls (Ollama), and a call without an id gets one.
 
 Failures come out as Parley's provider errors only (http.py maps statuses and transport errors).
-The API key travels in a header only, and upstream text that echoes it is redacted, so it never
-reaches an error message.
+The API key and the extra headers travel in headers only, and upstream text that echoes the key
+or a header value is redacted, so none reaches an error message.
 
 Wire format: https://platform.openai.com/docs/api-reference/chat (request, response, chunk
 objects); Azure: https://learn.microsoft.com/azure/ai-foundry/openai/reference.
@@ -36,7 +36,14 @@ from parley.domain.chat import ChatMessage, FinishReason, FunctionCall, ToolCall
 from parley.domain.errors import ProviderError
 from parley.domain.tokens import estimate_messages, estimate_text
 from parley.providers.base import Finish, ModelReply, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
-from parley.providers.http import error_for_status, error_for_transport, iter_sse, make_client, upstream_message
+from parley.providers.http import (
+    Redactor,
+    error_for_status,
+    error_for_transport,
+    iter_sse,
+    make_client,
+    upstream_message,
+)
 
 PROVIDER = "openai"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -80,6 +87,7 @@ class OpenAIProvider:
         # OpenAI's own API and Azure OpenAI: the current parameter names and roles.
         self._openai_host = host == "api.openai.com" or api_version is not None or host.endswith(".openai.azure.com")
         self._headers = self._build_headers(headers or {})
+        self._redactor = Redactor(self._api_key, headers)
         self._client = client if client is not None else make_client()
 
     def __repr__(self) -> str:
@@ -141,18 +149,8 @@ class OpenAIProvider:
 
     # -- errors -----------------------------------------------------------------------------
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "[redacted]") if self._api_key else text
-
-    def _redacted(self, error: ProviderError) -> ProviderError:
-        """The error with the API key removed from its message, should upstream text echo it."""
-        if self._api_key and self._api_key in error.message:
-            error.message = self._redact(error.message)
-            error.args = (error.message,)
-        return error
-
     def _status_error(self, response: httpx.Response) -> ProviderError:
-        return error_for_status(PROVIDER, response.status_code, self._redact(response.text), response.headers)
+        return error_for_status(PROVIDER, response.status_code, self._redactor.text(response.text), response.headers)
 
     # -- complete ---------------------------------------------------------------------------
 
@@ -173,7 +171,7 @@ class OpenAIProvider:
                 failure = self._status_error(response)
         # Raised outside the except blocks, so no httpx exception (whose request holds the
         # headers, key included) is chained to it.
-        raise self._redacted(failure)
+        raise self._redactor.error(failure)
 
     # -- stream -----------------------------------------------------------------------------
 
@@ -206,7 +204,7 @@ class OpenAIProvider:
                 failure = error_for_transport(PROVIDER, exc)
         except ProviderError as exc:
             failure = exc
-        raise self._redacted(failure)
+        raise self._redactor.error(failure)
 
 
 # -- replies ----------------------------------------------------------------------------------

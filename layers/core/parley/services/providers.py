@@ -1,8 +1,16 @@
-"""AI provider resources: create, read, update, delete, and loading one for a model call."""
+"""AI provider resources: create, read, update, delete, and loading one for a model call.
+
+A provider's credentials (its API key and every extra header value) live in its Secrets
+Manager secret; the record keeps only what the API shows: `api_key_last4` and, per header,
+a `HeaderHint` (`secret_headers`). Records written before header values moved to the secret
+keep them under `headers`: they are shown masked, still sent, and moved into the secret by
+the next update of the provider.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from parley.api.cursors import decode_cursor, encode_cursor
@@ -10,11 +18,11 @@ from parley.domain.clock import iso
 from parley.domain.errors import InvalidRequest, NotFound
 from parley.domain.ids import has_prefix, new_id
 from parley.domain.principal import Principal
-from parley.domain.providers import AIProvider, FallbackTarget, ProviderCreate, ProviderUpdate
+from parley.domain.providers import AIProvider, FallbackTarget, HeaderHint, ProviderCreate, ProviderUpdate
 from parley.services.urls import Resolver, check_outbound_url
 from parley.settings import get_settings
 from parley.storage.providers import ProviderRepository
-from parley.storage.secrets import SecretStore, secrets
+from parley.storage.secrets import ProviderSecret, SecretStore, secrets
 
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 _NO_KEY_TYPES = frozenset({"echo", "bedrock"})
@@ -38,9 +46,50 @@ def _now() -> str:
     return iso()
 
 
+def _legacy_headers(record: Mapping[str, Any]) -> dict[str, str]:
+    """Header values a record written before they moved to the secret still holds in plain text."""
+    return {str(k): str(v) for k, v in (record.get("headers") or {}).items()}
+
+
+def _hints(headers: Mapping[str, str]) -> dict[str, Any]:
+    return {name: HeaderHint.of(value).model_dump(exclude_none=True) for name, value in headers.items()}
+
+
 def _view(record: dict[str, Any], default_id: str | None) -> AIProvider:
-    fields = {k: v for k, v in record.items() if k in AIProvider.model_fields}
-    return AIProvider(**fields, is_default=record["id"] == default_id, api_key_set=bool(record.get("secret_name")))
+    fields = {k: v for k, v in record.items() if k in AIProvider.model_fields and k != "headers"}
+    hints = {name: HeaderHint.of(value) for name, value in _legacy_headers(record).items()}
+    hints.update({name: HeaderHint(**hint) for name, hint in (record.get("secret_headers") or {}).items()})
+    return AIProvider(
+        **fields,
+        headers=hints,
+        is_default=record["id"] == default_id,
+        api_key_set=record.get("api_key_last4") is not None,
+    )
+
+
+def _with_secret(record: dict[str, Any], name: str | None, secret: ProviderSecret) -> dict[str, Any]:
+    """The record showing `secret` (stored under `name`): the key's last 4, the header hints."""
+    new = {k: v for k, v in record.items() if k not in ("headers", "secret_name", "api_key_last4", "secret_headers")}
+    if name is not None and not secret.empty:
+        new["secret_name"] = name
+    if secret.api_key is not None:
+        new["api_key_last4"] = secret.api_key[-4:]
+    if secret.headers:
+        new["secret_headers"] = _hints(secret.headers)
+    return new
+
+
+def _merged_headers(current: Mapping[str, str], patch: Mapping[str, str | None] | None) -> dict[str, str]:
+    """RFC 7396 merge of a PATCH's headers (None removes; names match case-insensitively)."""
+    if patch is None:
+        return {}
+    merged = dict(current)
+    for name, value in patch.items():
+        for existing in [n for n in merged if n.lower() == name.lower()]:
+            del merged[existing]
+        if value is not None:
+            merged[name] = value
+    return merged
 
 
 def _check_shape(
@@ -99,22 +148,24 @@ def create(principal: Principal, body: ProviderCreate, deps: Deps | None = None)
         "default_model": body.default_model,
         "api_version": body.api_version,
         "region": body.region,
-        "headers": body.headers or {},
         "fallbacks": [f.model_dump(exclude_none=True) for f in body.fallbacks],
         "created_at": now,
         "updated_at": now,
         "version": 1,
     }
+    secret = ProviderSecret(
+        api_key=body.api_key.get_secret_value() if body.api_key is not None else None,
+        headers={k: v for k, v in (body.headers or {}).items() if v is not None},
+    )
     secret_name = None
-    if body.api_key is not None:
-        key = body.api_key.get_secret_value()
+    if not secret.empty:
         secret_name = deps.secrets.name_for(principal.project_id, provider_id)
-        deps.secrets.create(secret_name, key, principal.project_id)
-        record.update(secret_name=secret_name, api_key_last4=key[-4:])
+        deps.secrets.create(secret_name, secret.encode(), principal.project_id)
+    record = _with_secret(record, secret_name, secret)
     try:
         deps.repository.create(record, make_default=body.is_default)
     except Exception:
-        if secret_name is not None:  # no key may outlive a provider that was never stored
+        if secret_name is not None:  # no credential may outlive a provider that was never stored
             deps.secrets.delete(secret_name)
         raise
     return _view(record, provider_id if body.is_default else deps.repository.default_id(principal.project_id))
@@ -144,19 +195,68 @@ def list_providers(
     return [_view(r, default_id) for r in records], next_cursor
 
 
+@dataclass(frozen=True)
+class _CredentialChange:
+    """A PATCH's change to a provider's secret: written before the record, undone if the record
+    write fails, and the secret deleted after it if nothing is left in it."""
+
+    name: str
+    before: str | None = field(repr=False)  # the stored value; None: there was no secret
+    secret: ProviderSecret
+
+    def write(self, store: SecretStore, project_id: str) -> None:
+        if self.secret.empty:
+            return
+        if self.before is not None:
+            store.put(self.name, self.secret.encode())  # a new version; the record shows hints only
+        else:
+            store.create(self.name, self.secret.encode(), project_id)
+
+    def undo(self, store: SecretStore) -> None:
+        if self.secret.empty:
+            return
+        if self.before is None:
+            store.delete(self.name)
+        else:
+            store.put(self.name, self.before)
+
+    def finish(self, store: SecretStore) -> None:
+        if self.secret.empty and self.before is not None:
+            store.delete(self.name)
+
+
+def _credential_change(
+    principal: Principal, record: dict[str, Any], body: ProviderUpdate, deps: Deps
+) -> _CredentialChange | None:
+    """The new secret when the key or the headers change, or when plain-text headers of an
+    older record move into the secret; None when the credentials stay as they are."""
+    changes = body.model_fields_set
+    legacy = _legacy_headers(record)
+    if not ({"api_key", "headers"} & changes or legacy):
+        return None
+    old_name = record.get("secret_name")
+    before = deps.secrets.get(str(old_name)) if old_name else None
+    stored = ProviderSecret.decode(before) if before is not None else ProviderSecret()
+    key, headers = stored.api_key, {**legacy, **stored.headers}
+    if "api_key" in changes:
+        key = body.api_key.get_secret_value() if body.api_key is not None else None
+    if "headers" in changes:
+        headers = _merged_headers(headers, body.headers)
+    name = str(old_name) if old_name else deps.secrets.name_for(principal.project_id, str(record["id"]))
+    return _CredentialChange(name, before, ProviderSecret(api_key=key, headers=headers))
+
+
 def update(principal: Principal, provider_id: str, body: ProviderUpdate, deps: Deps | None = None) -> AIProvider:
     deps = _deps(deps)
     record = _load(principal, provider_id, deps)
     changes = body.model_fields_set
     kind = record["type"]
     new = dict(record)
-    for field in ("name", "default_model", "api_version", "region"):
-        if field in changes:
-            if field == "name" and body.name is None:
+    for attribute in ("name", "default_model", "api_version", "region"):
+        if attribute in changes:
+            if attribute == "name" and body.name is None:
                 raise InvalidRequest("name cannot be removed.", param="name")
-            new[field] = getattr(body, field)
-    if "headers" in changes:
-        new["headers"] = body.headers or {}
+            new[attribute] = getattr(body, attribute)
     if "fallbacks" in changes:
         fallbacks = body.fallbacks or []
         _check_fallbacks(principal, provider_id, fallbacks, deps)
@@ -170,26 +270,17 @@ def update(principal: Principal, provider_id: str, body: ProviderUpdate, deps: D
         api_version=new.get("api_version"),
         region=new.get("region"),
     )
-    key_removed = "api_key" in changes and body.api_key is None and record.get("secret_name")
+    key_removed = "api_key" in changes and body.api_key is None and record.get("api_key_last4") is not None
     if key_removed and kind == "anthropic":
         raise InvalidRequest("An anthropic provider needs an api_key.", param="api_key")
     default_id = deps.repository.default_id(principal.project_id)
     was_default = default_id == provider_id
     new.update(updated_at=_now(), version=int(record["version"]) + 1)
 
-    created_secret = None
-    if body.api_key is not None:
-        key = body.api_key.get_secret_value()
-        name = record.get("secret_name") or deps.secrets.name_for(principal.project_id, provider_id)
-        if record.get("secret_name"):
-            deps.secrets.put(name, key)  # a new version; the record below only shows its last 4
-        else:
-            deps.secrets.create(name, key, principal.project_id)
-            created_secret = name
-        new.update(secret_name=name, api_key_last4=key[-4:])
-    elif key_removed:
-        new.pop("secret_name", None)
-        new.pop("api_key_last4", None)
+    change = _credential_change(principal, record, body, deps)
+    if change is not None:
+        change.write(deps.secrets, principal.project_id)
+        new = _with_secret(new, change.name, change.secret)
     try:
         deps.repository.update(
             new,
@@ -199,11 +290,11 @@ def update(principal: Principal, provider_id: str, body: ProviderUpdate, deps: D
             was_default=was_default,
         )
     except Exception:
-        if created_secret is not None:
-            deps.secrets.delete(created_secret)
+        if change is not None:
+            change.undo(deps.secrets)  # the record still shows the old credentials: so must the secret
         raise
-    if key_removed:
-        deps.secrets.delete(str(record["secret_name"]))
+    if change is not None:
+        change.finish(deps.secrets)
     is_default = body.is_default if "is_default" in changes and body.is_default is not None else was_default
     return _view(new, provider_id if is_default else None)
 
@@ -218,10 +309,11 @@ def delete(principal: Principal, provider_id: str, deps: Deps | None = None) -> 
 
 @dataclass(frozen=True)
 class LoadedProvider:
-    """A stored provider ready for a call: its record and, if it has one, its key."""
+    """A stored provider ready for a call: its record and its credentials (never in its repr)."""
 
     record: dict[str, Any]
-    api_key: str | None
+    api_key: str | None = field(repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def id(self) -> str:
@@ -231,8 +323,9 @@ class LoadedProvider:
 def load_for_call(principal: Principal, provider_id: str, deps: Deps | None = None) -> LoadedProvider:
     deps = _deps(deps)
     record = _load(principal, provider_id, deps)
-    key = deps.secrets.get(str(record["secret_name"])) if record.get("secret_name") else None
-    return LoadedProvider(record, key)
+    name = record.get("secret_name")
+    secret = ProviderSecret.decode(deps.secrets.get(str(name))) if name else ProviderSecret()
+    return LoadedProvider(record, secret.api_key, {**_legacy_headers(record), **secret.headers})
 
 
 def find_for_call(

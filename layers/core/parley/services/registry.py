@@ -53,7 +53,7 @@ def build(loaded: LoadedProvider) -> ModelProvider:
         return OpenAIProvider(
             api_key=loaded.api_key,
             base_url=record["base_url"],
-            headers=record.get("headers"),
+            headers=loaded.headers,
             api_version=record.get("api_version"),
             client=http_client(),
         )
@@ -61,7 +61,7 @@ def build(loaded: LoadedProvider) -> ModelProvider:
         from parley.providers.anthropic import AnthropicProvider  # noqa: PLC0415
 
         return AnthropicProvider(
-            api_key=loaded.api_key, base_url=record["base_url"], headers=record.get("headers"), client=http_client()
+            api_key=loaded.api_key, base_url=record["base_url"], headers=loaded.headers, client=http_client()
         )
     if kind == "bedrock":
         from parley.providers.bedrock import BedrockProvider  # noqa: PLC0415

@@ -1,4 +1,8 @@
-"""Provider API keys in AWS Secrets Manager: one secret per provider, reads cached per process.
+"""Provider credentials in AWS Secrets Manager: one secret per provider, reads cached per process.
+
+A provider's secret holds its API key and the values of its extra headers, as a JSON document
+(`ProviderSecret`). Secrets written before headers moved there hold the bare API key; they
+still read as a secret with that key and no headers.
 
 Secret values never reach a log line or an error message: failures are reported by the
 secret's name and the AWS error code only.
@@ -6,11 +10,13 @@ secret's name and the AWS error code only.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -27,7 +33,10 @@ CACHE_SECONDS = 300.0
 # botocore logs request parameters and response bodies at DEBUG: a SecretString would land in
 # the logs of anyone who turns debug logging on. These loggers get a redacting filter.
 _WIRE_LOGGERS = ("botocore.endpoint", "botocore.parsers", "botocore.hooks", "botocore.auth")
-_SECRET_FIELD = re.compile(r"""(['"]SecretString['"]\s*:\s*)(['"])(?:\\.|(?!\2).)*\2""")
+# The value is JSON inside a request body that may itself be logged as a repr, so its escapes
+# come in runs of backslashes: any run, with the character after it, belongs to the value
+# (this over-redacts a value ending in a backslash, never under-redacts).
+_SECRET_FIELD = re.compile(r"""(['"]SecretString['"]\s*:\s*)(['"])(?:\\+.|(?!\2).)*\2""", re.DOTALL)
 
 
 class RedactSecrets(logging.Filter):
@@ -49,6 +58,38 @@ def install_redaction() -> None:
             logger.addFilter(_redactor)
 
 
+_FORMAT = "parley.provider-secret/1"
+
+
+@dataclass(frozen=True)
+class ProviderSecret:
+    """What a provider's secret holds. Its repr shows no value."""
+
+    api_key: str | None = field(default=None, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def empty(self) -> bool:
+        return self.api_key is None and not self.headers
+
+    def encode(self) -> str:
+        return json.dumps({"format": _FORMAT, "api_key": self.api_key, "headers": dict(self.headers)})
+
+    @classmethod
+    def decode(cls, value: str) -> ProviderSecret:
+        """A stored value: the JSON document, or (written before headers were kept here) a bare key."""
+        try:
+            document = json.loads(value) if value.startswith("{") else None
+        except ValueError:
+            document = None
+        if not isinstance(document, dict) or document.get("format") != _FORMAT:
+            return cls(api_key=value)
+        key, headers = document.get("api_key"), document.get("headers")
+        if (key is not None and not isinstance(key, str)) or not isinstance(headers, dict):
+            raise ProviderError("The provider's secret is not in a form Parley reads.", code="provider_key_unavailable")
+        return cls(api_key=key, headers={str(k): str(v) for k, v in headers.items()})
+
+
 class SecretStore:
     def __init__(self, client: SecretsManagerClient | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
@@ -66,16 +107,30 @@ class SecretStore:
         return f"parley/{get_settings().stage}/{project_id}/providers/{provider_id}"
 
     def create(self, name: str, value: str, project_id: str) -> None:
+        """Store a new secret. One deleted before (still in its recovery window: a provider's
+        key removed and set again) is restored and given the value as a new version."""
         try:
             self.client.create_secret(
                 Name=name,
                 SecretString=value,
-                Description="Parley AI provider API key",
+                Description="Parley AI provider API key and header values",
                 Tags=[{"Key": "parley:project", "Value": project_id}],
             )
         except ClientError as error:
-            raise ParleyError(f"Could not store the API key ({error_code(error) or 'unknown error'}).") from None
+            if error_code(error) != "ResourceExistsException":
+                raise ParleyError(f"Could not store the API key ({error_code(error) or 'unknown error'}).") from None
+            self._restore(name)
+            self.put(name, value)
+            return
         self._remember(name, value)
+
+    def _restore(self, name: str) -> None:
+        try:
+            self.client.restore_secret(SecretId=name)
+        except ClientError as error:
+            # InvalidRequestException: it was not scheduled for deletion; the put overwrites it.
+            if error_code(error) != "InvalidRequestException":
+                raise ParleyError(f"Could not store the API key ({error_code(error) or 'unknown error'}).") from None
 
     def put(self, name: str, value: str) -> None:
         try:
