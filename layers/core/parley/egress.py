@@ -43,7 +43,6 @@ Resolver = Callable[[str, int], Sequence[str]]
 
 _NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
-_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
 _TEREDO = ipaddress.ip_network("2001::/32")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 # IANA: 192.0.0.0/24 (IETF protocol assignments) is not globally reachable; Python's
@@ -121,7 +120,7 @@ def checked_addresses(
     if addresses is None:
         try:
             answers = (resolve or resolver())(host, port)
-        except OSError:
+        except (OSError, UnicodeError):  # UnicodeError: a name IDNA cannot encode (an empty label...)
             raise EgressRefused("has a host that does not resolve") from None
         addresses = []
         for answer in answers:
@@ -149,7 +148,12 @@ def check_url(url: str, *, local: bool, resolve: Resolver | None = None) -> str:
     """The URL without a trailing slash, if Parley may send requests to it; EgressRefused otherwise.
 
     In local mode any http(s) URL passes (a model server on localhost is the point there)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        httpx.URL(url)  # what will send the requests must take it too
+    except (ValueError, httpx.InvalidURL):
+        raise EgressRefused("is not a valid URL") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise EgressRefused("must be an absolute http(s) URL")
     if parts.username or parts.password:
@@ -159,11 +163,7 @@ def check_url(url: str, *, local: bool, resolve: Resolver | None = None) -> str:
     if not local:
         if parts.scheme != "https":
             raise EgressRefused("must use https")
-        try:
-            port = parts.port or 443
-        except ValueError:
-            raise EgressRefused("has a port that is not valid") from None
-        checked_addresses(parts.hostname, port, resolve)
+        checked_addresses(parts.hostname, port or 443, resolve)
     return url.rstrip("/")
 
 

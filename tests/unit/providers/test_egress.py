@@ -118,7 +118,9 @@ def resolving(*answers: list[str]) -> egress.Resolver:
         ("https://user:pw@api.example.com", [PUBLIC], "may not carry credentials"),
         ("https://api.example.com/v1?x=1", [PUBLIC], "may not have a query"),
         ("ftp://api.example.com", [PUBLIC], "absolute http(s) URL"),
-        ("https://api.example.com:99999", [PUBLIC], "port that is not valid"),
+        ("https://api.example.com:99999", [PUBLIC], "is not a valid URL"),
+        ("https://api.example.com:abc/v1", [PUBLIC], "is not a valid URL"),
+        ("https://[::1/v1", [PUBLIC], "is not a valid URL"),
     ],
 )
 def test_check_url_refuses_outside_local_mode(url: str, answer: list[str], why: str) -> None:
@@ -141,6 +143,13 @@ def test_a_resolver_failure_is_a_refusal_not_a_crash() -> None:
 
     with pytest.raises(EgressRefused, match="does not resolve"):
         check_url("https://gone.example.com", local=False, resolve=broken)
+
+    def idna(host: str, port: int) -> list[str]:
+        host.encode("idna")  # what getaddrinfo does first: an empty label cannot be encoded
+        return [PUBLIC]
+
+    with pytest.raises(EgressRefused, match="does not resolve"):
+        check_url("https://a..b.example.com", local=False, resolve=idna)
     with pytest.raises(EgressRefused, match="other than an IP address"):
         check_url("https://odd.example.com", local=False, resolve=resolving(["not-an-ip"]))
 
