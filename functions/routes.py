@@ -15,6 +15,8 @@ PROVIDERS = ("chats", "secrets")
 # Model calls: provider records and keys (read), metering (and its queue, for records DynamoDB
 # refuses), and documents named by messages.
 COMPLETIONS = ("chats", "secrets:read", "usage", "metering", "documents:read")
+# List routes sign and check their pagination cursors with the stage's cursor key.
+CURSORS = "cursors"
 # Conversation writes check the provider they name.
 CONVERSATIONS = ("conversations", "chats")
 
@@ -43,7 +45,7 @@ ROUTES = (
         "/v1/providers",
         "providers_list",
         "providers:ListProviders",
-        resources=("chats",),
+        resources=("chats", CURSORS),
         description="List the project's AI providers.",
     ),
     Route(
@@ -83,7 +85,7 @@ ROUTES = (
         "/v1/audit-events",
         "audit_events_list",
         "audit:ListAuditEvents",
-        resources=("usage",),
+        resources=("usage", CURSORS),
         description="The project's audit trail, newest first.",
     ),
     Route(
@@ -99,7 +101,7 @@ ROUTES = (
         "/v1/conversations",
         "conversations_list",
         "conversations:ListConversations",
-        resources=("conversations",),
+        resources=("conversations", CURSORS),
         description="List conversations by user and status, newest activity first.",
     ),
     Route(
@@ -158,7 +160,7 @@ ROUTES = (
         "/v1/conversations/{conversation_id}/messages",
         "messages_list",
         "conversations:ListMessages",
-        resources=("conversations", "messages"),
+        resources=("conversations", "messages", CURSORS),
         description="Message history by cursor or offset.",
     ),
     Route(
@@ -174,7 +176,7 @@ ROUTES = (
         "/v1/conversations/{conversation_id}/sessions",
         "sessions_list",
         "conversations:ListSessions",
-        resources=("conversations",),
+        resources=("conversations", CURSORS),
         description="List a conversation's chat sessions.",
     ),
     Route(
@@ -211,7 +213,7 @@ ROUTES = (
         resources=("chats",),
         description="Store a chat configuration (AI provider, system message, model).",
     ),
-    Route("GET", "/v1/chats", "chats_list", "chats:ListChats", resources=("chats",), description="List chats."),
+    Route("GET", "/v1/chats", "chats_list", "chats:ListChats", resources=("chats", CURSORS), description="List chats."),
     Route("GET", "/v1/chats/{chat_id}", "chats_get", "chats:GetChat", resources=("chats",), description="Get a chat."),
     Route(
         "PATCH",
@@ -262,7 +264,7 @@ ROUTES = (
         "/v1/documents",
         "documents_list",
         "documents:ListDocuments",
-        resources=("chats",),
+        resources=("chats", CURSORS),
         description="List documents (metadata).",
     ),
     Route(

@@ -12,6 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.constructs.cursors import CURSORS, cursor_secret_name, grant_cursor_key
 from infra.constructs.documents import DOCUMENTS, DOCUMENTS_READ, documents_bucket_name, grant_documents
 from infra.constructs.function import ParleyFunction, ParleyLayers, acknowledge
 from infra.constructs.queues import METERING, METERING_CONSUME, ParleyQueues
@@ -119,7 +120,7 @@ class RouteFunctions(Construct):
         self.plans: dict[str, FunctionPlan] = {}
         self.functions: dict[str, ParleyFunction] = {}
         for plan in plan_functions(route_table):
-            known = {*tables.tables, SECRETS, SECRETS_READ, DOCUMENTS, DOCUMENTS_READ, METERING}
+            known = {*tables.tables, SECRETS, SECRETS_READ, DOCUMENTS, DOCUMENTS_READ, METERING, CURSORS}
             unknown = sorted(set(plan.resources) - known)
             if unknown:
                 raise ValueError(f"functions/{plan.name}: unknown resources {unknown}; known: {sorted(known)}")
@@ -129,6 +130,8 @@ class RouteFunctions(Construct):
                 environment["PARLEY_DOCUMENTS_BUCKET"] = documents_bucket_name(stage)
             if METERING in plan.resources:
                 environment["PARLEY_METERING_QUEUE"] = queues.metering.queue_url
+            if CURSORS in plan.resources:
+                environment["PARLEY_CURSOR_SECRET"] = cursor_secret_name(stage)
             if plan.streaming:
                 environment["AWS_LAMBDA_EXEC_WRAPPER"] = STREAM_WRAPPER
             function = ParleyFunction(
@@ -152,6 +155,8 @@ class RouteFunctions(Construct):
                 grant_provider_secrets(function, stage, SECRET_READ_ACTIONS)
             if METERING in plan.resources:
                 queues.grant(function.function, METERING)
+            if CURSORS in plan.resources:
+                grant_cursor_key(function, stage)
             self.plans[plan.name] = plan
             self.functions[plan.name] = function
 

@@ -1,5 +1,5 @@
-"""The data stack: the DynamoDB tables, the documents bucket and the metering queue. Stateful and
-long-lived, so it changes rarely and alone."""
+"""The data stack: the DynamoDB tables, the documents bucket, the metering queue and the cursor-signing
+key. Stateful and long-lived, so it changes rarely and alone."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from aws_cdk import Stack
 from constructs import Construct
 
+from infra.constructs.cursors import ParleyCursorKey
 from infra.constructs.documents import ParleyDocuments
 from infra.constructs.queues import ParleyQueues
 from infra.constructs.tables import ParleyTables
@@ -19,3 +20,4 @@ class DataStack(Stack):
         self.tables = ParleyTables(self, "Tables")
         self.documents = ParleyDocuments(self, "Documents", stage=stage)
         self.queues = ParleyQueues(self, "Queues")
+        self.cursor_key = ParleyCursorKey(self, "CursorKey", stage=stage)

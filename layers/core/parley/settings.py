@@ -27,6 +27,7 @@ class Settings:
     echo_delay_ms: int = 0
     max_body_bytes: int = 1_048_576
     service_name: str = "parley"
+    cursor_secret: str = ""  # name or ARN of the cursor-signing key's secret (outside local mode); set by CDK
 
     @property
     def local(self) -> bool:
@@ -49,6 +50,7 @@ class Settings:
             echo_delay_ms=_int(env, "PARLEY_ECHO_DELAY_MS", defaults.echo_delay_ms, minimum=0),
             max_body_bytes=_int(env, "PARLEY_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
             service_name=env.get("POWERTOOLS_SERVICE_NAME", defaults.service_name),
+            cursor_secret=env.get("PARLEY_CURSOR_SECRET", defaults.cursor_secret),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -11,13 +11,18 @@
 
 `make_app` gives a Powertools REST resolver with validation on and the exception handlers
 that render the error model. `build_handler` checks the body size and the route's
-permission before anything is parsed, adds the request id, sets up logging and metrics
-on first use, and turns a route that called `stream(...)` into a
-`StreamingResponse` for the runtime adapter or the local server to drive.
+permission before anything is parsed, then the body itself (media type, encoding, nesting:
+parley.api.bodies), adds the request id, sets up logging and metrics on first use, and turns
+a route that called `stream(...)` into a `StreamingResponse` for the runtime adapter or the
+local server to drive.
+
+A 500 is an alarm: each one logs exactly one structured ERROR line (request id, exception
+type and where it was raised; no traceback), and the client gets the bare error model.
 """
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -28,7 +33,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 
-from parley.api import idempotency
+from parley.api import bodies, idempotency
 from parley.api.errors import as_parley_error, error_response
 from parley.api.observability import logger, metrics
 from parley.api.streaming import StreamingResponse
@@ -82,7 +87,7 @@ class ParleyResolver(APIGatewayRestResolver):
     """Powertools' REST resolver that also records each route's declared permission."""
 
     def __init__(self) -> None:
-        super().__init__(enable_validation=True)
+        super().__init__(enable_validation=True, json_body_deserializer=bodies.loads)
         self.declared: list[DeclaredRoute] = []
 
     def route(self, rule: str, method: Any, *args: Any, **kwargs: Any) -> Callable[[F], F]:
@@ -114,10 +119,11 @@ def make_app() -> ParleyResolver:
     app = ParleyResolver()
 
     def render(error: Exception) -> Response[str]:
+        request_id = app.current_event.request_context.request_id
         parley_error = as_parley_error(error)
-        if parley_error is not error and parley_error.status >= 500:
-            logger().exception("unhandled error")
-        status, headers, body = error_response(parley_error, app.current_event.request_context.request_id)
+        if parley_error.status == 500:
+            log_internal_error(error, request_id)
+        status, headers, body = error_response(parley_error, request_id)
         return Response(status, headers=headers, body=body.decode())
 
     app.exception_handler([ParleyError, RequestValidationError, NotFoundError, Exception])(render)
@@ -147,9 +153,9 @@ def build_handler(app: ParleyResolver) -> Handler:
         request_id = str((event.get("requestContext") or {}).get("requestId") or "")
         try:
             _precheck(app, event)
+            bodies.normalise(event)
         except ParleyError as error:
             return _error_dict(error, request_id)
-        _json_bodies(event)
         try:
             key = idempotency.key_of(event)
             declared = app.declared_for(str(event.get("httpMethod", "")), str(event.get("resource", "")))
@@ -158,7 +164,12 @@ def build_handler(app: ParleyResolver) -> Handler:
             caller = Principal.from_context((event.get("requestContext") or {}).get("authorizer"))
             return idempotency.run(event, key, caller, lambda: resolve(event, context, request_id))
         except ParleyError as error:  # a malformed key, a reused key, a request still in progress
+            if error.status == 500:
+                log_internal_error(error, request_id)
             return _error_dict(error, request_id)
+        except Exception as error:  # noqa: BLE001 - a bug outside the resolver: answered as a logged 500
+            log_internal_error(error, request_id)
+            return _error_dict(as_parley_error(error), request_id)
 
     def resolve(event: dict[str, Any], context: Any, request_id: str) -> dict[str, Any] | StreamingResponse:
         token = _stream.set(None)
@@ -198,7 +209,8 @@ def build_handler(app: ParleyResolver) -> Handler:
 def _precheck(app: ParleyResolver, event: Mapping[str, Any]) -> None:
     """Cheap refusals before any parsing: oversize bodies, then the route's permission."""
     body = event.get("body") or ""
-    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+    # surrogatepass: a lone surrogate is counted here and refused later (bodies.normalise)
+    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(str(body).encode("utf-8", "surrogatepass"))
     limit = get_settings().max_body_bytes
     if size > limit:
         raise PayloadTooLarge(f"The request body is {size} bytes; the limit is {limit} bytes.")
@@ -210,21 +222,24 @@ def _precheck(app: ParleyResolver, event: Mapping[str, Any]) -> None:
         Principal.from_context(context).require(permission)
 
 
+def log_internal_error(error: BaseException, request_id: str | None) -> None:
+    """The one log line of a 500: ERROR, structured, no traceback (the type and the raising
+    frame say where to look; the request id ties it to the client's report)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else None
+    logger().error(
+        "internal error",
+        extra={
+            "request_id": request_id,
+            "exception_type": f"{type(error).__module__}.{type(error).__qualname__}",
+            "exception_location": where,
+        },
+    )
+
+
 def _error_dict(error: ParleyError, request_id: str) -> dict[str, Any]:
     status, headers, body = error_response(error, request_id)
     return {"statusCode": status, "headers": headers, "body": body.decode(), "isBase64Encoded": False}
-
-
-def _json_bodies(event: dict[str, Any]) -> None:
-    """Parley takes JSON bodies whatever the Content-Type says: `curl -d` labels JSON as a form."""
-    for field in ("headers", "multiValueHeaders"):
-        headers = event.get(field) or {}
-        for name in list(headers):
-            if name.lower() == "content-type":
-                value = headers[name]
-                first = value[0] if isinstance(value, list) and value else value
-                if isinstance(first, str) and first.lower().startswith("application/x-www-form-urlencoded"):
-                    headers[name] = ["application/json"] if isinstance(value, list) else "application/json"
 
 
 def _then_flush(body: Iterator[bytes]) -> Iterator[bytes]:

@@ -61,6 +61,12 @@ class PayloadTooLarge(ParleyError):
     code = "request_too_large"
 
 
+class UnsupportedMediaType(ParleyError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
 class RateLimited(ParleyError):
     status = 429
     type = "rate_limit_error"

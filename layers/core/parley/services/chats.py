@@ -74,7 +74,7 @@ def get(principal: Principal, chat_id: str) -> Chat:
 
 
 def list_chats(principal: Principal, limit: int, cursor: str | None) -> tuple[list[Chat], str | None]:
-    after = decode_cursor(cursor, "chats")["after"] if cursor else None
+    after = decode_cursor(cursor, "chats", {"after": str})["after"] if cursor else None
     records, last = _repository().page(principal.project_id, limit, after)
     return [_view(r) for r in records], (encode_cursor("chats", {"after": last}) if last else None)
 

@@ -159,7 +159,11 @@ def get(
 def list_conversations(
     principal: Principal, *, user_id: str | None, status: StatusFilter, limit: int, cursor: str | None
 ) -> tuple[list[Conversation], str | None]:
-    position = decode_cursor(cursor, "conversations") if cursor else {}
+    position = (
+        decode_cursor(cursor, "conversations", {"before": str, "user_id": (str, type(None)), "status": str})
+        if cursor
+        else {}
+    )
     if position and (position.get("user_id"), position.get("status")) != (user_id, status):
         raise InvalidRequest("This cursor belongs to a list with other filters.", code="invalid_cursor", param="cursor")
     statuses = STATUSES if status == "all" else (status,)
@@ -279,7 +283,7 @@ def list_sessions(
     principal: Principal, conversation_id: str, limit: int, cursor: str | None
 ) -> tuple[list[ChatSession], str | None]:
     load(principal, conversation_id)
-    after = decode_cursor(cursor, "sessions")["after"] if cursor else None
+    after = decode_cursor(cursor, "sessions", {"after": str})["after"] if cursor else None
     records, last = store().sessions(principal.project_id, conversation_id, limit, after)
     return [session_view(r) for r in records], (encode_cursor("sessions", {"after": last}) if last else None)
 

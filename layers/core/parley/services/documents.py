@@ -68,7 +68,7 @@ def get(principal: Principal, document_id: str, *, include_content: bool = False
 
 
 def list_documents(principal: Principal, limit: int, cursor: str | None) -> tuple[list[Document], str | None]:
-    after = decode_cursor(cursor, "documents")["after"] if cursor else None
+    after = decode_cursor(cursor, "documents", {"after": str})["after"] if cursor else None
     records, last = _repository().page(principal.project_id, limit, after)
     return [_view(r) for r in records], (encode_cursor("documents", {"after": last}) if last else None)
 

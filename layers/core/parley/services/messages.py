@@ -486,7 +486,7 @@ def history(
     record = lifecycle.load(principal, conversation_id, conversations)
     last_seq = record.next_seq - 1
     if cursor is not None:
-        position = decode_cursor(cursor, "messages")
+        position = decode_cursor(cursor, "messages", {"conversation_id": str, "order": str, "seq": int})
         if position.get("conversation_id") != conversation_id or position.get("order") != order:
             raise InvalidRequest("This cursor belongs to another listing.", code="invalid_cursor", param="cursor")
         after = int(position["seq"])

@@ -222,6 +222,6 @@ def _summary(sums: dict[str, int]) -> dict[str, Any]:
 def audit_events(
     principal: Principal, limit: int, cursor: str | None, repository: UsageRepository | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    before = decode_cursor(cursor, "audit_events")["before"] if cursor else None
+    before = decode_cursor(cursor, "audit_events", {"before": str})["before"] if cursor else None
     events, last = (repository or UsageRepository()).audit_page(principal.project_id, limit, before)
     return events, (encode_cursor("audit_events", {"before": last}) if last else None)

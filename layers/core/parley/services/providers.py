@@ -188,7 +188,7 @@ def list_providers(
     principal: Principal, limit: int, cursor: str | None, deps: Deps | None = None
 ) -> tuple[list[AIProvider], str | None]:
     deps = _deps(deps)
-    after = decode_cursor(cursor, "providers")["after"] if cursor else None
+    after = decode_cursor(cursor, "providers", {"after": str})["after"] if cursor else None
     records, last = deps.repository.page(principal.project_id, limit, after)
     default_id = deps.repository.default_id(principal.project_id)
     next_cursor = encode_cursor("providers", {"after": last}) if last else None
