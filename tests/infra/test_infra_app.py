@@ -257,7 +257,11 @@ def test_given_a_route_function_when_synthesized_then_only_secrets_users_reach_t
     synth: Synth, function: str
 ) -> None:
     policy = role_policy(synth, function)
-    found = [s for s in statements(policy) if any(a.startswith("secretsmanager:") for a in actions_of(s))]
+    found = [
+        s
+        for s in statements(policy)
+        if any(a.startswith("secretsmanager:") for a in actions_of(s)) and "cursor-key" not in json.dumps(s)
+    ]
     resources = PLANS[function].resources
     if "secrets" not in resources and "secrets:read" not in resources:
         assert found == []
@@ -274,6 +278,29 @@ def test_given_a_route_function_when_synthesized_then_only_secrets_users_reach_t
         } <= actions
     else:  # model calls only read keys
         assert actions == {"secretsmanager:GetSecretValue"}
+
+
+@pytest.mark.parametrize("function", sorted(PLANS))
+def test_given_a_route_function_when_synthesized_then_only_list_routes_read_the_cursor_key(
+    synth: Synth, function: str
+) -> None:
+    found = [s for s in statements(role_policy(synth, function)) if "cursor-key" in json.dumps(s)]
+    variables = lambda_function(synth, function)[1]["Properties"]["Environment"]["Variables"]
+    if "cursors" not in PLANS[function].resources:
+        assert found == []
+        assert "PARLEY_CURSOR_SECRET" not in variables
+        return
+    (statement,) = found
+    assert set(actions_of(statement)) == {"secretsmanager:GetSecretValue"}
+    assert json.dumps(statement["Resource"]).endswith(f':secret:parley-internal/{synth.stage}/cursor-key-??????"]]}}')
+    assert variables["PARLEY_CURSOR_SECRET"] == f"parley-internal/{synth.stage}/cursor-key"
+
+
+def test_given_the_data_stack_when_synthesized_then_it_holds_a_generated_cursor_key(synth: Synth) -> None:
+    (secret,) = [r for r in synth.data["Resources"].values() if r["Type"] == "AWS::SecretsManager::Secret"]
+    assert secret["Properties"]["Name"] == f"parley-internal/{synth.stage}/cursor-key"
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] == 64
+    assert "SecretString" not in secret["Properties"]
 
 
 def test_given_the_authorizer_when_synthesized_then_it_reads_the_keys_table_and_nothing_else(

@@ -68,10 +68,10 @@ def test_other_media_types_are_415(content_type: str) -> None:
     )
 
 
-def test_an_empty_body_is_not_checked() -> None:
+def test_an_empty_body_is_not_checked_and_reads_as_no_json_body() -> None:
     e = event("", "application/xml")
     normalise(e)
-    assert e["body"] == ""
+    assert (e["body"], e["headers"]) == ("", {"Content-Type": "application/json"})
 
 
 def test_base64_bodies_are_decoded_to_text() -> None:

@@ -73,3 +73,10 @@ def test_gateway_templates_are_json_in_the_error_model() -> None:
         assert set(body["error"]) == {"type", "code", "message", "param", "request_id"}
         assert body["error"]["request_id"] == "$context.requestId"
         assert 400 <= gateway.status < 600
+
+
+def test_powertools_unsupported_content_type_is_a_415_not_a_500() -> None:
+    from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType
+
+    error = as_parley_error(RequestUnsupportedContentType("Unsupported content type", errors=[]))
+    assert (error.status, error.code) == (415, "unsupported_media_type")

@@ -40,7 +40,8 @@ def normalise(event: MutableMapping[str, Any]) -> None:
     """Check the event's body (media type, encoding, nesting) and leave it as UTF-8 JSON text
     labelled application/json, which is what the resolver parses; raise a 4xx otherwise."""
     body = event.get("body")
-    if not body:
+    if not body:  # nothing to read: whatever the label says, the resolver sees "no JSON body"
+        _label_json(event)
         return
     _check_media_type(_content_type(event))
     text = _text(body, base64_encoded=bool(event.get("isBase64Encoded")))

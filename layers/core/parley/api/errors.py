@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from parley.domain.errors import InvalidRequest, NotFound, ParleyError
+from parley.domain.errors import InvalidRequest, NotFound, ParleyError, UnsupportedMediaType
 
 INTERNAL_MESSAGE = "Internal error. Retry later; if it persists, report the request_id."
 
@@ -33,10 +33,15 @@ def as_parley_error(error: BaseException) -> ParleyError:
     """Any exception as the error the client sees; unexpected ones become a bare 500 (no internals)."""
     # Imported here: Powertools' resolver modules are not needed by every caller of this module.
     from aws_lambda_powertools.event_handler.exceptions import NotFoundError  # noqa: PLC0415
-    from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError  # noqa: PLC0415
+    from aws_lambda_powertools.event_handler.openapi.exceptions import (  # noqa: PLC0415
+        RequestUnsupportedContentType,
+        RequestValidationError,
+    )
 
     if isinstance(error, ParleyError):
         return error
+    if isinstance(error, RequestUnsupportedContentType):  # bodies.normalise refuses these first
+        return UnsupportedMediaType("Request bodies are JSON; send Content-Type: application/json.")
     if isinstance(error, RequestValidationError):
         message, param = describe_validation_error(list(error.errors()))
         return InvalidRequest(message, param=param)
