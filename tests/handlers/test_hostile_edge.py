@@ -15,6 +15,8 @@ from parley.api import idempotency
 from parley.api.cursors import encode_cursor
 from parley.api.observability import logger
 from parley.api.principal import Principal
+from parley.api.streaming import StreamingResponse, error_event, from_proxy_result, prime
+from parley.providers import registry
 from parley.services import conversations
 
 OWNER = Principal("org_a", "proj_a", "key_a", ("*",))
@@ -167,3 +169,50 @@ def test_client_errors_log_no_error_line(call: Any, records: list[logging.LogRec
     assert call("conversations_create", "<x/>", "application/xml")[0] == 415
     assert call("conversations_create", "{")[0] == 400
     assert not error_lines(records)
+
+
+def failing_stream(monkeypatch: pytest.MonkeyPatch, *, after: int) -> None:
+    """The echo model's stream raises an unexpected error after `after` events."""
+    original = registry.EchoProvider.stream
+
+    def stream(self: Any, request: Any) -> Any:
+        for count, item in enumerate(original(self, request)):
+            if count == after:
+                raise RuntimeError("provider adapter bug")
+            yield item
+
+    monkeypatch.setattr(registry.EchoProvider, "stream", stream)
+
+
+@pytest.mark.parametrize("after", [0, 2])
+def test_a_streamed_500_logs_one_structured_error_line(
+    aws: None,
+    load_handler: Any,
+    sample_event: Any,
+    lambda_context: Any,
+    records: list[logging.LogRecord],
+    monkeypatch: pytest.MonkeyPatch,
+    after: int,
+) -> None:
+    failing_stream(monkeypatch, after=after)
+    event = sample_event(
+        "completions_create",
+        {"model": "echo", "stream": True, "messages": [{"role": "user", "content": "one two three four"}]},
+        authorizer={"principalId": OWNER.key_id, **OWNER.to_context()},
+    )
+    # What both drivers (the Lambda adapter, the local server) do with a streamed result.
+    result = load_handler("completions_create")(event, lambda_context)
+    primed = prime(result, "req-stream") if isinstance(result, StreamingResponse) else from_proxy_result(result)
+    chunks = []
+    try:
+        chunks.extend(primed.body)
+    except RuntimeError as exc:
+        chunks.append(error_event(exc, "req-stream"))
+    text = b"".join(chunks).decode()
+    assert "internal_error" in text and "provider adapter bug" not in text
+    assert primed.status == (500 if after == 0 else 200)
+    errors = error_lines(records)
+    assert [r.__dict__["exception_type"] for r in errors] == ["builtins.RuntimeError"]
+    assert errors[0].exc_info is None
+    assert errors[0].__dict__["request_id"] in ("req-stream", event["requestContext"]["requestId"])
+    assert "in stream" in errors[0].__dict__["exception_location"]

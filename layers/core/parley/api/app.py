@@ -22,7 +22,6 @@ type and where it was raised; no traceback), and the client gets the bare error 
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from parley.api import bodies, idempotency
 from parley.api.errors import as_parley_error, error_response
-from parley.api.observability import logger, metrics
+from parley.api.observability import log_internal_error, logger, metrics
 from parley.api.streaming import StreamingResponse
 from parley.domain.errors import AuthenticationFailed, ParleyError, PayloadTooLarge
 from parley.domain.principal import Principal
@@ -220,21 +219,6 @@ def _precheck(app: ParleyResolver, event: Mapping[str, Any]) -> None:
         if not context:
             raise AuthenticationFailed("Missing or invalid API key. Send 'Authorization: Bearer <api key>'.")
         Principal.from_context(context).require(permission)
-
-
-def log_internal_error(error: BaseException, request_id: str | None) -> None:
-    """The one log line of a 500: ERROR, structured, no traceback (the type and the raising
-    frame say where to look; the request id ties it to the client's report)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else None
-    logger().error(
-        "internal error",
-        extra={
-            "request_id": request_id,
-            "exception_type": f"{type(error).__module__}.{type(error).__qualname__}",
-            "exception_location": where,
-        },
-    )
 
 
 def _error_dict(error: ParleyError, request_id: str) -> dict[str, Any]:

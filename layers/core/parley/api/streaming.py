@@ -17,6 +17,7 @@ from typing import Any
 
 from parley.api import sse
 from parley.api.errors import as_parley_error, body_for, error_response
+from parley.api.observability import log_internal_error
 from parley.iterators import resume
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ def from_proxy_result(result: dict[str, Any] | StreamingResponse) -> StreamingRe
 def error_stream(error: Exception, request_id: str | None) -> StreamingResponse:
     """The JSON error response for an error raised before the first byte."""
     parley_error = as_parley_error(error)
-    if parley_error is not error:
-        log.error("unhandled error before the first byte", exc_info=error)
+    if parley_error.status == 500:
+        log_internal_error(error, request_id, "internal error before the first byte")
     status, headers, body = error_response(parley_error, request_id)
     return StreamingResponse(status, headers, iter([body]))
 
@@ -69,8 +70,8 @@ def prime(response: StreamingResponse, request_id: str | None) -> StreamingRespo
 def error_event(error: Exception, request_id: str | None) -> bytes:
     """The SSE event that ends a stream which failed after its first byte."""
     parley_error = as_parley_error(error)
-    if parley_error is not error:
-        log.error("stream failed mid-way", exc_info=error)
+    if parley_error.status == 500:
+        log_internal_error(error, request_id, "internal error: the stream failed mid-way")
     else:
         log.warning("stream ended with an error: %s (%s)", parley_error.code, parley_error.status)
     return sse.event("error", {"type": "error", **body_for(parley_error, request_id)})
