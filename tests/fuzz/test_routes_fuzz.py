@@ -35,8 +35,8 @@ from pydantic import BaseModel
 
 import parley.domain
 from parley.api import cursors
-from parley.api.principal import Principal
 from parley.api.routing import Route, RouteTable
+from parley.domain.principal import Principal
 from parley.runtime import events
 from parley.runtime.local import FakeLambdaContext, LocalApi, LocalResponse
 from parley.services.keys import issue_key

@@ -14,8 +14,8 @@ import pytest
 from parley.api import idempotency
 from parley.api.cursors import encode_cursor
 from parley.api.observability import logger
-from parley.api.principal import Principal
 from parley.api.streaming import StreamingResponse, error_event, from_proxy_result, prime
+from parley.domain.principal import Principal
 from parley.providers import registry
 from parley.services import conversations
 
