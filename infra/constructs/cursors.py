@@ -3,7 +3,9 @@ check their pagination cursors (parley.api.cursors).
 
 Its name is derived from the stage (and kept outside the provider secrets' `parley/<stage>/`
 prefix, which the provider functions may write), so the api stack can name it and grant reading
-it without a cross-stack reference.
+it without a cross-stack reference. Deleting the stage deletes the key (losing it only voids
+outstanding cursors); Secrets Manager keeps a deleted name for its recovery window, so a stage
+redeployed within it needs `aws secretsmanager delete-secret --force-delete-without-recovery` first.
 """
 
 from __future__ import annotations

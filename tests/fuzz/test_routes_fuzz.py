@@ -423,6 +423,12 @@ def test_every_route_survives_a_fixed_list_of_hostile_requests(world: World) -> 
                 headers = auth_headers(world, **{"Idempotency-Key": key})
                 send_http(world, route.method, target_for(route, good), headers, b"{}")
                 sent += 1
+    for route in world.route_table.routes:  # hostile credentials: API Gateway's 401/403, in the error model
+        good = {name: world.ids.get(name, "conv_" + "0" * 26) for name in route.params}
+        for credential in ("", "Bearer ", "Bearer x", "Basic Zm9vOmJhcg==", "Bearer " + "a" * 5000, "Bearer prl_é"):
+            headers = {"Authorization": [credential], "Content-Type": ["application/json"]}
+            send_http(world, route.method, target_for(route, good), headers, b"{}")
+            sent += 1
     assert sent > 1500
     print("sweep:", sent, "requests;", "statuses:", dict(sorted(STATUSES.items())))
 

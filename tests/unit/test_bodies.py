@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from parley.api.bodies import MAX_JSON_DEPTH, exceeds_depth, loads, normalise
 from parley.domain.errors import InvalidRequest, UnsupportedMediaType
@@ -132,11 +133,27 @@ def test_the_depth_scan_is_linear_on_hostile_megabytes() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["NaN", '{"t": Infinity}', "[-Infinity]", "1" * 5000, "1e400", "[-1.5e999]", '{"a": "\\ud800"}', '"\\udc00x"'],
+    ["NaN", '{"t": Infinity}', "[-Infinity]", "1" * 5000, "1e400", "[-1.5e999]"],
 )
 def test_loads_refuses_what_is_not_portable_json(text: str) -> None:
     with pytest.raises(json.JSONDecodeError):
         loads(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('{"content": "bad \\ud800 text"}', ("body", "content")),
+        ('"\\udc00x"', ("body",)),
+        ('{"messages": [{"role": "user"}, {"content": "\\udfff\\ud800"}]}', ("body", "messages", 1, "content")),
+        ('{"metadata": {"\\ud83d": "key"}}', ("body", "metadata", "\ud83d")),
+    ],
+)
+def test_loads_names_the_field_holding_a_lone_surrogate_escape(text: str, where: tuple[Any, ...]) -> None:
+    with pytest.raises(RequestValidationError) as caught:
+        loads(text)
+    (error,) = caught.value.errors()
+    assert error["loc"] == where
 
 
 def test_loads_keeps_surrogate_pairs_and_big_numbers() -> None:

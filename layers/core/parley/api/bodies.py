@@ -6,8 +6,8 @@
   Anything else (`application/xml`, `multipart/form-data`, ...) is 415
   `unsupported_media_type`, as is a `charset` other than UTF-8.
 - **Encoding.** UTF-8 (RFC 8259 section 8.1). A base64 body (`isBase64Encoded`) is decoded
-  first. Bytes that are not UTF-8, and lone surrogates (raw, or as `\\ud800` escapes), are 400
-  `invalid_encoding`.
+  first. Bytes that are not UTF-8, and raw lone surrogates, are 400 `invalid_encoding`; a lone
+  surrogate written as a `\\ud800` escape is a 400 naming the field that holds it.
 - **Nesting.** At most MAX_JSON_DEPTH levels of arrays and objects, checked by a linear scan
   before parsing (400 `json_too_deep`), so no body can exhaust the parser's recursion.
 - **Values.** `loads` (the resolver's JSON deserializer) refuses `NaN`/`Infinity`, numbers that
@@ -23,6 +23,8 @@ import re
 from collections.abc import MutableMapping
 from itertools import accumulate
 from typing import Any
+
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from parley.domain.errors import InvalidRequest, UnsupportedMediaType
 
@@ -62,8 +64,19 @@ def loads(text: str | bytes) -> Any:
     except ValueError as exc:  # an integer beyond Python's digit limit, or a refused constant
         detail = str(exc) if isinstance(exc, _Refused) else "a number has too many digits"
         raise json.JSONDecodeError(detail, text if isinstance(text, str) else "", 0) from exc
-    if isinstance(text, str) and _SURROGATE_ESCAPE.search(text) and not _encodable(value):
-        raise json.JSONDecodeError("a \\u escape is a lone surrogate, not a character", text, 0)
+    if isinstance(text, str) and _SURROGATE_ESCAPE.search(text):
+        where = _lone_surrogate(value, ())
+        if where is not None:  # the field that holds it, as a validation error names it (param)
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "string_unicode",
+                        "loc": ("body", *where),
+                        "msg": "Input holds a lone surrogate (\\ud800-\\udfff escapes must come in pairs)",
+                        "input": "",
+                    }
+                ]
+            )
     return value
 
 
@@ -168,15 +181,18 @@ def _finite_float(literal: str) -> float:
     return value
 
 
-def _encodable(value: Any) -> bool:
+def _lone_surrogate(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    """The path of the first string (or key) that is not encodable as UTF-8, or None."""
     if isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return False
-        return True
-    if isinstance(value, dict):
-        return all(_encodable(k) and _encodable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_encodable(v) for v in value)
-    return True
+            return path
+        return None
+    items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _lone_surrogate(key, (*path, key)) if isinstance(key, str) else None
+        found = found if found is not None else _lone_surrogate(item, (*path, key))
+        if found is not None:
+            return found
+    return None
