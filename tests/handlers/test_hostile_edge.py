@@ -16,8 +16,7 @@ from parley.api.cursors import encode_cursor
 from parley.api.observability import logger
 from parley.api.streaming import StreamingResponse, error_event, from_proxy_result, prime
 from parley.domain.principal import Principal
-from parley.providers import registry
-from parley.services import conversations
+from parley.services import conversations, registry
 
 OWNER = Principal("org_a", "proj_a", "key_a", ("*",))
 
