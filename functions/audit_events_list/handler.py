@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from parley.api.app import build_handler, make_app, principal, requires
+from parley.api.cursors import position
 from parley.api.lists import DEFAULT_LIMIT, MAX_LIMIT, page
 from parley.services import metering
 
@@ -17,8 +18,8 @@ def list_audit_events(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(min_length=1)] = None,
 ) -> dict[str, Any]:
-    events, next_cursor = metering.audit_events(principal(app), limit, cursor)
-    return page(events, next_cursor)
+    events, after = metering.audit_events(principal(app), limit, position(cursor, metering.AUDIT_PAGES))
+    return page(events, after, metering.AUDIT_PAGES)
 
 
 lambda_handler = build_handler(app)

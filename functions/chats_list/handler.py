@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from parley.api.app import build_handler, make_app, principal, requires
+from parley.api.cursors import position
 from parley.api.lists import DEFAULT_LIMIT, MAX_LIMIT, page
 from parley.services import chats
 
@@ -17,8 +18,8 @@ def list_chats(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(min_length=1)] = None,
 ) -> dict[str, Any]:
-    data, next_cursor = chats.list_chats(principal(app), limit, cursor)
-    return page(data, next_cursor)
+    data, after = chats.list_chats(principal(app), limit, position(cursor, chats.PAGES))
+    return page(data, after, chats.PAGES)
 
 
 lambda_handler = build_handler(app)

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from parley.api.app import build_handler, make_app, principal, requires
+from parley.api.cursors import position
 from parley.api.lists import DEFAULT_LIMIT, MAX_LIMIT, page
 from parley.services import conversations
 from parley.services.conversations import StatusFilter
@@ -23,10 +24,9 @@ def list_conversations(
 ) -> dict[str, Any]:
     caller = principal(app)
     conversations.check_org(caller, org_id)
-    data, next_cursor = conversations.list_conversations(
-        caller, user_id=user_id, status=status, limit=limit, cursor=cursor
-    )
-    return page(data, next_cursor)
+    at = position(cursor, conversations.PAGES)
+    data, after = conversations.list_conversations(caller, user_id=user_id, status=status, limit=limit, position=at)
+    return page(data, after, conversations.PAGES)
 
 
 lambda_handler = build_handler(app)

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from parley.api.app import build_handler, make_app, principal, requires
+from parley.api.cursors import position
 from parley.api.lists import DEFAULT_LIMIT, MAX_LIMIT, page
 from parley.services import conversations, messages
 
@@ -25,10 +26,9 @@ def list_messages(
 ) -> dict[str, Any]:
     caller = principal(app)
     conversations.check_org(caller, org_id)
-    data, next_cursor = messages.history(
-        caller, conversation_id, limit=limit, order=order, cursor=cursor, offset=offset
-    )
-    body = page(data, next_cursor)
+    at = position(cursor, messages.HISTORY_PAGES)
+    data, after = messages.history(caller, conversation_id, limit=limit, order=order, position=at, offset=offset)
+    body = page(data, after, messages.HISTORY_PAGES)
     if include_hidden:  # needs conversations:ReadHiddenContext besides ListMessages
         body["hidden"] = messages.hidden_context(caller, conversation_id)
     return body

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from parley.api.app import build_handler, make_app, principal, requires
+from parley.api.cursors import position
 from parley.api.lists import DEFAULT_LIMIT, MAX_LIMIT, page
 from parley.services import conversations
 
@@ -21,8 +22,10 @@ def list_sessions(
 ) -> dict[str, Any]:
     caller = principal(app)
     conversations.check_org(caller, org_id)
-    data, next_cursor = conversations.list_sessions(caller, conversation_id, limit, cursor)
-    return page(data, next_cursor)
+    data, after = conversations.list_sessions(
+        caller, conversation_id, limit, position(cursor, conversations.SESSION_PAGES)
+    )
+    return page(data, after, conversations.SESSION_PAGES)
 
 
 lambda_handler = build_handler(app)

@@ -96,13 +96,8 @@ def test_every_part_of_the_package_has_a_rank() -> None:
     assert parts <= set(RANKS), parts - set(RANKS)
 
 
-# Still to move (issue [reply-events] item 2): cursors to the api edge.
-KNOWN = ("imports parley.api.cursors",)
-
-
 def test_layers_point_down() -> None:
     wrong = [v for path, package, part in modules() for v in violations(path, package, part)]
-    wrong = [v for v in wrong if not any(known in v for known in KNOWN)]
     assert wrong == [], "upward imports:\n" + "\n".join(wrong)
 
 

@@ -26,14 +26,13 @@ from typing import Any
 
 from parley.aws import clients
 from parley.domain.errors import InvalidRequest, ParleyError
+from parley.domain.paging import Pages, Position, Shape
 from parley.settings import get_settings
 
 _VERSION = 2
 _TAG_BYTES = 16
 _LOCAL_KEY = b"parley-local-cursor-key: not a secret, used only when PARLEY_STAGE=local"
 _MALFORMED = "The cursor is malformed; pass next_cursor exactly as returned."
-# A field's expected type: one type, or several (e.g. (str, type(None)) for an optional string).
-Shape = Mapping[str, type | tuple[type, ...]]
 
 _keys: dict[str, bytes] = {}
 _lock = threading.Lock()
@@ -66,6 +65,16 @@ def decode_cursor(cursor: str, kind: str, shape: Shape) -> dict[str, Any]:
     if set(position) != set(shape) or not all(_is(position[name], want) for name, want in shape.items()):
         raise _malformed()
     return position
+
+
+def position(cursor: str | None, pages: Pages) -> Position | None:
+    """The position a request's cursor holds for this list (None without a cursor)."""
+    return decode_cursor(cursor, pages.kind, pages.shape) if cursor is not None else None
+
+
+def cursor_for(pages: Pages, after: Position | None) -> str | None:
+    """The next_cursor of a page whose list goes on after `after` (None at the end)."""
+    return encode_cursor(pages.kind, after) if after is not None else None
 
 
 def _is(value: object, want: type | tuple[type, ...]) -> bool:

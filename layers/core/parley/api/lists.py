@@ -7,11 +7,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from parley.api.cursors import cursor_for
+from parley.domain.paging import Pages, Position
+
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
-def page(data: Sequence[BaseModel | dict[str, Any]], next_cursor: str | None) -> dict[str, Any]:
+def page(data: Sequence[BaseModel | dict[str, Any]], after: Position | None, pages: Pages) -> dict[str, Any]:
+    """The envelope; `after` (the service's next position, None at the end) becomes next_cursor."""
+    next_cursor = cursor_for(pages, after)
     return {
         "object": "list",
         "data": [item.model_dump(mode="json") if isinstance(item, BaseModel) else item for item in data],

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from parley.api.cursors import decode_cursor, encode_cursor
 from parley.domain.chat import ChatCompletionRequest
 from parley.domain.chats import Chat, ChatCompletionInput, ChatCreate, ChatRecord, ChatUpdate
 from parley.domain.clock import iso
 from parley.domain.errors import InvalidRequest, NotFound
 from parley.domain.ids import has_prefix, new_id
+from parley.domain.paging import Pages, Position
 from parley.domain.principal import Principal
 from parley.domain.replies import ReplyEvent
 from parley.services import completions
@@ -73,10 +73,12 @@ def get(principal: Principal, chat_id: str) -> Chat:
     return _view(_load(principal, chat_id))
 
 
-def list_chats(principal: Principal, limit: int, cursor: str | None) -> tuple[list[Chat], str | None]:
-    after = decode_cursor(cursor, "chats", {"after": str})["after"] if cursor else None
-    records, last = _repository().page(principal.project_id, limit, after)
-    return [_view(r) for r in records], (encode_cursor("chats", {"after": last}) if last else None)
+PAGES = Pages("chats", {"after": str})
+
+
+def list_chats(principal: Principal, limit: int, position: Position | None) -> tuple[list[Chat], Position | None]:
+    records, last = _repository().page(principal.project_id, limit, position["after"] if position else None)
+    return [_view(r) for r in records], ({"after": last} if last else None)
 
 
 def update(principal: Principal, chat_id: str, body: ChatUpdate) -> Chat:

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Callable
 from typing import Literal
 
-from parley.api.cursors import decode_cursor, encode_cursor
 from parley.domain.clock import iso
 from parley.domain.conversations import (
     ChatSession,
@@ -24,6 +23,7 @@ from parley.domain.conversations import (
 )
 from parley.domain.errors import Conflict, InvalidRequest, NotFound
 from parley.domain.ids import has_prefix, new_id
+from parley.domain.paging import Pages, Position
 from parley.domain.principal import Principal
 from parley.services import providers as provider_store
 from parley.storage.conversations import (
@@ -156,22 +156,24 @@ def get(
     return conversation
 
 
+PAGES = Pages("conversations", {"before": str, "user_id": (str, type(None)), "status": str})
+SESSION_PAGES = Pages("sessions", {"after": str})
+
+
 def list_conversations(
-    principal: Principal, *, user_id: str | None, status: StatusFilter, limit: int, cursor: str | None
-) -> tuple[list[Conversation], str | None]:
-    position = (
-        decode_cursor(cursor, "conversations", {"before": str, "user_id": (str, type(None)), "status": str})
-        if cursor
-        else {}
-    )
-    if position and (position.get("user_id"), position.get("status")) != (user_id, status):
+    principal: Principal,
+    *,
+    user_id: str | None,
+    status: StatusFilter,
+    limit: int,
+    position: Position | None,
+) -> tuple[list[Conversation], Position | None]:
+    if position and (position["user_id"], position["status"]) != (user_id, status):
         raise InvalidRequest("This cursor belongs to a list with other filters.", code="invalid_cursor", param="cursor")
     statuses = STATUSES if status == "all" else (status,)
-    records, last = store().page(principal.project_id, user_id, statuses, limit, position.get("before"))
-    next_cursor = (
-        encode_cursor("conversations", {"before": last, "user_id": user_id, "status": status}) if last else None
-    )
-    return [view(r) for r in records], next_cursor
+    before = position["before"] if position else None
+    records, last = store().page(principal.project_id, user_id, statuses, limit, before)
+    return [view(r) for r in records], ({"before": last, "user_id": user_id, "status": status} if last else None)
 
 
 def _modify(
@@ -280,12 +282,12 @@ def create_session(principal: Principal, conversation_id: str, body: SessionCrea
 
 
 def list_sessions(
-    principal: Principal, conversation_id: str, limit: int, cursor: str | None
-) -> tuple[list[ChatSession], str | None]:
+    principal: Principal, conversation_id: str, limit: int, position: Position | None
+) -> tuple[list[ChatSession], Position | None]:
     load(principal, conversation_id)
-    after = decode_cursor(cursor, "sessions", {"after": str})["after"] if cursor else None
+    after = position["after"] if position else None
     records, last = store().sessions(principal.project_id, conversation_id, limit, after)
-    return [session_view(r) for r in records], (encode_cursor("sessions", {"after": last}) if last else None)
+    return [session_view(r) for r in records], ({"after": last} if last else None)
 
 
 def settle(

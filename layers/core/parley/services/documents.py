@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from parley.api.cursors import decode_cursor, encode_cursor
 from parley.domain.clock import iso
 from parley.domain.documents import MAX_DOCUMENT_BYTES, Document, DocumentCreate, DocumentRecord
 from parley.domain.errors import InvalidRequest, NotFound, PayloadTooLarge
 from parley.domain.ids import has_prefix, new_id
+from parley.domain.paging import Pages, Position
 from parley.domain.principal import Principal
 from parley.storage.blobs import BlobStore
 from parley.storage.resources import ResourceRepository
@@ -67,10 +67,14 @@ def get(principal: Principal, document_id: str, *, include_content: bool = False
     return _view(record, BlobStore().get_text(record.object_key) if include_content else None)
 
 
-def list_documents(principal: Principal, limit: int, cursor: str | None) -> tuple[list[Document], str | None]:
-    after = decode_cursor(cursor, "documents", {"after": str})["after"] if cursor else None
-    records, last = _repository().page(principal.project_id, limit, after)
-    return [_view(r) for r in records], (encode_cursor("documents", {"after": last}) if last else None)
+PAGES = Pages("documents", {"after": str})
+
+
+def list_documents(
+    principal: Principal, limit: int, position: Position | None
+) -> tuple[list[Document], Position | None]:
+    records, last = _repository().page(principal.project_id, limit, position["after"] if position else None)
+    return [_view(r) for r in records], ({"after": last} if last else None)
 
 
 def delete(principal: Principal, document_id: str) -> None:

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from parley.api.cursors import decode_cursor, encode_cursor
 from parley.domain.chat import ToolCall, Usage
 from parley.domain.conversations import (
     ConversationRecord,
@@ -38,6 +37,7 @@ from parley.domain.conversations import (
 )
 from parley.domain.errors import Conflict, InvalidRequest, NotFound, ParleyError, stored_error
 from parley.domain.ids import new_id
+from parley.domain.paging import Pages, Position
 from parley.domain.principal import Principal
 from parley.domain.replies import ReplyDone, ReplyEvent, ReplyFailed, ReplyStarted, TextDelta, ToolCallDone
 from parley.providers.base import ModelRequest, StreamEvent
@@ -59,6 +59,7 @@ from parley.storage.conversations import (
 
 log = logging.getLogger(__name__)
 ROUTE = "POST /v1/conversations/{conversation_id}/messages"
+HISTORY_PAGES = Pages("messages", {"conversation_id": str, "order": str, "seq": int})
 # A reply is stored up to this many UTF-8 bytes (DynamoDB items stop at 400 KB); a longer one is
 # kept truncated, marked `incomplete` with code `reply_too_large`.
 MAX_REPLY_BYTES = 300_000
@@ -476,18 +477,17 @@ def history(
     *,
     limit: int,
     order: Literal["asc", "desc"],
-    cursor: str | None,
+    position: Position | None,
     offset: int | None,
-) -> tuple[list[Message], str | None]:
+) -> tuple[list[Message], Position | None]:
     """A page of history: one read of the conversation, one range query. O(page), never O(history)."""
-    if cursor is not None and offset is not None:
+    if position is not None and offset is not None:
         raise InvalidRequest("Give cursor or offset, not both.", param="offset")
     conversations = lifecycle.store()
     record = lifecycle.load(principal, conversation_id, conversations)
     last_seq = record.next_seq - 1
-    if cursor is not None:
-        position = decode_cursor(cursor, "messages", {"conversation_id": str, "order": str, "seq": int})
-        if position.get("conversation_id") != conversation_id or position.get("order") != order:
+    if position is not None:
+        if position["conversation_id"] != conversation_id or position["order"] != order:
             raise InvalidRequest("This cursor belongs to another listing.", code="invalid_cursor", param="cursor")
         after = int(position["seq"])
         low, high = (after + 1, min(after + limit, last_seq)) if order == "asc" else (max(1, after - limit), after - 1)
@@ -501,9 +501,5 @@ def history(
     items = conversations.message_range(principal.project_id, conversation_id, low, high, descending=order == "desc")
     lifecycle.settle(principal, conversation_id, items, conversations)
     more = high < last_seq if order == "asc" else low > 1
-    next_cursor = None
-    if more and items:
-        next_cursor = encode_cursor(
-            "messages", {"conversation_id": conversation_id, "order": order, "seq": items[-1].seq}
-        )
-    return [message_from_item(i) for i in items], next_cursor
+    after_page = {"conversation_id": conversation_id, "order": order, "seq": items[-1].seq} if more and items else None
+    return [message_from_item(i) for i in items], after_page

@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from parley.api.cursors import decode_cursor, encode_cursor
 from parley.domain.chat import Usage
 from parley.domain.clock import iso
 from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
+from parley.domain.paging import Pages, Position
 from parley.domain.principal import Principal
 from parley.metrics import count
 from parley.providers.pricing import PRICE_VERSION, cost_usd
@@ -219,9 +219,12 @@ def _summary(sums: dict[str, int]) -> dict[str, Any]:
     }
 
 
+AUDIT_PAGES = Pages("audit_events", {"before": str})
+
+
 def audit_events(
-    principal: Principal, limit: int, cursor: str | None, repository: UsageRepository | None = None
-) -> tuple[list[dict[str, Any]], str | None]:
-    before = decode_cursor(cursor, "audit_events", {"before": str})["before"] if cursor else None
+    principal: Principal, limit: int, position: Position | None, repository: UsageRepository | None = None
+) -> tuple[list[dict[str, Any]], Position | None]:
+    before = position["before"] if position else None
     events, last = (repository or UsageRepository()).audit_page(principal.project_id, limit, before)
-    return events, (encode_cursor("audit_events", {"before": last}) if last else None)
+    return events, ({"before": last} if last else None)

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from parley.api.cursors import decode_cursor, encode_cursor
 from parley.domain.clock import iso
 from parley.domain.errors import InvalidRequest, NotFound
 from parley.domain.ids import has_prefix, new_id
+from parley.domain.paging import Pages, Position
 from parley.domain.principal import Principal
 from parley.domain.providers import AIProvider, FallbackTarget, HeaderHint, ProviderCreate, ProviderUpdate
 from parley.services.urls import Resolver, check_outbound_url
@@ -184,15 +184,16 @@ def get(principal: Principal, provider_id: str, deps: Deps | None = None) -> AIP
     return _view(record, deps.repository.default_id(principal.project_id))
 
 
+PAGES = Pages("providers", {"after": str})
+
+
 def list_providers(
-    principal: Principal, limit: int, cursor: str | None, deps: Deps | None = None
-) -> tuple[list[AIProvider], str | None]:
+    principal: Principal, limit: int, position: Position | None, deps: Deps | None = None
+) -> tuple[list[AIProvider], Position | None]:
     deps = _deps(deps)
-    after = decode_cursor(cursor, "providers", {"after": str})["after"] if cursor else None
-    records, last = deps.repository.page(principal.project_id, limit, after)
+    records, last = deps.repository.page(principal.project_id, limit, position["after"] if position else None)
     default_id = deps.repository.default_id(principal.project_id)
-    next_cursor = encode_cursor("providers", {"after": last}) if last else None
-    return [_view(r, default_id) for r in records], next_cursor
+    return [_view(r, default_id) for r in records], ({"after": last} if last else None)
 
 
 @dataclass(frozen=True)
