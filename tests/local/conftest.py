@@ -25,10 +25,12 @@ class Server:
     started_in: float
 
 
-def start_server(**env: str) -> Server:
+def start_server(*args: str, **env: str) -> Server:
+    """A server on a free port; in memory (--ephemeral) unless `args` name a --data-dir."""
     started = time.monotonic()
+    options = list(args) if "--data-dir" in args else ["--ephemeral", *args]
     process = subprocess.Popen(
-        [sys.executable, "-m", "parley.runtime.local", "--port", "0"],
+        [sys.executable, "-m", "parley.runtime.local", "--port", "0", *options],
         cwd=ROOT,
         env={**os.environ, "PARLEY_LOCAL_API_KEY": KEY, **env},
         stdout=subprocess.PIPE,

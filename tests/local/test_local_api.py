@@ -32,9 +32,9 @@ def test_authorizer_results_are_cached_per_key_for_five_minutes(aws: None, route
     calls: list[str] = []
     original = api.invoke
 
-    def counting(function: str, event: dict[str, Any]) -> Any:
+    def counting(function: str, event: dict[str, Any], *args: Any) -> Any:
         calls.append(function)
-        return original(function, event)
+        return original(function, event, *args)
 
     api.invoke = counting  # type: ignore[method-assign]
     for _ in range(3):

@@ -5,13 +5,21 @@
 Creating the first API key of a fresh deployment is the reason this exists: the API's own
 key routes need a key. The secret is printed once, on stdout, and stored only as a hash.
 The keys table comes from --keys-table or PARLEY_TABLE_KEYS (the stack output KeysTableName).
+
+    parley-admin create-key --local --org acme --project b
+
+--local issues the key on the running local server (`make serve`) instead: it reads where that
+server's emulation listens from its data folder (.parley/server.json, or $PARLEY_DATA_DIR;
+--server-file for an --ephemeral server, whose banner prints the path) and writes there.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from parley.services.keys import issue_key
 from parley.settings import get_settings, set_settings
@@ -33,8 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--name", default="")
     create.add_argument("--keys-table", help="default: $PARLEY_TABLE_KEYS")
     create.add_argument("--json", action="store_true", help="print the key as JSON")
+    create.add_argument("--local", action="store_true", help="issue the key on the running local server")
+    create.add_argument("--server-file", type=Path, help="with --local: default $PARLEY_DATA_DIR/server.json")
     args = parser.parse_args(argv)
 
+    if args.local:
+        error = _use_local_server(args.server_file)
+        if error:
+            print(f"parley-admin: {error}", file=sys.stderr)
+            return 2
     settings = get_settings()
     if args.keys_table:
         set_settings(settings.with_(tables={**settings.tables, "keys": args.keys_table}))
@@ -60,6 +75,28 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(issued.secret)
     return 0
+
+
+def _use_local_server(server_file: Path | None) -> str | None:
+    """Point settings and clients at the running local server's emulation; an error text if none runs."""
+    from parley.aws import set_clients  # noqa: PLC0415
+    from parley.runtime.local import LOCAL_ENV, SERVER_FILE  # noqa: PLC0415
+
+    path = server_file or Path(os.environ.get("PARLEY_DATA_DIR") or ".parley") / SERVER_FILE
+    try:
+        info = json.loads(path.read_text())
+        endpoint = str(info["emulation_url"])
+    except FileNotFoundError:
+        return f"no local server is running ({path} does not exist): start it with `make serve`"
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"{path} is not a local server's file ({exc})"
+    if not endpoint.startswith("http://127.0.0.1:"):
+        return f"{path} names {endpoint!r}, not a local emulation"
+    os.environ.update(LOCAL_ENV)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    set_settings(None)
+    set_clients(None)
+    return None
 
 
 if __name__ == "__main__":
