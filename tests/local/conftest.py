@@ -6,9 +6,10 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,27 @@ class Server:
     key: str
     process: subprocess.Popen[str]
     started_in: float
+    output: list[str] = field(default_factory=list)  # every line the server printed, as it prints them
+    drain: threading.Thread | None = None
+
+    def wait_exit(self, timeout: float = 15) -> str:
+        """Wait for the process to end; everything it printed."""
+        self.process.wait(timeout=timeout)
+        if self.drain is not None:
+            self.drain.join(timeout=5)
+        return "".join(self.output)
+
+    def lines(self, containing: str) -> list[str]:
+        return [line for line in list(self.output) if containing in line]
+
+    def wait_for_line(self, containing: str, timeout: float = 10) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.lines(containing)
+            if found:
+                return found[-1]
+            time.sleep(0.02)
+        raise AssertionError(f"the server printed no line with {containing!r}:\n" + "".join(self.output[-20:]))
 
 
 def start_server(*args: str, **env: str) -> Server:
@@ -53,7 +75,17 @@ def start_server(*args: str, **env: str) -> Server:
     if url is None or process.poll() is not None:
         process.kill()
         raise RuntimeError("local server did not start:\n" + "".join(lines))
-    return Server(url, KEY, process, time.monotonic() - started)
+    server = Server(url, KEY, process, time.monotonic() - started, lines)
+    # Keep reading: a server whose log pipe fills up blocks on its next log line.
+    server.drain = threading.Thread(target=_drain, args=(process, lines), daemon=True)
+    server.drain.start()
+    return server
+
+
+def _drain(process: subprocess.Popen[str], lines: list[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
 
 
 def stop_server(server: Server) -> None:

@@ -131,7 +131,7 @@ def test_missing_or_unknown_key_is_401_and_unknown_route_404(server: Server) -> 
 def test_ctrl_c_and_sigterm_stop_the_server_cleanly(stop: signal.Signals) -> None:
     own = start_server()
     own.process.send_signal(stop)
-    out, _ = own.process.communicate(timeout=15)
+    out = own.wait_exit(timeout=15)
     assert own.process.returncode == 0
     assert "Traceback" not in out
     assert "parley: stopped" in out

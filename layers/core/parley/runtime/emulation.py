@@ -139,10 +139,15 @@ class Emulation:
         )
         from werkzeug.serving import make_server  # noqa: PLC0415
 
+        from parley.runtime import moto_speedups  # noqa: PLC0415
+
+        moto_speedups.install()
         if self.data_dir is not None:
             self._load()
+        # Without TCP_NODELAY each AWS call from an environment waits ~40 ms for a delayed ACK.
+        handler = type("Handler", (MotoRequestHandler,), {"disable_nagle_algorithm": True})
         app = _Serialised(DomainDispatcherApplication(create_backend_app), self.lock, self._dirty.set)
-        self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+        self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=handler)
         self._spawn(self._server.serve_forever, "moto")
         if self.data_dir is not None:
             self._spawn(self._persist_loop, "snapshots")

@@ -103,6 +103,10 @@ def _environment_main(conn: Any, function: str, handler_path: str, env: Mapping[
     started = time.perf_counter()
     try:
         from parley.api.routing import load_module  # noqa: PLC0415
+        from parley.aws import Clients, set_clients  # noqa: PLC0415
+        from parley.runtime import preload  # noqa: PLC0415 - already in memory (the fork server's)
+
+        set_clients(Clients(session=preload.SESSION))
 
         module = load_module(Path(handler_path), f"parley_function_{function}")
         handler = module.lambda_handler
@@ -254,7 +258,7 @@ class Environment:
 
 class Environments:
     """Every function's environments: created on demand, reused warm (most recent first), at most
-    `max_environments` in all; when that many exist, an idle one of another function is retired
+    `max_environments` in all; when that many exist, the least recently used idle one is retired
     to make room, else the invocation waits for one to free up (no request is refused)."""
 
     def __init__(
@@ -292,6 +296,8 @@ class Environments:
                 if self._count < self.max_environments:
                     self._count += 1
                     break
+                # At the cap: the least recently used idle environment of another function
+                # makes room (as Lambda would just start one more); with none idle, wait.
                 retire = self._least_recently_used()
                 if retire is not None:
                     break  # its slot passes to the new environment

@@ -304,6 +304,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "parley-local"
     timeout = 310  # an idle or stalled connection is closed (streams may idle 5 minutes)
+    # Headers and body go out as separate writes; with Nagle on, the second waits for the
+    # client's delayed ACK (~40 ms on every keep-alive request).
+    disable_nagle_algorithm = True
     api: LocalApi  # set on the subclass the server builds
     body_timeout: float = BODY_TIMEOUT_SECONDS
 
