@@ -47,14 +47,19 @@ class Server:
         raise AssertionError(f"the server printed no line with {containing!r}:\n" + "".join(self.output[-20:]))
 
 
-def start_server(*args: str, **env: str) -> Server:
-    """A server on a free port; in memory (--ephemeral) unless `args` name a --data-dir."""
+def start_server(*args: str, key: str | None = KEY, **env: str) -> Server:
+    """A server on a free port; in memory (--ephemeral) unless `args` name a --data-dir.
+    key=None lets the server choose (or reuse) its key; Server.key is then the printed one."""
     started = time.monotonic()
     options = list(args) if "--data-dir" in args else ["--ephemeral", *args]
+    environment = {**os.environ, **env}
+    environment.pop("PARLEY_LOCAL_API_KEY", None)
+    if key is not None:
+        environment["PARLEY_LOCAL_API_KEY"] = key
     process = subprocess.Popen(
         [sys.executable, "-m", "parley.runtime.local", "--port", "0", *options],
         cwd=ROOT,
-        env={**os.environ, "PARLEY_LOCAL_API_KEY": KEY, **env},
+        env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -70,12 +75,15 @@ def start_server(*args: str, **env: str) -> Server:
         lines.append(line)
         found = re.search(r"local API on (http://127\.0\.0\.1:\d+)", line)
         url = url or (found.group(1) if found else None)
+        printed = re.search(r"API key: (\S+)", line)
+        key = key or (printed.group(1) if printed else None)
         if "ready" in line:
             break
     if url is None or process.poll() is not None:
         process.kill()
         raise RuntimeError("local server did not start:\n" + "".join(lines))
-    server = Server(url, KEY, process, time.monotonic() - started, lines)
+    assert key is not None
+    server = Server(url, key, process, time.monotonic() - started, lines)
     # Keep reading: a server whose log pipe fills up blocks on its next log line.
     server.drain = threading.Thread(target=_drain, args=(process, lines), daemon=True)
     server.drain.start()

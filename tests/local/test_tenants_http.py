@@ -1,0 +1,103 @@
+"""Tenants on one local server: `parley-admin create-key --local` issues project B's key while
+the server runs, and every id of project A answers 404 to it on every route of the route table."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+import pytest
+
+from parley.api.routing import RouteTable
+from tests.local.conftest import ROOT, Server
+
+pytestmark = pytest.mark.local
+
+# A valid body per route that takes one, so what answers is the lookup, not validation.
+BODIES: dict[tuple[str, str], Any] = {
+    ("PATCH", "/v1/providers/{provider_id}"): {"default_model": "other"},
+    ("PATCH", "/v1/conversations/{conversation_id}"): {"title": "taken"},
+    ("POST", "/v1/conversations/{conversation_id}/messages"): {"content": "hello"},
+    ("POST", "/v1/conversations/{conversation_id}/sessions"): {"model": "echo"},
+    ("POST", "/v1/conversations/{conversation_id}/context"): {"content": "hidden"},
+    ("PATCH", "/v1/chats/{chat_id}"): {"name": "taken"},
+    ("POST", "/v1/chats/{chat_id}/completions"): {"messages": [{"role": "user", "content": "x"}]},
+    ("POST", "/v1/chats/{chat_id}/chat/completions"): {"messages": [{"role": "user", "content": "x"}]},
+}
+
+
+def admin_key(server: Server, org: str, project: str) -> dict[str, Any]:
+    server_file = re.search(r"--server-file (\S+)", server.lines("create-key --local")[0])
+    assert server_file is not None
+    command = [sys.executable, "-m", "parley.admin", "create-key", "--local", "--server-file", server_file.group(1)]
+    done = subprocess.run(
+        [*command, "--org", org, "--project", project, "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    issued: dict[str, Any] = json.loads(done.stdout)
+    return issued
+
+
+def test_admin_local_needs_a_running_server(tmp_path: Any) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "parley.admin", "create-key", "--local", "--org", "o", "--project", "p"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "PARLEY_DATA_DIR": str(tmp_path / "none")},
+    )
+    assert done.returncode == 2
+    assert "no local server is running" in done.stderr
+
+
+def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_table: RouteTable) -> None:
+    b = admin_key(server, "org_b", "proj_b")
+    assert (b["org_id"], b["project_id"]) == ("org_b", "proj_b")
+    a_headers = {"Authorization": f"Bearer {server.key}"}
+    with httpx.Client(base_url=server.url, headers=a_headers, timeout=60) as a:
+        provider = a.post("/v1/providers", json={"type": "echo", "name": "a-echo"}).json()["id"]
+        conversation = a.post("/v1/conversations", json={"title": "A's"}).json()["id"]
+        a.post(f"/v1/conversations/{conversation}/messages", json={"content": "A's secret"})
+        chat = a.post("/v1/chats", json={"ai_provider_id": provider, "name": "A's chat"}).json()["id"]
+        document = a.post("/v1/documents", json={"name": "a.md", "content": "A's text"}).json()["id"]
+    ids = {"provider_id": provider, "conversation_id": conversation, "chat_id": chat, "document_id": document}
+
+    checked = []
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {b['secret']}"}, timeout=60) as b_http:
+        for route in route_table.routes:
+            if not route.params:
+                continue
+            missing = set(route.params) - set(ids)
+            assert not missing, f"{route.method} {route.path}: the test has no project-A id for {missing}"
+            path = route.path.format(**ids)
+            body = BODIES.get((route.method, route.path))
+            response = b_http.request(route.method, path, json=body if route.method in ("POST", "PATCH") else None)
+            assert response.status_code == 404, (route.method, route.path, response.status_code, response.text)
+            assert response.json()["error"]["type"] == "not_found_error"
+            checked.append((route.method, route.path))
+        lists = {
+            "/v1/providers": provider,
+            "/v1/conversations": conversation,
+            "/v1/chats": chat,
+            "/v1/documents": document,
+        }
+        for path, a_id in lists.items():
+            listed = b_http.get(path)
+            assert listed.status_code == 200
+            assert a_id not in listed.text
+    assert len(checked) >= 20
+    # B's deletes changed nothing of A's
+    with httpx.Client(base_url=server.url, headers=a_headers, timeout=60) as a:
+        for path in (f"/v1/providers/{provider}", f"/v1/conversations/{conversation}", f"/v1/chats/{chat}"):
+            assert a.get(path).status_code == 200, path
+        assert a.get(f"/v1/documents/{document}").status_code == 200
