@@ -129,6 +129,7 @@ class LocalApi:
         request_id = str(uuid.uuid4())
         response = self._handle(method, target, headers, body, request_id)
         response.request_id = request_id
+        response.headers.setdefault("x-amzn-RequestId", request_id)  # API Gateway adds it to every response
         # Gateway responses and function responses alike carry CORS headers for an allowed origin.
         response.headers.update(self.cors.response_headers(_header(headers, "origin")))
         return response
