@@ -13,6 +13,7 @@ from constructs import Construct
 from infra.constructs.function import acknowledge
 from infra.constructs.functions import RouteFunctions
 from infra.constructs.tables import pascal_case
+from parley.api.cors import CorsConfig
 from parley.api.errors import GATEWAY_ERRORS
 from parley.api.routing import Route, RouteTable
 
@@ -46,6 +47,20 @@ ACCESS_LOG_FORMAT = json.dumps(_ACCESS_LOG_FIELDS, separators=(",", ":"))[:-1] +
 )
 
 
+def preflight_options(cors: CorsConfig | None) -> apigw.CorsOptions | None:
+    """API Gateway's CORS preflight (an OPTIONS method on every resource) from the same
+    configuration the local server answers preflights with; None when no origin is allowed."""
+    if cors is None or not cors.enabled:
+        return None
+    return apigw.CorsOptions(
+        allow_origins=list(cors.allow_origins),
+        allow_methods=list(cors.allow_methods),
+        allow_headers=list(cors.allow_headers),
+        expose_headers=list(cors.expose_headers),
+        max_age=Duration.seconds(cors.max_age_seconds),
+    )
+
+
 class ParleyApi(Construct):
     def __init__(
         self,
@@ -58,8 +73,10 @@ class ParleyApi(Construct):
         access_log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         throttle_rate: float = 100,
         throttle_burst: int = 200,
+        cors: CorsConfig | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        preflight = preflight_options(cors)
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=access_log_retention)
         self.rest_api = apigw.RestApi(
             self,
@@ -67,6 +84,7 @@ class ParleyApi(Construct):
             rest_api_name=f"parley-{stage}",
             description="Parley conversation API",
             endpoint_types=[apigw.EndpointType.REGIONAL],
+            default_cors_preflight_options=preflight,
             # Execution logging needs the account-level CloudWatch role; this API brings it.
             cloud_watch_role=True,
             deploy_options=apigw.StageOptions(
@@ -106,6 +124,10 @@ class ParleyApi(Construct):
         self.methods: dict[tuple[str, str], apigw.Method] = {}
         for route in route_table.routes:
             self.methods[(route.method, route.path)] = self._add_route(route, functions)
+        for method in self.rest_api.methods:
+            if method.http_method == "OPTIONS":  # CORS preflights: a mock integration, no caller data
+                for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+                    acknowledge(method, rule, "CORS preflight (OPTIONS): browsers send it without credentials.")
 
         acknowledge(
             self.rest_api,

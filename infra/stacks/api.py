@@ -13,6 +13,7 @@ from infra.constructs.function import ParleyLayers
 from infra.constructs.functions import RouteFunctions
 from infra.constructs.queues import ParleyQueues
 from infra.constructs.tables import ParleyTables
+from parley.api.cors import CorsConfig
 from parley.api.routing import RouteTable
 
 
@@ -43,6 +44,9 @@ class ApiStack(Stack):
         # Stage throttling (cdk.json context throttle_rate / throttle_burst; defaults 100 rps, burst 200).
         rate = float(self.node.try_get_context("throttle_rate") or 100)
         burst = int(self.node.try_get_context("throttle_burst") or 200)
+        # Browser origins allowed to call the API (context cors_allow_origins, comma-separated or a
+        # list; none by default: no preflight is answered). The local server reads the same config.
+        origins = self.node.try_get_context("cors_allow_origins")
         self.api = ParleyApi(
             self,
             "Api",
@@ -51,5 +55,6 @@ class ApiStack(Stack):
             functions=self.functions,
             throttle_rate=rate,
             throttle_burst=burst,
+            cors=CorsConfig.from_origins(origins) if origins else None,
         )
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the Parley API stage")

@@ -1,0 +1,47 @@
+"""CDK's CORS preflight comes from parley.api.cors, the configuration the local server answers
+preflights with (a small stack of its own: no full synth needed)."""
+
+from __future__ import annotations
+
+from aws_cdk import App, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk.assertions import Match, Template
+
+from infra.constructs.api import preflight_options
+from parley.api.cors import CorsConfig
+
+
+def synth(cors: CorsConfig | None) -> Template:
+    stack = Stack(App(), "Cors")
+    api = apigw.RestApi(stack, "Api", default_cors_preflight_options=preflight_options(cors))
+    api.root.add_resource("v1").add_method("GET", apigw.MockIntegration())
+    return Template.from_stack(stack)
+
+
+def test_given_allowed_origins_when_synthesized_then_preflights_answer_with_the_shared_configuration() -> None:
+    cors = CorsConfig.from_origins("https://app.example")
+    template = synth(cors)
+    headers = {
+        "method.response.header.Access-Control-Allow-Headers": "'" + ",".join(cors.allow_headers) + "'",
+        "method.response.header.Access-Control-Allow-Methods": "'" + ",".join(cors.allow_methods) + "'",
+        "method.response.header.Access-Control-Allow-Origin": "'https://app.example'",
+        "method.response.header.Access-Control-Max-Age": f"'{cors.max_age_seconds}'",
+    }
+    template.has_resource_properties(
+        "AWS::ApiGateway::Method",
+        {
+            "HttpMethod": "OPTIONS",
+            "Integration": {
+                "Type": "MOCK",
+                "IntegrationResponses": [Match.object_like({"ResponseParameters": Match.object_like(headers)})],
+            },
+        },
+    )
+    assert len(template.find_resources("AWS::ApiGateway::Method", {"Properties": {"HttpMethod": "OPTIONS"}})) == 2
+
+
+def test_given_no_origins_when_synthesized_then_no_preflight_is_answered() -> None:
+    assert preflight_options(None) is None
+    assert preflight_options(CorsConfig.from_origins("")) is None
+    methods = synth(None).find_resources("AWS::ApiGateway::Method", {"Properties": {"HttpMethod": "OPTIONS"}})
+    assert methods == {}
