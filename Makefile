@@ -31,7 +31,7 @@ $(NODE_BIN)/node:
 node: $(NODE_BIN)/node
 
 serve: install
-	$(BIN)/python -m parley.runtime.local
+	$(BIN)/python -m parley.runtime.local $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -54,6 +54,7 @@ synth: install node layers
 bench: install
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/send_message_calls.py
+	$(BIN)/python -m bench.local_load
 
 clean:
 	rm -rf $(VENV) .tools build cdk.out .parley .pytest_cache .mypy_cache .ruff_cache

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,11 +13,10 @@ import httpx
 import pytest
 
 from tests.local.conftest import Server, start_server, stop_server
+from tests.local.load import ECHO, check_histories, http, run_mixed_load
 from tests.local.upstream import slow_model
 
 pytestmark = pytest.mark.local
-
-ECHO = {"model": "echo", "messages": [{"role": "user", "content": "quick"}]}
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +24,6 @@ def fresh() -> Iterator[Server]:
     running = start_server()
     yield running
     stop_server(running)
-
-
-def http(server: Server) -> httpx.Client:
-    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.key}"}, timeout=120)
 
 
 def timed(call: httpx.Client, method: str, path: str, **kwargs: object) -> tuple[float, httpx.Response]:
@@ -86,72 +80,6 @@ def test_twenty_slow_sends_in_flight_do_not_stall_health_or_an_echo_completion(f
 
 
 MIXED_SECONDS = float(os.environ.get("PARLEY_MIXED_LOAD_SECONDS", "12"))
-
-
-def run_mixed_load(server: Server, seconds: float, clients: int) -> dict[str, object]:
-    """`clients` threads sending a mix of requests for `seconds`; returns statuses and timings.
-    Each client owns a conversation (so its history can be checked exactly) and shares one more."""
-    with http(server) as setup:
-        shared = setup.post("/v1/conversations", json={"title": "shared"}).json()["id"]
-    stop_at = time.monotonic() + seconds
-    statuses: dict[int, int] = {}
-    latencies: list[float] = []
-    sent_by: dict[str, list[str]] = {}
-    lock = threading.Lock()
-
-    def client_loop(n: int) -> None:
-        with http(server) as c:
-            own = c.post("/v1/conversations", json={"title": f"c{n}"}).json()["id"]
-            mine: list[str] = []
-            i = 0
-            while time.monotonic() < stop_at:
-                i += 1
-                kind = (n + i) % 6
-                started = time.perf_counter()
-                if kind == 0:
-                    r = c.get("/v1/health")
-                elif kind == 1:
-                    r = c.post("/v1/chat/completions", json=ECHO)
-                elif kind == 2:
-                    text = f"c{n} m{i}"
-                    r = c.post(f"/v1/conversations/{own}/messages", json={"content": text, "stream": i % 2 == 0})
-                    if r.status_code == 200:
-                        mine.append(text)
-                elif kind == 3:
-                    r = c.get(f"/v1/conversations/{own}/messages", params={"order": "asc", "limit": 100})
-                elif kind == 4:
-                    r = c.post(f"/v1/conversations/{shared}/messages", json={"content": f"shared {n} {i}"})
-                else:
-                    r = c.get("/v1/conversations", params={"limit": 5})
-                with lock:
-                    latencies.append((time.perf_counter() - started) * 1000)
-                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-            with lock:
-                sent_by[own] = mine
-
-    threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=seconds + 120)
-    hung = sum(t.is_alive() for t in threads)
-    return {"statuses": statuses, "latencies": latencies, "sent_by": sent_by, "shared": shared, "hung": hung}
-
-
-def check_histories(server: Server, outcome: dict[str, object]) -> None:
-    sent_by: dict[str, list[str]] = outcome["sent_by"]  # type: ignore[assignment]
-    with http(server) as c:
-        for conversation, sent in sent_by.items():
-            messages = c.get(f"/v1/conversations/{conversation}/messages", params={"order": "asc", "limit": 100})
-            data = messages.json()["data"]
-            assert [m["seq"] for m in data] == list(range(1, len(data) + 1))
-            assert [m["content"] for m in data[0::2]] == sent[:50]
-            assert all(r["role"] == "assistant" and r["status"] == "completed" for r in data[1::2])
-        shared = c.get(f"/v1/conversations/{outcome['shared']}/messages", params={"order": "asc", "limit": 100})
-        data = shared.json()["data"]
-        assert [m["seq"] for m in data] == list(range(1, len(data) + 1))
-        for user, reply in zip(data[0::2], data[1::2], strict=False):
-            assert (user["role"], reply["role"], reply["content"]) == ("user", "assistant", user["content"])
 
 
 def test_a_hundred_concurrent_mixed_clients_no_hang_no_5xx_history_consistent(fresh: Server) -> None:

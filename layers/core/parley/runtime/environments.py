@@ -31,6 +31,7 @@ import signal
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ from parley.runtime import events
 log = logging.getLogger("parley.local")
 
 INIT_TIMEOUT_SECONDS = 60.0  # Lambda allows 10 s; a loaded laptop starting 20 at once needs more
+OWN_WAIT_SECONDS = 0.5  # at the cap, how long a function waits for one of its own environments
 # Imported once by the fork server; every environment starts with them in memory.
 PRELOAD = ["parley.runtime.preload"]
 
@@ -266,7 +268,7 @@ class Environments:
         handler_path: Callable[[str], Path],
         env: Mapping[str, str],
         *,
-        max_environments: int = 64,
+        max_environments: int = 128,
     ) -> None:
         self._handler_path = handler_path
         self._env = dict(env)
@@ -277,12 +279,14 @@ class Environments:
         multiprocessing.forkserver.ensure_running()
         self._idle: dict[str, list[Environment]] = {}
         self._count = 0
+        self._owned: Counter[str] = Counter()  # environments of each function, busy or idle
         self._closed = False
         self._cond = threading.Condition()
 
     def acquire(self, function: str) -> tuple[Environment, bool]:
         """An environment of `function` and whether it is new (cold)."""
         retire: Environment | None = None
+        patience = time.monotonic() + OWN_WAIT_SECONDS
         with self._cond:
             while True:
                 if self._closed:
@@ -292,16 +296,20 @@ class Environments:
                     candidate = idle.pop()
                     if candidate.alive():
                         return candidate, False
-                    self._count -= 1
+                    self._forget(candidate)
                 if self._count < self.max_environments:
-                    self._count += 1
                     break
-                # At the cap: the least recently used idle environment of another function
-                # makes room (as Lambda would just start one more); with none idle, wait.
-                retire = self._least_recently_used()
+                # At the cap. A function that has environments waits a moment for one of its own
+                # (retiring another's would trade one cold start for two); then, or at once for a
+                # function with none, the least recently used idle environment makes room.
+                waited_enough = not self._owned[function] or time.monotonic() >= patience
+                retire = self._least_recently_used() if waited_enough else None
                 if retire is not None:
-                    break  # its slot passes to the new environment
-                self._cond.wait()
+                    self._forget(retire)
+                    break
+                self._cond.wait(timeout=max(0.01, patience - time.monotonic()) if not waited_enough else None)
+            self._count += 1
+            self._owned[function] += 1
         if retire is not None:
             retire.stop()
         try:
@@ -310,9 +318,15 @@ class Environments:
         except BaseException:
             with self._cond:
                 self._count -= 1
+                self._owned[function] -= 1
                 self._cond.notify_all()
             raise
         return environment, True
+
+    def _forget(self, environment: Environment) -> None:
+        """Count an environment out (call with the condition held)."""
+        self._count -= 1
+        self._owned[environment.function] -= 1
 
     def _least_recently_used(self) -> Environment | None:
         candidates = [(env.last_used, name) for name, envs in self._idle.items() for env in envs[:1]]
@@ -328,7 +342,7 @@ class Environments:
                 self._idle.setdefault(environment.function, []).append(environment)
                 self._cond.notify_all()
                 return
-            self._count -= 1
+            self._forget(environment)
             self._cond.notify_all()
         environment.kill()
 

@@ -559,7 +559,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", type=_level, default=None, help="DEBUG, INFO (default; one line per request), WARNING, ERROR"
     )
-    parser.add_argument("--max-environments", type=int, default=64, help="worker processes in all (default 64)")
+    parser.add_argument(
+        "--max-environments", type=int, default=128, help="worker processes in all (default 128, ~35 MB each)"
+    )
     parser.add_argument(
         "--cors-origins", default=None, help="comma-separated origins; default: $PARLEY_CORS_ALLOW_ORIGINS or *"
     )

@@ -1,0 +1,87 @@
+"""Mixed concurrent load against a local server (tests/local and bench/local_load.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+
+from tests.local.conftest import Server
+
+ECHO = {"model": "echo", "messages": [{"role": "user", "content": "quick"}]}
+
+
+def http(server: Server) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.key}"}, timeout=120)
+
+
+def run_mixed_load(server: Server, seconds: float, clients: int) -> dict[str, object]:
+    """`clients` threads sending a mix of requests for `seconds`; returns statuses and timings.
+    Each client owns a conversation (so its history can be checked exactly) and shares one more."""
+    with http(server) as setup:
+        shared = setup.post("/v1/conversations", json={"title": "shared"}).json()["id"]
+    stop_at = time.monotonic() + seconds
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    sent_by: dict[str, list[str]] = {}
+    lock = threading.Lock()
+
+    def client_loop(n: int) -> None:
+        with http(server) as c:
+            created = c.post("/v1/conversations", json={"title": f"c{n}"})
+            with lock:
+                statuses[created.status_code] = statuses.get(created.status_code, 0) + 1
+            if created.status_code != 201:
+                return
+            own = created.json()["id"]
+            mine: list[str] = []
+            i = 0
+            while time.monotonic() < stop_at:
+                i += 1
+                kind = (n + i) % 6
+                started = time.perf_counter()
+                if kind == 0:
+                    r = c.get("/v1/health")
+                elif kind == 1:
+                    r = c.post("/v1/chat/completions", json=ECHO)
+                elif kind == 2:
+                    text = f"c{n} m{i}"
+                    r = c.post(f"/v1/conversations/{own}/messages", json={"content": text, "stream": i % 2 == 0})
+                    if r.status_code == 200:
+                        mine.append(text)
+                elif kind == 3:
+                    r = c.get(f"/v1/conversations/{own}/messages", params={"order": "asc", "limit": 100})
+                elif kind == 4:
+                    r = c.post(f"/v1/conversations/{shared}/messages", json={"content": f"shared {n} {i}"})
+                else:
+                    r = c.get("/v1/conversations", params={"limit": 5})
+                with lock:
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            with lock:
+                sent_by[own] = mine
+
+    threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + 120)
+    hung = sum(t.is_alive() for t in threads)
+    return {"statuses": statuses, "latencies": latencies, "sent_by": sent_by, "shared": shared, "hung": hung}
+
+
+def check_histories(server: Server, outcome: dict[str, object]) -> None:
+    sent_by: dict[str, list[str]] = outcome["sent_by"]  # type: ignore[assignment]
+    with http(server) as c:
+        for conversation, sent in sent_by.items():
+            messages = c.get(f"/v1/conversations/{conversation}/messages", params={"order": "asc", "limit": 100})
+            data = messages.json()["data"]
+            assert [m["seq"] for m in data] == list(range(1, len(data) + 1))
+            assert [m["content"] for m in data[0::2]] == sent[:50]
+            assert all(r["role"] == "assistant" and r["status"] == "completed" for r in data[1::2])
+        shared = c.get(f"/v1/conversations/{outcome['shared']}/messages", params={"order": "asc", "limit": 100})
+        data = shared.json()["data"]
+        assert [m["seq"] for m in data] == list(range(1, len(data) + 1))
+        for user, reply in zip(data[0::2], data[1::2], strict=False):
+            assert (user["role"], reply["role"], reply["content"]) == ("user", "assistant", user["content"])
