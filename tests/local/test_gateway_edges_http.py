@@ -27,6 +27,8 @@ def slow() -> Iterator[Server]:
         str(SLOW_ROUTES),
         "--buffered-timeout",
         "1",
+        "--stream-timeout",
+        "2",
         "--body-timeout",
         "1",
         "--cors-origins",
@@ -99,6 +101,18 @@ def test_a_buffered_route_past_the_gateway_timeout_answers_504_and_the_server_go
     assert late.json()["error"]["code"] == "timeout"
     assert time.monotonic() - started < 4
     assert httpx.get(f"{slow.url}/v1/slow", params={"seconds": "0"}, timeout=30).json() == {"slept": 0.0}
+
+
+def test_a_stream_may_outlast_the_buffered_limit_until_its_own_deadline(slow: Server) -> None:
+    with httpx.stream("GET", f"{slow.url}/v1/slow-stream", params={"chunks": "4", "every": "0.4"}, timeout=30) as ok:
+        assert ok.status_code == 200
+        assert [line for line in ok.iter_lines() if line] == [f"data: {i}" for i in range(4)]  # 1.6 s > 1 s
+    started = time.monotonic()
+    with httpx.stream("GET", f"{slow.url}/v1/slow-stream", params={"chunks": "20", "every": "0.3"}, timeout=30) as cut:
+        received = [line for line in cut.iter_lines() if line]
+    assert 3 <= len(received) < 20  # cut at the 2 s stream deadline
+    assert time.monotonic() - started < 5
+    assert httpx.get(f"{slow.url}/v1/slow", params={"seconds": "0"}, timeout=30).status_code == 200
 
 
 def test_cors_preflight_comes_from_the_configuration(server: Server, slow: Server) -> None:

@@ -229,7 +229,7 @@ class Environment:
             healthy = self._cancel(deadline)
             raise
         except InvocationTimeout:
-            log.warning("%s: stream cut at its %s deadline", self.function, "15 min")
+            log.warning("%s: stream cut at its deadline (API Gateway allows a stream 15 minutes)", self.function)
         finally:
             on_done(healthy)
 
