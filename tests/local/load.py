@@ -79,9 +79,11 @@ def check_histories(server: Server, outcome: dict[str, object]) -> None:
             data = messages.json()["data"]
             assert [m["seq"] for m in data] == list(range(1, len(data) + 1))
             assert [m["content"] for m in data[0::2]] == sent[:50]
-            assert all(r["role"] == "assistant" and r["status"] == "completed" for r in data[1::2])
+            replies = [(r["seq"], r["role"], r["status"]) for r in data[1::2]]
+            assert all(role == "assistant" and status == "completed" for _, role, status in replies), replies
         shared = c.get(f"/v1/conversations/{outcome['shared']}/messages", params={"order": "asc", "limit": 100})
         data = shared.json()["data"]
         assert [m["seq"] for m in data] == list(range(1, len(data) + 1))
         for user, reply in zip(data[0::2], data[1::2], strict=False):
-            assert (user["role"], reply["role"], reply["content"]) == ("user", "assistant", user["content"])
+            pair = [(m["seq"], m["role"], m["status"], m["content"]) for m in (user, reply)]
+            assert (user["role"], reply["role"], reply["content"]) == ("user", "assistant", user["content"]), pair
