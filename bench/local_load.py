@@ -46,6 +46,8 @@ def main() -> int:
         times.sort()
         p50, p90 = times[len(times) // 2], times[int(len(times) * 0.9)]
         print(f"{function:24} {len(times):6} {p50:8} {p90:8} {times[-1]:8} {cold[function]:5}")
+    problems = [line.rstrip() for line in server.output if " ERROR " in line or " WARNING " in line]
+    print("server warnings and errors:", *problems[:20], sep="\n  ")
     return 0 if set(statuses) <= {200, 201} and not outcome["hung"] else 1
 
 

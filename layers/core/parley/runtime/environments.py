@@ -42,7 +42,7 @@ from parley.runtime import events
 log = logging.getLogger("parley.local")
 
 INIT_TIMEOUT_SECONDS = 60.0  # Lambda allows 10 s; a loaded laptop starting 20 at once needs more
-OWN_WAIT_SECONDS = 0.5  # at the cap, how long a function waits for one of its own environments
+OWN_WAIT_SECONDS = 5.0  # at the cap, how long a function waits for one of its own environments
 # Imported once by the fork server; every environment starts with them in memory.
 PRELOAD = ["parley.runtime.preload"]
 
