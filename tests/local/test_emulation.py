@@ -121,6 +121,8 @@ def test_a_snapshot_is_consistent_atomic_and_refused_by_another_version(
     dynamodb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dynamodb.transact_write_items(TransactItems=[put("a", 1, "kept")])
+    queue = clients().sqs.create_queue(QueueName="kept")["QueueUrl"]  # SQS queues hold locks: they pickle too
+    clients().sqs.send_message(QueueUrl=queue, MessageBody="parked")
     store = emulation.Emulation(tmp_path)
     store._load()  # writes the version tag
     store.snapshot()
@@ -129,8 +131,11 @@ def test_a_snapshot_is_consistent_atomic_and_refused_by_another_version(
     )  # no temp left
     dynamodb.delete_item(TableName=TABLE, Key={"pk": {"S": "a"}, "sk": {"N": "1"}})
     assert items(dynamodb) == []
+    clients().sqs.purge_queue(QueueUrl=queue)
     emulation.apply((tmp_path / emulation.STATE_FILE).read_bytes())
     assert items(dynamodb) == [("a", "1", "kept")]
+    received = clients().sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)
+    assert [m["Body"] for m in received["Messages"]] == ["parked"]
 
     (tmp_path / emulation.VERSION_FILE).write_text(json.dumps({"format": 0, "moto": "4.0"}))
     with pytest.raises(emulation.IncompatibleState, match="format"):

@@ -17,6 +17,7 @@ is checked before anything is loaded.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -60,6 +61,19 @@ def _backend_dicts() -> dict[str, Any]:
     return {service: get_backend(service) for service in SERVICES}  # type: ignore[call-overload]
 
 
+_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+
+
+class _Pickler(pickle.Pickler):
+    """Pickles moto's backends; a lock inside one (SQS queues hold an RLock) comes back as a new
+    lock, free: the snapshot is taken under the emulation's lock, when no request holds any."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, _LOCK_TYPES):
+            return (threading.RLock if "RLock" in type(obj).__name__ else threading.Lock), ()
+        return NotImplemented
+
+
 def capture() -> bytes:
     """Every existing backend of every persisted service, pickled (call with the emulation lock held)."""
     state: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
@@ -68,7 +82,9 @@ def capture() -> bytes:
         for account, regions in backends.items():
             for region, backend in regions.items():
                 state[service][(account, region)] = backend.__dict__
-    return pickle.dumps({"tag": version_tag(), "state": state}, protocol=pickle.HIGHEST_PROTOCOL)
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump({"tag": version_tag(), "state": state})
+    return buffer.getvalue()
 
 
 def apply(blob: bytes) -> None:
