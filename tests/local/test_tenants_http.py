@@ -59,6 +59,35 @@ def test_admin_local_needs_a_running_server(tmp_path: Any) -> None:
     assert done.returncode == 2
     assert "no local server is running" in done.stderr
 
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    stale = tmp_path / "server.json"  # left behind by a server stopped with kill -9
+    stale.write_text(json.dumps({"emulation_url": "http://127.0.0.1:9", "pid": int(gone.stdout)}))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "parley.admin",
+            "create-key",
+            "--local",
+            "--server-file",
+            str(stale),
+            "--org",
+            "o",
+            "--project",
+            "p",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "is not running" in done.stderr
+    assert "Traceback" not in done.stderr
+
 
 def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_table: RouteTable) -> None:
     b = admin_key(server, "org_b", "proj_b")

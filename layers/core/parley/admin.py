@@ -92,11 +92,25 @@ def _use_local_server(server_file: Path | None) -> str | None:
         return f"{path} is not a local server's file ({exc})"
     if not endpoint.startswith("http://127.0.0.1:"):
         return f"{path} names {endpoint!r}, not a local emulation"
+    if not _running(info.get("pid")):
+        return f"the local server that wrote {path} is not running (it was stopped with kill -9?): start it again"
     os.environ.update(LOCAL_ENV)
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     set_settings(None)
     set_clients(None)
     return None
+
+
+def _running(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, someone else's
+    return True
 
 
 if __name__ == "__main__":

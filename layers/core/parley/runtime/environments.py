@@ -312,10 +312,13 @@ class Environments:
             self._owned[function] += 1
         if retire is not None:
             retire.stop()
+        environment: Environment | None = None
         try:
             environment = Environment(self._ctx, function, self._handler_path(function), self._env)
             environment.wait_ready(INIT_TIMEOUT_SECONDS)
         except BaseException:
+            if environment is not None:
+                environment.kill()  # an init that timed out must not linger
             with self._cond:
                 self._count -= 1
                 self._owned[function] -= 1
