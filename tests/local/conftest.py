@@ -96,6 +96,21 @@ def _drain(process: subprocess.Popen[str], lines: list[str]) -> None:
         lines.append(line)
 
 
+def run_module(
+    module: str, *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m module args...` to completion (a minute at most), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def stop_server(server: Server) -> None:
     server.process.terminate()
     try:

@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.local.conftest import ROOT, Server, start_server
+from tests.local.conftest import Server, run_module, start_server
 
 pytestmark = pytest.mark.local
 
@@ -94,14 +92,10 @@ def test_kill_9_keeps_every_write_older_than_a_second(tmp_path: Path) -> None:
 def test_a_folder_written_by_an_incompatible_version_is_refused_clearly(tmp_path: Path) -> None:
     (tmp_path / "VERSION.json").write_text(json.dumps({"format": 0, "moto": "4.2"}))
     (tmp_path / "state.pickle").write_bytes(b"not ours")
-    result = subprocess.run(
-        [sys.executable, "-m", "parley.runtime.local", "--port", "0", "--data-dir", str(tmp_path)],
-        cwd=ROOT,
+    result = run_module(
+        "parley.runtime.local",
+        *("--port", "0", "--data-dir", str(tmp_path)),
         env={**os.environ, "PARLEY_LOCAL_API_KEY": "prl_x_0123456789"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
     )
     assert result.returncode == 2
     assert "cannot use the data folder" in result.stderr

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from parley.api.routing import RouteTable
-from tests.local.conftest import ROOT, Server
+from tests.local.conftest import Server, run_module
 
 pytestmark = pytest.mark.local
 
@@ -33,29 +33,26 @@ BODIES: dict[tuple[str, str], Any] = {
 def admin_key(server: Server, org: str, project: str) -> dict[str, Any]:
     server_file = re.search(r"--server-file (\S+)", server.lines("create-key --local")[0])
     assert server_file is not None
-    command = [sys.executable, "-m", "parley.admin", "create-key", "--local", "--server-file", server_file.group(1)]
-    done = subprocess.run(
-        [*command, "--org", org, "--project", project, "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+    done = run_module(
+        "parley.admin",
+        "create-key",
+        "--local",
+        "--server-file",
+        server_file.group(1),
+        "--org",
+        org,
+        "--project",
+        project,
+        "--json",
     )
+    assert done.returncode == 0, done.stderr
     issued: dict[str, Any] = json.loads(done.stdout)
     return issued
 
 
 def test_admin_local_needs_a_running_server(tmp_path: Any) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "parley.admin", "create-key", "--local", "--org", "o", "--project", "p"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={"PATH": "/usr/bin:/bin", "PARLEY_DATA_DIR": str(tmp_path / "none")},
-    )
+    admin = ("parley.admin", "create-key", "--local", "--org", "o", "--project", "p")
+    done = run_module(*admin, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PARLEY_DATA_DIR": str(tmp_path / "none")})
     assert done.returncode == 2
     assert "no local server is running" in done.stderr
 
@@ -64,26 +61,7 @@ def test_admin_local_needs_a_running_server(tmp_path: Any) -> None:
     )
     stale = tmp_path / "server.json"  # left behind by a server stopped with kill -9
     stale.write_text(json.dumps({"emulation_url": "http://127.0.0.1:9", "pid": int(gone.stdout)}))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "parley.admin",
-            "create-key",
-            "--local",
-            "--server-file",
-            str(stale),
-            "--org",
-            "o",
-            "--project",
-            "p",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_module(*admin, "--server-file", str(stale))
     assert done.returncode == 2
     assert "is not running" in done.stderr
     assert "Traceback" not in done.stderr
