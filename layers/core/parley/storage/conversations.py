@@ -616,13 +616,30 @@ class ConversationStore:
         return [MessageRecord(**_strip(from_item(i))) for i in page.get("Items", [])]
 
 
-def retry_stale(attempt: Callable[[], Any], *, tries: int = 30, sleep: Callable[[float], None] = time.sleep) -> Any:
-    """Run `attempt` again (re-reading inside it) while another writer wins the race."""
-    for n in range(tries):
+STALE_RETRY_SECONDS = 10.0  # well inside API Gateway's 29 s for buffered routes
+
+
+def retry_stale(
+    attempt: Callable[[], Any],
+    *,
+    tries: int = 30,
+    within: float = STALE_RETRY_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Any:
+    """Run `attempt` again (re-reading inside it) while another writer wins the race: at least
+    `tries` times, and for as long as `within` seconds allow (a burst of senders on one
+    conversation each win in turn), with jittered backoff; then 409 `conversation_busy`."""
+    deadline = clock() + within
+    n = 0
+    while True:
         try:
             return attempt()
         except StaleConversation:
-            sleep(backoff(n, base=0.005, cap=0.2))
+            n += 1
+            if n >= tries and clock() >= deadline:
+                break
+            sleep(backoff(min(n, 6), base=0.005, cap=0.2))
     raise Conflict("The conversation is too busy right now; retry the request.", code="conversation_busy")
 
 
