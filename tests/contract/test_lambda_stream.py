@@ -27,9 +27,12 @@ from typing import Any
 
 import pytest
 
+from parley.api.principal import Principal
 from parley.api.streaming import StreamingResponse
 from parley.domain.errors import InvalidRequest, ProviderError
-from parley.runtime.lambda_stream import run
+from parley.runtime.lambda_stream import BodyPuller, BodyStuck, StreamTiming, run
+from parley.settings import set_settings
+from tests.handlers.api import Api
 
 API = "/2018-06-01/runtime"
 NUL8 = b"\x00" * 8
@@ -86,6 +89,7 @@ class FakeRuntime:
         self.errors: dict[str, Posted] = {}
         self.init_errors: list[Posted] = []
         self.clients: list[tuple[str, int]] = []  # the peer of every request, in order
+        self.ended: dict[tuple[str, int], threading.Event] = {}  # peer -> set when its connection ended
         self.abort_after: dict[str, int] = {}  # invocation id -> drop the connection after n chunks
         self.answered: dict[str, threading.Event] = {}
         self.stop = threading.Event()
@@ -127,6 +131,16 @@ class FakeRuntime:
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                fake.ended[self.client_address[:2]] = threading.Event()
+
+            def finish(self) -> None:
+                # The fake keeps every connection alive: one ends when the client closes it (or a
+                # test drops it on purpose).
+                fake.ended[self.client_address[:2]].set()
+                super().finish()
 
             def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
@@ -224,13 +238,22 @@ def _restore_trace_env() -> Iterator[None]:
         os.environ["_X_AMZN_TRACE_ID"] = before
 
 
-def serve(fake: FakeRuntime, handler: Callable[[Any, Any], Any], invocations: int, timeout: float = 5.0) -> None:
-    """Run the adapter's loop in a thread for `invocations`, and wait for it to return."""
+def serve(
+    fake: FakeRuntime,
+    handler: Callable[[Any, Any], Any],
+    invocations: int,
+    timeout: float = 5.0,
+    *,
+    timing: StreamTiming | None = None,
+    raises: type[BaseException] | None = None,
+) -> None:
+    """Run the adapter's loop in a thread for `invocations`, and wait for it to return (with
+    `raises`: to raise that)."""
     failures: list[BaseException] = []
 
     def target() -> None:
         try:
-            run(fake.address, handler, max_invocations=invocations)
+            run(fake.address, handler, max_invocations=invocations, timing=timing)
         except BaseException as exc:  # noqa: BLE001 - reported by the test thread below
             failures.append(exc)
 
@@ -238,7 +261,11 @@ def serve(fake: FakeRuntime, handler: Callable[[Any, Any], Any], invocations: in
     thread.start()
     thread.join(timeout)
     assert not thread.is_alive(), "the runtime loop did not finish"
-    assert not failures, f"the runtime loop raised {failures[0]!r}"
+    if raises is None:
+        assert not failures, f"the runtime loop raised {failures[0]!r}"
+    else:
+        assert len(failures) == 1
+        assert isinstance(failures[0], raises), failures[0]
 
 
 def api_event(request_id: str = "req-1", **extra: Any) -> dict[str, Any]:
@@ -458,6 +485,10 @@ def test_a_handler_that_raises_posts_the_invocation_error_and_the_loop_goes_on(r
     assert isinstance(posted.body["stackTrace"], list)
     assert posted.body["stackTrace"]
     assert split_body(runtime.responses["inv-2"])[1] == [b"data: ok\n\n"]
+    # over one connection: only a streamed response closes it
+    first = runtime.clients[0]
+    assert runtime.clients[:3] == [first, first, first]
+    assert runtime.responses["inv-2"].client == first
 
 
 def test_the_trace_id_env_and_the_context_follow_each_invocation(
@@ -507,8 +538,10 @@ def test_the_trace_id_env_and_the_context_follow_each_invocation(
     assert second["request_id"] == "inv-2"
 
 
-def test_two_invocations_in_a_row_both_stream_over_one_kept_alive_connection(runtime: FakeRuntime) -> None:
-    # Given two invocations
+def test_after_a_streamed_response_the_connection_is_closed_and_the_next_invocation_opens_a_new_one(
+    runtime: FakeRuntime,
+) -> None:
+    # Given two invocations, and a fake Runtime API that would keep every connection alive
     runtime.invoke(api_event("req-a"), invocation_id="inv-a")
     runtime.invoke(api_event("req-b"), invocation_id="inv-b")
 
@@ -518,12 +551,18 @@ def test_two_invocations_in_a_row_both_stream_over_one_kept_alive_connection(run
     # When one loop serves both
     serve(runtime, handler, 2)
 
-    # Then both streamed completely, over the same connection
+    # Then both streamed completely
     assert split_body(runtime.responses["inv-a"])[1] == [b"data: req-a\n\n"]
     assert split_body(runtime.responses["inv-b"])[1] == [b"data: req-b\n\n"]
     assert runtime.responses["inv-a"].complete
     assert runtime.responses["inv-b"].complete
-    assert len(set(runtime.clients)) == 1, runtime.clients
+    # and each GET /next and its streamed POST shared a connection, which the runtime closed
+    # after the response (AWS's custom-runtime guide), so inv-b came over a new one
+    first, second = runtime.responses["inv-a"].client, runtime.responses["inv-b"].client
+    assert runtime.clients == [first, first, second, second]
+    assert first != second
+    assert runtime.ended[first].wait(2.0), "the runtime left the connection of a streamed response open"
+    assert runtime.ended[second].wait(2.0)
 
 
 def test_a_broken_connection_closes_the_generator_and_the_next_invocation_reconnects(runtime: FakeRuntime) -> None:
@@ -559,6 +598,221 @@ def test_a_broken_connection_closes_the_generator_and_the_next_invocation_reconn
     assert runtime.responses["inv-2"].complete
     assert split_body(runtime.responses["inv-2"])[1] == [b"data: fine\n\n"]
     assert runtime.responses["inv-2"].client != runtime.responses["inv-1"].client
+
+
+# --- the edges: idle streams and the deadline --------------------------------------------------
+
+FAST = StreamTiming(ping_interval_s=0.1, deadline_margin_s=1.0)
+PING = b": ping\n\n"
+
+
+def deadline_in(seconds: float) -> int:
+    return int((time.time() + seconds) * 1000)
+
+
+def error_events(chunks: list[bytes]) -> list[dict[str, Any]]:
+    found = []
+    for chunk in chunks:
+        lines = chunk.decode().split("\n")
+        if lines[0] == "event: error":
+            found.append(json.loads(lines[1].removeprefix("data: ")))
+    return found
+
+
+def test_an_idle_stream_gets_a_ping_comment_every_interval_and_keeps_its_chunks_in_order(
+    runtime: FakeRuntime,
+) -> None:
+    # Given a generator that is silent for 0.45 s between its two chunks, and pings every 0.1 s
+    def body() -> Iterator[bytes]:
+        yield b"data: 1\n\n"
+        time.sleep(0.45)
+        yield b"data: 2\n\n"
+        yield b"data: 3\n\n"
+
+    runtime.invoke(api_event(), invocation_id="inv-1")
+
+    # When the loop serves it
+    serve(runtime, lambda event, context: StreamingResponse(200, {}, body()), 1, timing=FAST)
+
+    # Then the silence was filled with `: ping` comments, each its own HTTP chunk, ~0.1 s apart,
+    # and the data chunks came in order, around them
+    record = runtime.responses["inv-1"]
+    _, chunks = split_body(record)
+    assert chunks[0] == b"data: 1\n\n"
+    assert chunks[-2:] == [b"data: 2\n\n", b"data: 3\n\n"]
+    pings = chunks[1:-2]
+    assert set(pings) == {PING}
+    assert 3 <= len(pings) <= 5, chunks
+    times = [arrived for arrived, data in record.chunks if data == PING]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert all(0.07 <= gap <= 0.3 for gap in gaps), gaps
+    assert record.complete
+    assert record.trailers == {}
+
+
+def test_a_stream_that_never_idles_gets_no_ping(runtime: FakeRuntime) -> None:
+    # Given a generator that yields a chunk every 0.05 s, under a 0.1 s ping interval
+    def body() -> Iterator[bytes]:
+        for n in range(8):
+            time.sleep(0.05)
+            yield f"data: {n}\n\n".encode()
+
+    runtime.invoke(api_event(), invocation_id="inv-1")
+
+    # When the loop serves it
+    serve(runtime, lambda event, context: StreamingResponse(200, {}, body()), 1, timing=FAST)
+
+    # Then no ping was needed
+    assert split_body(runtime.responses["inv-1"])[1] == [f"data: {n}\n\n".encode() for n in range(8)]
+
+
+def test_near_the_deadline_the_stream_ends_with_a_stream_deadline_error_and_the_generator_is_closed(
+    runtime: FakeRuntime,
+) -> None:
+    # Given a generator that yields once, then blocks 0.7 s for its next chunk, with the deadline
+    # 1.3 s away and a 1 s margin (the stream must end 0.3 s from now)
+    closed = threading.Event()
+    produced: list[bytes] = []
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield b"data: 1\n\n"
+            time.sleep(0.7)
+            for n in range(2, 100):
+                produced.append(f"data: {n}\n\n".encode())
+                yield produced[-1]
+        finally:
+            closed.set()
+
+    runtime.invoke(api_event("req-5"), invocation_id="inv-1", deadline_ms=deadline_in(1.3))
+    timing = StreamTiming(ping_interval_s=10.0, deadline_margin_s=1.0)
+    started = time.monotonic()
+
+    # When the loop serves it
+    serve(runtime, lambda event, context: StreamingResponse(200, {}, body()), 1, timing=timing)
+
+    # Then the stream ended before the deadline with an SSE error event in the error model
+    record = runtime.responses["inv-1"]
+    _, chunks = split_body(record)
+    assert chunks[0] == b"data: 1\n\n"
+    assert len(chunks) == 2, chunks
+    (error,) = error_events(chunks)
+    assert error["type"] == "error"
+    assert error["error"] == {
+        "type": "api_error",
+        "code": "stream_deadline",
+        "message": error["error"]["message"],
+        "param": None,
+        "request_id": "req-5",
+    }
+    assert "incomplete" in error["error"]["message"]
+    ended_after = record.chunks[-1][0] - started
+    assert 0.2 <= ended_after < 0.7, ended_after
+    # with the error trailers, so Lambda counts the invocation as failed
+    assert record.trailers["Lambda-Runtime-Function-Error-Type"] == "StreamDeadlineExceeded"
+    assert record.complete
+    # and the generator was closed (its finally ran) without its late chunk being sent
+    assert closed.is_set()
+    assert produced == [b"data: 2\n\n"]
+
+
+def test_a_body_still_blocked_at_the_deadline_stops_the_runtime_loop(runtime: FakeRuntime) -> None:
+    # Given a generator blocked after its first chunk until the test releases it
+    release = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield b"data: 1\n\n"
+        release.wait(10)
+        yield b"data: late\n\n"
+
+    runtime.invoke(api_event(), invocation_id="inv-1", deadline_ms=deadline_in(1.2))
+    runtime.invoke(api_event(), invocation_id="inv-2")
+    try:
+        # When the loop serves it: the stream ends at the margin, the body cannot be closed
+        serve(
+            runtime,
+            lambda event, context: StreamingResponse(200, {}, body()),
+            2,
+            timing=StreamTiming(ping_interval_s=10.0, deadline_margin_s=1.0),
+            raises=BodyStuck,
+        )
+    finally:
+        release.set()
+
+    # Then the client still got its error event, and the loop stopped rather than take inv-2
+    # with the worker thread running
+    (error,) = error_events(split_body(runtime.responses["inv-1"])[1])
+    assert error["error"]["code"] == "stream_deadline"
+    assert "inv-2" not in runtime.responses
+
+
+def test_a_conversation_stream_cut_by_the_deadline_keeps_its_reply_as_incomplete(
+    runtime: FakeRuntime,
+    aws: None,
+    load_handler: Any,
+    sample_event: Any,
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a conversation whose (echo) model streams a word every 0.1 s, through the real
+    # messages_create handler, with the deadline 1.6 s away and a 1 s margin
+    monkeypatch.setenv("PARLEY_ECHO_DELAY_MS", "100")
+    set_settings(None)
+    api = Api(load_handler, sample_event, lambda_context, Principal("org_a", "proj_a", "key_a", ("*",)))
+    conversation = api.call("conversations_create", {"title": "Deadline"}).body
+    words = " ".join(f"word{n}" for n in range(40))
+    event = sample_event("messages_create", authorizer={"principalId": "key_a", **api.principal.to_context()})
+    event["body"] = json.dumps({"content": words, "stream": True})
+    event["pathParameters"] = {"conversation_id": conversation["id"]}
+    event["path"] = event["resource"].format(**event["pathParameters"])
+    runtime.invoke(event, invocation_id="inv-1", deadline_ms=deadline_in(1.6))
+
+    # When the adapter serves it
+    serve(runtime, load_handler("messages_create"), 1, timing=StreamTiming(ping_interval_s=10, deadline_margin_s=1))
+
+    # Then the client saw start, some text, then the stream_deadline error (no done)
+    _, chunks = split_body(runtime.responses["inv-1"])
+    kinds = [chunk.decode().split("\n")[0] for chunk in chunks]
+    assert kinds[0] == "event: start"
+    assert kinds[-1] == "event: error"
+    assert "event: done" not in kinds
+    assert error_events(chunks)[0]["error"]["code"] == "stream_deadline"
+    # and the stored reply is incomplete with the text the client received, not left pending
+    sent = "".join(
+        json.loads(chunk.decode().split("\n")[1].removeprefix("data: "))["text"]
+        for chunk in chunks
+        if chunk.startswith(b"event: text")
+    )
+    history = api.call("messages_list", path={"conversation_id": conversation["id"]}).body["data"]
+    reply = history[0]
+    assert reply["role"] == "assistant"
+    assert reply["status"] == "incomplete"
+    assert sent
+    assert reply["content"].startswith(sent)
+    assert len(reply["content"]) < len(words)
+
+
+def test_the_body_is_pulled_only_as_fast_as_it_is_sent() -> None:
+    # Given a body that counts how often it was advanced
+    pulled: list[int] = []
+
+    def body() -> Iterator[bytes]:
+        for n in range(3):
+            pulled.append(n)
+            yield str(n).encode()
+
+    puller = BodyPuller(body())
+
+    # When one chunk is asked for
+    first = puller.next(timeout=2.0)
+    time.sleep(0.1)
+
+    # Then the body advanced once, not ahead of the sender; and the next asks advance it in order
+    assert pulled == [0]
+    assert first is not None
+    assert getattr(first, "data", None) == b"0"
+    assert [getattr(puller.next(timeout=2.0), "data", None) for _ in range(2)] == [b"1", b"2"]
+    puller.close(timeout=2.0)
 
 
 # --- the exec wrapper, end to end --------------------------------------------------------------
@@ -624,25 +878,123 @@ def test_the_exec_wrapper_starts_the_streaming_runtime(runtime: FakeRuntime, tmp
     assert not runtime.init_errors
 
 
-def test_a_handler_that_cannot_be_loaded_posts_an_init_error_and_exits(runtime: FakeRuntime, tmp_path: Path) -> None:
-    # Given a _HANDLER naming a module that does not exist
-    env = _lambda_env(runtime, tmp_path, "missing_module.lambda_handler")
+INIT_FAILURES = {
+    "missing module": ("missing_module.lambda_handler", {}, {}, "Runtime.ImportModuleError", "missing_module"),
+    "import fails inside the module": (
+        "handler.lambda_handler",
+        {"handler.py": "import a_dependency_not_in_the_layer\n"},
+        {},
+        "Runtime.ImportModuleError",
+        "a_dependency_not_in_the_layer",
+    ),
+    "module raises while imported": (
+        "handler.lambda_handler",
+        {"handler.py": "import os\nTABLE = os.environ['PARLEY_TABLE_NOT_SET']\n"},
+        {},
+        "Runtime.ImportModuleError",
+        "PARLEY_TABLE_NOT_SET",
+    ),
+    "module exits while imported": (
+        "handler.lambda_handler",
+        {"handler.py": "import sys\nsys.exit(3)\n"},
+        {},
+        "Runtime.ImportModuleError",
+        "SystemExit",
+    ),
+    "syntax error": (
+        "handler.lambda_handler",
+        {"handler.py": "def lambda_handler(event, context)\n    return 1\n"},
+        {},
+        "Runtime.UserCodeSyntaxError",
+        "handler",
+    ),
+    "no such function": (
+        "handler.lambda_handler",
+        {"handler.py": "def other(event, context):\n    return 1\n"},
+        {},
+        "Runtime.HandlerNotFound",
+        "lambda_handler",
+    ),
+    "malformed handler name": ("handler", {}, {}, "Runtime.MalformedHandlerName", "handler"),
+    "invalid stream setting": (
+        "handler.lambda_handler",
+        {"handler.py": HANDLER_PY},
+        {"PARLEY_STREAM_PING_INTERVAL_MS": "soon"},
+        "Runtime.InvalidConfiguration",
+        "PARLEY_STREAM_PING_INTERVAL_MS",
+    ),
+}
 
-    # When the runtime starts
+
+@pytest.mark.skipif(os.path.exists("/var/lang/bin/python3"), reason="the wrapper would pick the Lambda python")
+@pytest.mark.parametrize(
+    ("handler", "files", "extra_env", "error_type", "mentioned"), INIT_FAILURES.values(), ids=INIT_FAILURES.keys()
+)
+def test_a_runtime_that_cannot_start_posts_an_init_error_and_exits_non_zero(
+    runtime: FakeRuntime,
+    tmp_path: Path,
+    handler: str,
+    files: dict[str, str],
+    extra_env: dict[str, str],
+    error_type: str,
+    mentioned: str,
+) -> None:
+    # Given a task root whose handler cannot be loaded (or a bad setting), started as Lambda does
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    runtime.invoke(api_event(), invocation_id="inv-never")
+
+    # When the exec wrapper starts the runtime
     done = subprocess.run(
-        [sys.executable, "-m", "parley.runtime.lambda_stream"],
-        env=env,
+        [str(WRAPPER), "/var/lang/bin/python3.13", "/var/runtime/bootstrap.py"],
+        env=_lambda_env(runtime, tmp_path, handler) | extra_env,
         cwd=tmp_path,
         capture_output=True,
         timeout=8.0,
         check=False,
     )
 
-    # Then it reported the failure on /init/error and exited non-zero
+    # Then it reported the failure on /init/error, took no invocation and exited non-zero
     assert done.returncode != 0
     assert len(runtime.init_errors) == 1, done.stderr.decode()
     posted = runtime.init_errors[0]
-    assert posted.headers["Lambda-Runtime-Function-Error-Type"] == "Runtime.ImportModuleError"
-    assert posted.body["errorType"] == "Runtime.ImportModuleError"
-    assert "missing_module" in posted.body["errorMessage"]
+    assert posted.headers["Lambda-Runtime-Function-Error-Type"] == error_type
+    assert posted.body["errorType"] == error_type
+    assert mentioned in posted.body["errorMessage"]
     assert isinstance(posted.body["stackTrace"], list)
+    assert not runtime.responses
+    assert not runtime.errors
+
+
+@pytest.mark.skipif(os.path.exists("/var/lang/bin/python3"), reason="the wrapper would pick the Lambda python")
+def test_the_runtime_exits_when_a_body_outlives_its_invocation(runtime: FakeRuntime, tmp_path: Path) -> None:
+    # Given a handler whose stream blocks for an hour after one chunk, a deadline 1.5 s away
+    # and a 1 s margin, set through the environment
+    (tmp_path / "handler.py").write_text(
+        "import time\n"
+        "from parley.api.streaming import StreamingResponse\n"
+        "def lambda_handler(event, context):\n"
+        "    def body():\n"
+        "        yield b'data: 1\\n\\n'\n"
+        "        time.sleep(3600)\n"
+        "        yield b'data: never\\n\\n'\n"
+        "    return StreamingResponse(200, {}, body())\n"
+    )
+    runtime.invoke(api_event(), invocation_id="inv-1", deadline_ms=deadline_in(1.5))
+    env = _lambda_env(runtime, tmp_path, "handler.lambda_handler") | {
+        "PARLEY_STREAM_DEADLINE_MARGIN_MS": "1000",
+        "PARLEY_STREAM_PING_INTERVAL_MS": "200",
+    }
+
+    # When the wrapper runs it
+    done = subprocess.run([str(WRAPPER)], env=env, cwd=tmp_path, capture_output=True, timeout=8.0, check=False)
+
+    # Then the client got the first chunk, pings and the deadline error, and the runtime exited
+    # non-zero once the deadline passed with the body still running
+    assert done.returncode == 1, done.stderr.decode()
+    _, chunks = split_body(runtime.responses["inv-1"])
+    assert chunks[0] == b"data: 1\n\n"
+    assert PING in chunks
+    (error,) = error_events(chunks)
+    assert error["error"]["code"] == "stream_deadline"
+    assert b"did not stop by its deadline" in done.stderr

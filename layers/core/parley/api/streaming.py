@@ -18,9 +18,26 @@ from typing import Any
 from parley.api import sse
 from parley.api.errors import as_parley_error, body_for, error_response
 from parley.api.observability import log_internal_error
+from parley.domain.errors import ParleyError
 from parley.iterators import resume
 
 log = logging.getLogger(__name__)
+
+
+class StreamDeadlineExceeded(ParleyError):
+    """The function's time limit was about to cut the stream: the runtime adapter ends it first,
+    with this error, so the client learns why and the reply is kept as `incomplete`."""
+
+    status = 504
+    type = "api_error"
+    code = "stream_deadline"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(
+            message
+            or "The reply reached the time limit of a streamed response and was cut short; "
+            "what was produced is kept with status incomplete."
+        )
 
 
 @dataclass

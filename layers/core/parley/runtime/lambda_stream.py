@@ -15,18 +15,39 @@ error before the first byte is an ordinary JSON error response (``prime``); a fa
 it ends the stream with an SSE ``error`` event and the ``Lambda-Runtime-Function-Error-Type``
 and ``-Body`` trailers, as the Node runtime client does.
 
+The edges of a Lambda stream (``StreamTiming``):
+
+- the body is pulled on a worker thread (``BodyPuller``), one chunk at a time and only when
+  the previous one was sent, so the sender can wait with a timeout: after 15 s without a
+  chunk it writes a ``: ping`` comment (API Gateway drops a stream idle for 5 minutes);
+- 5 s before the invocation's ``Lambda-Runtime-Deadline-Ms`` it ends the stream with an SSE
+  ``error`` event (code ``stream_deadline``) and closes the body, whose ``finally`` stores the
+  partial reply as ``incomplete``, instead of being cut off silently at the time limit;
+- the worker cannot outlive its invocation: a body that does not finish by the deadline once
+  closed stops the runtime (``BodyStuck``), and Lambda starts a fresh execution environment;
+- after a streamed response the Runtime API connection is closed, as AWS's custom-runtime
+  guide says ("send the response in chunks, then close the connection"); the next ``/next``
+  opens a new one.
+
+Both intervals come from ``PARLEY_STREAM_PING_INTERVAL_MS`` and
+``PARLEY_STREAM_DEADLINE_MARGIN_MS`` (read once, at start-up).
+
 Event bodies are never logged.
 """
 
 from __future__ import annotations
 
 import base64
+import contextvars
 import http.client
 import importlib
 import json
 import logging
+import math
 import os
+import queue
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -34,7 +55,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import quote
 
-from parley.api.streaming import StreamingResponse, error_event, from_proxy_result, prime
+from parley.api import sse
+from parley.api.streaming import (
+    StreamDeadlineExceeded,
+    StreamingResponse,
+    error_event,
+    from_proxy_result,
+    prime,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +96,59 @@ class RuntimeAPIError(Exception):
     """The Runtime API answered something the loop cannot go on from."""
 
 
-class HandlerLoadError(Exception):
-    """`_HANDLER` could not be turned into a callable; reported to /init/error."""
+class InitError(Exception):
+    """The runtime cannot start (the handler does not load, a setting is invalid); reported to
+    /init/error with `error_type` as Lambda-Runtime-Function-Error-Type."""
 
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
+
+
+class BodyStuck(RuntimeError):
+    """A response body did not finish once closed, before its invocation's deadline: its worker
+    thread would run on into the next invocation, so the runtime stops instead."""
+
+
+PING_INTERVAL_ENV = "PARLEY_STREAM_PING_INTERVAL_MS"
+DEADLINE_MARGIN_ENV = "PARLEY_STREAM_DEADLINE_MARGIN_MS"
+
+
+@dataclass(frozen=True)
+class StreamTiming:
+    """When the adapter writes on its own: a `: ping` after `ping_interval_s` without a chunk,
+    and the `stream_deadline` error `deadline_margin_s` before the invocation's deadline."""
+
+    ping_interval_s: float = 15.0
+    deadline_margin_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not (self.ping_interval_s > 0 and self.deadline_margin_s > 0):
+            raise ValueError(f"stream timing must be positive: {self}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> StreamTiming:
+        defaults = cls()
+        return cls(
+            ping_interval_s=_milliseconds(environ, PING_INTERVAL_ENV, defaults.ping_interval_s),
+            deadline_margin_s=_milliseconds(environ, DEADLINE_MARGIN_ENV, defaults.deadline_margin_s),
+        )
+
+
+def _milliseconds(environ: Mapping[str, str], name: str, default_s: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default_s
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise InitError(
+            "Runtime.InvalidConfiguration", f"{name} must be a positive number of milliseconds, not {raw!r}"
+        )
+    return value / 1000
 
 
 @dataclass(frozen=True)
@@ -227,13 +301,18 @@ class RuntimeClient:
         head: bytes,
         body: Iterator[bytes],
         request_id: str | None,
+        deadline: Deadline,
+        timing: StreamTiming,
     ) -> None:
-        """POST a response in streaming mode: `head` (the `prelude`), the delimiter, then
-        each chunk of `body` written as soon as it is produced. `body` is closed in the end,
-        so the handler's generator runs its `finally` even when sending fails half-way.
+        """POST a response in streaming mode: `head` (the `prelude`), the delimiter, then each
+        chunk of `body` written as soon as it is produced, `: ping` comments while it is idle,
+        and a `stream_deadline` error event if the deadline comes first. `body` is closed in
+        the end (on its worker thread), so the handler's generator runs its `finally` even when
+        sending fails half-way, and the connection is closed.
         """
-        conn = self._connection()
+        puller = BodyPuller(body)
         try:
+            conn = self._connection()
             conn.putrequest(
                 "POST", f"{API}/invocation/{quote(invocation_id, safe='')}/response", skip_accept_encoding=True
             )
@@ -241,7 +320,7 @@ class RuntimeClient:
                 conn.putheader(name, value)
             conn.endheaders()
             _send_chunk(conn, head + DELIMITER)
-            failure = _pump(conn, body)
+            failure = _pump(conn, puller, deadline.stream_ends, timing.ping_interval_s)
             if failure is None:
                 conn.send(b"0\r\n\r\n")
             else:
@@ -249,16 +328,110 @@ class RuntimeClient:
                 conn.send(b"0\r\n" + _trailers(failure) + b"\r\n")
             answer = conn.getresponse()
             answer.read()
-            if answer.will_close:
-                self.reset()
             if answer.status != 202:
                 log.warning("the Runtime API answered %s to the response of %s", answer.status, invocation_id)
-        except BaseException:
-            # Whatever went wrong, the request on this connection is unfinished: drop it.
-            self.reset()
-            raise
         finally:
-            _close(body)
+            # AWS's custom-runtime guide: "send the response in chunks, then close the connection".
+            # After a failure the request on this connection is unfinished anyway.
+            self.reset()
+            puller.close(deadline.seconds_left(fallback=timing.deadline_margin_s))
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """An invocation's deadline on the monotonic clock: `stream_ends` (the margin before it),
+    when a stream is ended with `stream_deadline`, and `ends`, when Lambda stops the function.
+    Both are infinite when the Runtime API gave no deadline."""
+
+    stream_ends: float
+    ends: float
+
+    @classmethod
+    def of(cls, deadline_ms: int, margin_s: float) -> Deadline:
+        if deadline_ms <= 0:
+            return cls(math.inf, math.inf)
+        ends = time.monotonic() + deadline_ms / 1000 - time.time()
+        return cls(ends - margin_s, ends)
+
+    def seconds_left(self, *, fallback: float) -> float:
+        """What is left until the end, or `fallback` without a deadline."""
+        if math.isinf(self.ends):
+            return fallback
+        return max(self.ends - time.monotonic(), 0.0)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    data: object
+
+
+@dataclass(frozen=True)
+class _End:
+    pass
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: Exception
+
+
+_Pulled = _Chunk | _End | _Failed
+
+
+class BodyPuller:
+    """Pulls a response body on a worker thread: a blocked `next()` cannot be interrupted, but a
+    wait for its result can, so the sender can ping and watch the deadline meanwhile.
+
+    The body advances only when asked (`next`), one chunk at a time, so it never runs ahead of
+    what was sent (backpressure) and its chunks keep their order. The worker alone calls the
+    body's `next()` and `close()`: a close asked for while `next()` runs happens right after it
+    returns. The worker runs in a copy of the caller's context (context variables carry over).
+    """
+
+    def __init__(self, body: Iterator[bytes]) -> None:
+        self._body = body
+        self._commands: queue.SimpleQueue[bool] = queue.SimpleQueue()  # True: next chunk, False: close
+        self._results: queue.SimpleQueue[_Pulled] = queue.SimpleQueue()
+        self._asked = False
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._work,), name="parley-stream-body", daemon=True)
+        self._thread.start()
+
+    def next(self, timeout: float) -> _Pulled | None:
+        """The next chunk, the end or the body's failure; None if nothing came within `timeout`
+        seconds (the chunk asked for is still coming: the next call waits for it)."""
+        if not self._asked:
+            self._commands.put(True)
+            self._asked = True
+        try:
+            pulled = self._results.get(timeout=max(timeout, 0.0))
+        except queue.Empty:
+            return None
+        self._asked = False
+        return pulled
+
+    def close(self, timeout: float) -> None:
+        """Close the body and wait up to `timeout` seconds for the worker; `BodyStuck` if it is
+        still running then."""
+        self._commands.put(False)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise BodyStuck(f"the response body was still running {timeout:.1f} s after it was closed")
+
+    def _work(self) -> None:
+        try:
+            while self._commands.get():
+                try:
+                    chunk = next(self._body)
+                except StopIteration:
+                    self._results.put(_End())
+                    return
+                except Exception as exc:  # noqa: BLE001 - the sender ends the stream with it
+                    self._results.put(_Failed(exc))
+                    return
+                self._results.put(_Chunk(chunk))
+        finally:
+            _close(self._body)
 
 
 def prelude(response: StreamingResponse) -> bytes:
@@ -274,18 +447,31 @@ def _send_chunk(conn: http.client.HTTPConnection, data: bytes) -> None:
         conn.send(b"%x\r\n" % len(data) + data + b"\r\n")
 
 
-def _pump(conn: http.client.HTTPConnection, body: Iterator[bytes]) -> Exception | None:
-    """Send the body's chunks as they come; the body's own failure is returned, not raised."""
+def _pump(
+    conn: http.client.HTTPConnection, body: BodyPuller, stream_ends: float, ping_interval: float
+) -> Exception | None:
+    """Send the body's chunks as they come, a ping after `ping_interval` seconds without one, and
+    stop at `stream_ends` (monotonic). The body's own failure, or the deadline, is returned."""
+    last_sent = time.monotonic()
     while True:
-        try:
-            chunk = next(body)
-        except StopIteration:
+        now = time.monotonic()
+        if now >= stream_ends:
+            return StreamDeadlineExceeded()
+        pulled = body.next(timeout=min(last_sent + ping_interval, stream_ends) - now)
+        if pulled is None:
+            if time.monotonic() < stream_ends:
+                _send_chunk(conn, sse.ping())
+                last_sent = time.monotonic()
+            continue
+        if isinstance(pulled, _End):
             return None
-        except Exception as exc:  # noqa: BLE001 - ends the stream with an error event and trailers
-            return exc
+        if isinstance(pulled, _Failed):
+            return pulled.error
+        chunk = pulled.data
         if not isinstance(chunk, bytes | bytearray | memoryview):
             return TypeError(f"the response body yielded {type(chunk).__name__}, not bytes")
         _send_chunk(conn, bytes(chunk))
+        last_sent = time.monotonic()
 
 
 def _trailers(exc: Exception) -> bytes:
@@ -316,8 +502,9 @@ def _set_trace_id(trace_id: str | None) -> None:
         os.environ.pop(TRACE_ENV, None)
 
 
-def _invoke(client: RuntimeClient, handler: Handler, invocation: Invocation) -> None:
+def _invoke(client: RuntimeClient, handler: Handler, invocation: Invocation, timing: StreamTiming) -> None:
     _set_trace_id(invocation.trace_id)
+    deadline = Deadline.of(invocation.deadline_ms, timing.deadline_margin_s)
     primed: StreamingResponse | None = None
     try:
         event = json.loads(invocation.payload)
@@ -332,12 +519,19 @@ def _invoke(client: RuntimeClient, handler: Handler, invocation: Invocation) -> 
             _close(primed.body)
         client.post_invocation_error(invocation.request_id, exc)
         return
-    client.stream_response(invocation.request_id, head, primed.body, request_id)
+    client.stream_response(invocation.request_id, head, primed.body, request_id, deadline, timing)
 
 
-def run(runtime_api: str, handler: Handler, *, max_invocations: int | None = None) -> None:
+def run(
+    runtime_api: str,
+    handler: Handler,
+    *,
+    max_invocations: int | None = None,
+    timing: StreamTiming | None = None,
+) -> None:
     """Serve invocations from the Runtime API at `runtime_api` (host:port) with `handler`,
-    forever or for `max_invocations`."""
+    forever or for `max_invocations`. `BodyStuck` ends the loop (see the module's docstring)."""
+    timing = timing or StreamTiming()
     client = RuntimeClient(runtime_api)
     served = 0
     try:
@@ -345,7 +539,9 @@ def run(runtime_api: str, handler: Handler, *, max_invocations: int | None = Non
             invocation = client.next_invocation()
             served += 1
             try:
-                _invoke(client, handler, invocation)
+                _invoke(client, handler, invocation, timing)
+            except BodyStuck:
+                raise
             except (OSError, http.client.HTTPException):
                 # The connection is reset already; the next call opens a new one.
                 log.exception("lost the Runtime API connection during invocation %s", invocation.request_id)
@@ -363,18 +559,19 @@ def load_handler(spec: str) -> Handler:
     """`module.function` (or `dir/module.function`), imported from sys.path."""
     module_name, _, function_name = spec.rpartition(".")
     if not module_name or not function_name:
-        raise HandlerLoadError("Runtime.MalformedHandlerName", f"Bad handler '{spec}': expected module.function")
+        raise InitError("Runtime.MalformedHandlerName", f"Bad handler '{spec}': expected module.function")
     module_name = module_name.replace("/", ".")
     try:
         module = importlib.import_module(module_name)
     except SyntaxError as exc:
-        raise HandlerLoadError("Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}") from exc
-    except Exception as exc:
-        raise HandlerLoadError("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}") from exc
+        raise InitError("Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}") from exc
+    except (Exception, SystemExit) as exc:  # a module may even call sys.exit() while it is imported
+        message = f"Unable to import module '{module_name}': {type(exc).__name__}: {exc}"
+        raise InitError("Runtime.ImportModuleError", message) from exc
     handler = getattr(module, function_name, None)
     if not callable(handler):
         message = f"Handler '{function_name}' missing on module '{module_name}'"
-        raise HandlerLoadError("Runtime.HandlerNotFound", message)
+        raise InitError("Runtime.HandlerNotFound", message)
     return cast(Handler, handler)
 
 
@@ -391,14 +588,22 @@ def main() -> None:
     runtime_api = os.environ["AWS_LAMBDA_RUNTIME_API"]
     sys.path.insert(0, os.environ.get("LAMBDA_TASK_ROOT", "/var/task"))
     try:
+        timing = StreamTiming.from_env(os.environ)
         handler = load_handler(os.environ.get("_HANDLER", ""))
-    except HandlerLoadError as exc:
-        log.error("init failed: %s", exc.message, exc_info=exc.__cause__ or exc)
-        payload = _error_payload(exc.__cause__ or exc, exc.error_type)
+    except InitError as exc:
+        cause = exc.__cause__ or exc
+        log.error("init failed: %s", exc.message, exc_info=cause)
+        payload = _error_payload(cause, exc.error_type)
         payload["errorMessage"] = exc.message
         RuntimeClient(runtime_api).post_error(INIT_ERROR_PATH, exc.error_type, payload)
         raise SystemExit(1) from None
-    run(runtime_api, handler)
+    try:
+        run(runtime_api, handler, timing=timing)
+    except BodyStuck:
+        # Its invocation was answered; exiting lets Lambda start a fresh execution environment
+        # rather than thaw this one with the thread still running.
+        log.critical("a response body did not stop by its deadline; stopping the runtime", exc_info=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
