@@ -9,12 +9,14 @@ from pathlib import Path
 
 from parley.api.routing import Route, RouteTable, Scheduled
 
-# "secrets" grants read and write on the provider-key secrets (parley/<stage>/*), "secrets:read" reading only;
-# "documents" and "documents:read" likewise for the documents bucket's objects.
+# Resource kinds: a table's name ("conversations") grants reading and writing its items, "<table>:read"
+# only GetItem, BatchGetItem and Query (every GET route reads only); "secrets" grants read and write on
+# the provider-key secrets (parley/<stage>/*), "secrets:read" reading only; "documents" and
+# "documents:read" likewise for the documents bucket's objects; "bedrock" invoking Bedrock models.
 PROVIDERS = ("chats", "secrets")
 # Model calls: provider records and keys (read), metering (and its queue, for records DynamoDB
-# refuses), and documents named by messages.
-COMPLETIONS = ("chats", "secrets:read", "usage", "metering", "documents:read")
+# refuses), documents named by messages, Bedrock models.
+COMPLETIONS = ("chats", "secrets:read", "usage", "metering", "documents:read", "bedrock")
 # List routes sign and check their pagination cursors with the stage's cursor key.
 CURSORS = "cursors"
 # Conversation writes check the provider they name.
@@ -45,7 +47,7 @@ ROUTES = (
         "/v1/providers",
         "providers_list",
         "providers:ListProviders",
-        resources=("chats", CURSORS),
+        resources=("chats:read", CURSORS),
         description="List the project's AI providers.",
     ),
     Route(
@@ -53,7 +55,7 @@ ROUTES = (
         "/v1/providers/{provider_id}",
         "providers_get",
         "providers:GetProvider",
-        resources=("chats",),
+        resources=("chats:read",),
         description="Get an AI provider (never its key).",
     ),
     Route(
@@ -77,7 +79,7 @@ ROUTES = (
         "/v1/usage",
         "usage_get",
         "usage:GetUsage",
-        resources=("usage",),
+        resources=("usage:read",),
         description="Token and cost sums for a date range, by model or by key.",
     ),
     Route(
@@ -85,7 +87,7 @@ ROUTES = (
         "/v1/audit-events",
         "audit_events_list",
         "audit:ListAuditEvents",
-        resources=("usage", CURSORS),
+        resources=("usage:read", CURSORS),
         description="The project's audit trail, newest first.",
     ),
     Route(
@@ -101,7 +103,7 @@ ROUTES = (
         "/v1/conversations",
         "conversations_list",
         "conversations:ListConversations",
-        resources=("conversations", CURSORS),
+        resources=("conversations:read", CURSORS),
         description="List conversations by user and status, newest activity first.",
     ),
     Route(
@@ -110,7 +112,7 @@ ROUTES = (
         "conversations_get",
         "conversations:GetConversation",
         # include=messages reads them, and writes back replies a dead invocation left pending
-        resources=("conversations", "messages"),
+        resources=("conversations:read", "messages"),
         description="Get a conversation (include=sessions adds its sessions, include=messages its newest messages).",
     ),
     Route(
@@ -160,7 +162,7 @@ ROUTES = (
         "/v1/conversations/{conversation_id}/messages",
         "messages_list",
         "conversations:ListMessages",
-        resources=("conversations", "messages", CURSORS),
+        resources=("conversations:read", "messages:read", CURSORS),
         description="Message history by cursor or offset.",
     ),
     Route(
@@ -176,7 +178,7 @@ ROUTES = (
         "/v1/conversations/{conversation_id}/sessions",
         "sessions_list",
         "conversations:ListSessions",
-        resources=("conversations", CURSORS),
+        resources=("conversations:read", CURSORS),
         description="List a conversation's chat sessions.",
     ),
     Route(
@@ -184,7 +186,7 @@ ROUTES = (
         "/v1/conversations/{conversation_id}/context",
         "context_get",
         "conversations:GetContext",
-        resources=("conversations", "messages", "chats"),
+        resources=("conversations:read", "messages:read", "chats:read"),
         description="The context window's state.",
     ),
     Route(
@@ -213,8 +215,17 @@ ROUTES = (
         resources=("chats",),
         description="Store a chat configuration (AI provider, system message, model).",
     ),
-    Route("GET", "/v1/chats", "chats_list", "chats:ListChats", resources=("chats", CURSORS), description="List chats."),
-    Route("GET", "/v1/chats/{chat_id}", "chats_get", "chats:GetChat", resources=("chats",), description="Get a chat."),
+    Route(
+        "GET",
+        "/v1/chats",
+        "chats_list",
+        "chats:ListChats",
+        resources=("chats:read", CURSORS),
+        description="List chats.",
+    ),
+    Route(
+        "GET", "/v1/chats/{chat_id}", "chats_get", "chats:GetChat", resources=("chats:read",), description="Get a chat."
+    ),
     Route(
         "PATCH",
         "/v1/chats/{chat_id}",
@@ -264,7 +275,7 @@ ROUTES = (
         "/v1/documents",
         "documents_list",
         "documents:ListDocuments",
-        resources=("chats", CURSORS),
+        resources=("chats:read", CURSORS),
         description="List documents (metadata).",
     ),
     Route(
@@ -272,7 +283,7 @@ ROUTES = (
         "/v1/documents/{document_id}",
         "documents_get",
         "documents:GetDocument",
-        resources=("chats", "documents:read"),
+        resources=("chats:read", "documents:read"),
         description="Get a document; include=content adds its text.",
     ),
     Route(

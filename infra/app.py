@@ -1,4 +1,5 @@
-"""Entry point of the CDK app (cdk.json: "python infra/app.py"; also `python -m infra.app`).
+"""Entry point of the CDK app (cdk.json: ".venv/bin/python infra/app.py", the project's virtualenv, where
+aws_cdk is installed; also `python -m infra.app`).
 
 Run as a script, Python puts infra/ first on sys.path, where the package infra/constructs would
 shadow the `constructs` library that aws_cdk imports. So, before anything imports aws_cdk, the

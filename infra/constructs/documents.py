@@ -19,8 +19,21 @@ READ_ACTIONS = ("s3:GetObject",)
 WRITE_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
 
 
+# S3 bucket names stop at 63 characters. Account ids have 12 digits; the longest region names have
+# 15 characters ("us-isof-south-1"); stages up to 20 (infra.application).
+MAX_BUCKET_NAME = 63
+ACCOUNT_ID_LENGTH = 12
+LONGEST_REGION = 15
+
+
 def documents_bucket_name(stage: str) -> str:
-    return f"parley-{stage}-documents-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+    """parley-<stage>-documents-<account>-<region>, which fits for stages up to 17 characters in
+    every region; a longer stage gets "docs" instead of "documents" (so the name stays within 63
+    characters), and shorter stages keep the name they always had."""
+    for word in ("documents", "docs"):
+        if len(f"parley-{stage}-{word}--") + ACCOUNT_ID_LENGTH + LONGEST_REGION <= MAX_BUCKET_NAME:
+            return f"parley-{stage}-{word}-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+    raise ValueError(f"stage {stage!r} is too long for the documents bucket's name")
 
 
 class ParleyDocuments(Construct):
@@ -51,10 +64,12 @@ def grant_documents(function: ParleyFunction, stage: str, *, write: bool) -> Non
     arn = f"arn:{Aws.PARTITION}:s3:::{documents_bucket_name(stage)}/*"
     actions = WRITE_ACTIONS if write else READ_ACTIONS
     iam.Grant.add_to_principal(grantee=function.function, actions=list(actions), resource_arns=[arn])
+    nag_name = (
+        documents_bucket_name(stage).replace(Aws.ACCOUNT_ID, "<AWS::AccountId>").replace(Aws.REGION, "<AWS::Region>")
+    )
     acknowledge(
         function,
-        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::parley-{stage}-documents-<AWS::AccountId>"
-        "-<AWS::Region>/*]",
+        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{nag_name}/*]",
         "Document objects are named {project}/{document id} at run time; the grant is to this stage's documents "
         f"bucket objects only, with {', '.join(actions)}.",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import ArnFormat, Aws, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -16,7 +16,7 @@ from infra.constructs.cursors import CURSORS, cursor_secret_name, grant_cursor_k
 from infra.constructs.documents import DOCUMENTS, DOCUMENTS_READ, documents_bucket_name, grant_documents
 from infra.constructs.function import ParleyFunction, ParleyLayers, acknowledge
 from infra.constructs.queues import METERING, METERING_CONSUME, ParleyQueues
-from infra.constructs.tables import ParleyTables, pascal_case
+from infra.constructs.tables import READ_ONLY_SUFFIX, ParleyTables, pascal_case, table_access
 from parley.api.routing import Route, RouteTable
 
 # API Gateway answers 504 after 29 s on a buffered integration; a streamed one may last 15 min.
@@ -35,6 +35,10 @@ SECRET_ACTIONS = (
     "secretsmanager:PutSecretValue",
     "secretsmanager:DeleteSecret",
 )
+# Model calls through the Bedrock provider (Converse and ConverseStream, which IAM authorizes as
+# InvokeModel and InvokeModelWithResponseStream), on foundation models and inference profiles.
+BEDROCK = "bedrock"
+BEDROCK_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
 AUTHORIZER_MEMORY_MB = 512
 AUTHORIZER_TIMEOUT_S = 10
 
@@ -80,7 +84,7 @@ def plan_functions(table: RouteTable) -> list[FunctionPlan]:
                 name=name,
                 routes=routes,
                 streaming=streaming,
-                resources=tuple(sorted({res for r in routes for res in r.resources})),
+                resources=strongest({res for r in routes for res in r.resources}),
                 # A streamed route's function lives as long as API Gateway holds the stream (15 min):
                 # stopping earlier would cut the stream without an SSE error event.
                 timeout_seconds=STREAMING_LIMIT_S if streaming else max(r.timeout_seconds for r in routes),
@@ -88,6 +92,13 @@ def plan_functions(table: RouteTable) -> list[FunctionPlan]:
             )
         )
     return plans
+
+
+def strongest(resources: set[str]) -> tuple[str, ...]:
+    """The resources a function's routes name together, sorted; one route's "x" (read and write)
+    makes another's "x:read" redundant."""
+    redundant = {r for r in resources if r.endswith(READ_ONLY_SUFFIX) and r.removesuffix(READ_ONLY_SUFFIX) in resources}
+    return tuple(sorted(resources - redundant))
 
 
 def base_environment(stage: str) -> dict[str, str]:
@@ -119,13 +130,23 @@ class RouteFunctions(Construct):
         super().__init__(scope, construct_id)
         self.plans: dict[str, FunctionPlan] = {}
         self.functions: dict[str, ParleyFunction] = {}
+        known = {
+            *tables.tables,
+            *(f"{t}{READ_ONLY_SUFFIX}" for t in tables.tables),
+            SECRETS,
+            SECRETS_READ,
+            DOCUMENTS,
+            DOCUMENTS_READ,
+            BEDROCK,
+            METERING,
+            CURSORS,
+        }
         for plan in plan_functions(route_table):
-            known = {*tables.tables, SECRETS, SECRETS_READ, DOCUMENTS, DOCUMENTS_READ, METERING, CURSORS}
             unknown = sorted(set(plan.resources) - known)
             if unknown:
                 raise ValueError(f"functions/{plan.name}: unknown resources {unknown}; known: {sorted(known)}")
-            table_resources = [r for r in plan.resources if r in tables.tables]
-            environment = base_environment(stage) | dict(tables.table_names(table_resources))
+            table_grants = [access for r in plan.resources if (access := table_access(r, tables.tables))]
+            environment = base_environment(stage) | dict(tables.table_names(t for t, _ in table_grants))
             if DOCUMENTS in plan.resources or DOCUMENTS_READ in plan.resources:
                 environment["PARLEY_DOCUMENTS_BUCKET"] = documents_bucket_name(stage)
             if METERING in plan.resources:
@@ -145,8 +166,11 @@ class RouteFunctions(Construct):
                 timeout=Duration.seconds(plan.timeout_seconds),
                 log_retention=log_retention,
             )
-            for logical in table_resources:
-                tables.grant_read_write_data(function.function, logical)
+            for logical, read_only in table_grants:
+                if read_only:
+                    tables.grant_read_data(function.function, logical)
+                else:
+                    tables.grant_read_write_data(function.function, logical)
             if DOCUMENTS in plan.resources or DOCUMENTS_READ in plan.resources:
                 grant_documents(function, stage, write=DOCUMENTS in plan.resources)
             if SECRETS in plan.resources:
@@ -157,6 +181,8 @@ class RouteFunctions(Construct):
                 queues.grant(function.function, METERING)
             if CURSORS in plan.resources:
                 grant_cursor_key(function, stage)
+            if BEDROCK in plan.resources:
+                grant_bedrock(function)
             self.plans[plan.name] = plan
             self.functions[plan.name] = function
 
@@ -226,3 +252,34 @@ def grant_provider_secrets(function: ParleyFunction, stage: str, actions: tuple[
         f"One secret per AI provider, created at run time under {prefix}<project>/providers/<id> (names "
         "unknown at deploy time); the wildcard is limited to this stage's prefix.",
     )
+
+
+def grant_bedrock(function: ParleyFunction) -> None:
+    """Model invocation on Bedrock: any foundation model, in any region (a cross-region inference
+    profile routes a call to the model in another region, and IAM checks it there), and the
+    account's inference profiles, system-defined and application ones, in any region (a provider
+    record may name another region than the function's)."""
+    stack = Stack.of(function)
+    arns = [f"arn:{Aws.PARTITION}:bedrock:*::foundation-model/*"] + [
+        stack.format_arn(
+            service="bedrock",
+            region="*",
+            resource=kind,
+            resource_name="*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        for kind in ("inference-profile", "application-inference-profile")
+    ]
+    iam.Grant.add_to_principal(grantee=function.function, actions=list(BEDROCK_ACTIONS), resource_arns=arns)
+    reasons = {
+        "arn:<AWS::Partition>:bedrock:*::foundation-model/*": "The model is the provider record's choice, "
+        "made at run time; a cross-region inference profile needs the model in every region it routes to.",
+        "arn:<AWS::Partition>:bedrock:*:<AWS::AccountId>:inference-profile/*": "Inference profiles are chosen "
+        "by provider records at run time; limited to this account's profiles.",
+        "arn:<AWS::Partition>:bedrock:*:<AWS::AccountId>:application-inference-profile/*": "Application "
+        "inference profiles are chosen by provider records at run time; limited to this account's profiles.",
+    }
+    for resource, reason in reasons.items():
+        acknowledge(
+            function, f"AwsSolutions-IAM5[Resource::{resource}]", f"{reason} Actions: {', '.join(BEDROCK_ACTIONS)}."
+        )

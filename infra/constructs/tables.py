@@ -18,8 +18,12 @@ EPHEMERAL = frozenset({"idempotency"})
 # Item reads and writes, as IAM authorizes them (TransactWriteItems and TransactGetItems are
 # authorized as their parts). No Scan (DESIGN.md section 4: no Scan on any request path), no
 # stream reads (the event emitter gets its own grant), no DescribeTable.
-READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem")
+READ_ONLY_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query")
+# ConditionCheckItem only ever appears in a TransactWriteItems, so it goes with the writes.
+READ_ACTIONS = (*READ_ONLY_ACTIONS, "dynamodb:ConditionCheckItem")
 WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+# A route resource "<table>" reads and writes the table; "<table>:read" only reads it (GET routes).
+READ_ONLY_SUFFIX = ":read"
 
 _TYPES = {
     "S": dynamodb.AttributeType.STRING,
@@ -30,6 +34,14 @@ _TYPES = {
 
 def _attribute(key: Key | None) -> dynamodb.Attribute | None:
     return None if key is None else dynamodb.Attribute(name=key.name, type=_TYPES[key.type])
+
+
+def table_access(resource: str, tables: Iterable[str]) -> tuple[str, bool] | None:
+    """(table, read only) for a route resource naming a table ("messages", "messages:read"), else None."""
+    table = resource.removesuffix(READ_ONLY_SUFFIX)
+    if table not in set(tables):
+        return None
+    return table, table != resource
 
 
 def pascal_case(logical: str) -> str:
@@ -87,7 +99,8 @@ class ParleyTables(Construct):
         return self._grant(grantee, logical, READ_ACTIONS + WRITE_ACTIONS)
 
     def grant_read_data(self, grantee: iam.IGrantable, logical: str) -> iam.Grant:
-        return self._grant(grantee, logical, READ_ACTIONS)
+        """GetItem, BatchGetItem and Query only (TransactGetItems is authorized as GetItem)."""
+        return self._grant(grantee, logical, READ_ONLY_ACTIONS)
 
     def _grant(self, grantee: iam.IGrantable, logical: str, actions: tuple[str, ...]) -> iam.Grant:
         # Table.grant_read_write_data would grant "<table>/index/*" (a wildcard cdk-nag flags) and

@@ -4,18 +4,24 @@ gateway errors; plus cdk-nag and cfn-lint over the result. One synth per session
 from __future__ import annotations
 
 import json
+import shlex
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import Aws
 from aws_cdk.assertions import Match, Template
 
-from infra.constructs.functions import plan_functions
-from infra.constructs.tables import EPHEMERAL, pascal_case
+from infra.application import _STAGE
+from infra.constructs.documents import LONGEST_REGION, documents_bucket_name
+from infra.constructs.functions import BEDROCK, BEDROCK_ACTIONS, plan_functions
+from infra.constructs.tables import EPHEMERAL, READ_ACTIONS, READ_ONLY_ACTIONS, WRITE_ACTIONS, pascal_case, table_access
 from infra.layers import build_core_layer, build_deps_layer, requirement_name, runtime_requirements
-from infra.paths import ROUTES_FILE
+from infra.paths import CDK_JSON, REPO_ROOT, ROUTES_FILE
+from infra.stacks.data import DOCUMENTS_BUCKET_OUTPUT, table_output
 from parley.api.errors import GATEWAY_ERRORS
 from parley.api.routing import Route, RouteTable, load_route_table
 from parley.storage.schema import TABLES, TableSpec, create_table_request
@@ -28,8 +34,17 @@ PLANS = {plan.name: plan for plan in plan_functions(ROUTE_TABLE)}
 TABLE_NAMES = {spec.logical for spec in TABLES}
 
 
+def table_grants(function: str) -> dict[str, bool]:
+    """Table -> read only, for the tables a function's routes name."""
+    return dict(access for r in PLANS[function].resources if (access := table_access(r, TABLE_NAMES)))
+
+
 def plan_tables(function: str) -> set[str]:
-    return set(PLANS[function].resources) & TABLE_NAMES
+    return set(table_grants(function))
+
+
+def only_get(function: str) -> bool:
+    return {route.method for route in PLANS[function].routes} == {"GET"}
 
 
 # --- reading the templates ------------------------------------------------------------------------
@@ -253,6 +268,73 @@ def test_given_a_route_function_when_synthesized_then_its_policy_reaches_only_th
 
 
 @pytest.mark.parametrize("function", sorted(PLANS))
+def test_given_a_route_function_when_synthesized_then_read_only_tables_get_only_reads_and_the_others_reads_and_writes(
+    synth: Synth, function: str
+) -> None:
+    grants = table_grants(function)
+    seen: set[str] = set()
+    for statement in statements(role_policy(synth, function)):
+        actions = {a for a in actions_of(statement) if a.startswith("dynamodb:")}
+        if not actions:
+            continue
+        mentioned = tables_mentioned(synth, statement["Resource"])
+        assert mentioned
+        seen |= mentioned
+        read_only = {grants[t] for t in mentioned}
+        assert len(read_only) == 1, statement
+        assert actions == set(READ_ONLY_ACTIONS if read_only.pop() else READ_ACTIONS + WRITE_ACTIONS), statement
+    assert seen == set(grants)
+
+
+@pytest.mark.parametrize("function", sorted(f for f in PLANS if only_get(f)))
+def test_given_a_function_serving_only_get_routes_when_synthesized_then_its_role_writes_nothing(
+    synth: Synth, function: str
+) -> None:
+    # Given the route table's resource kinds for GET routes (tables, documents: read kinds)
+    assert all(table_grants(function).values()), PLANS[function].resources
+    # Then the role reads (GetItem, BatchGetItem, Query, s3:GetObject) and writes nowhere
+    actions = {a for s in statements(role_policy(synth, function)) for a in actions_of(s)}
+    dynamodb = {a for a in actions if a.startswith("dynamodb:")}
+    assert dynamodb <= set(READ_ONLY_ACTIONS)
+    assert not {a for a in actions if a.startswith(("s3:", "secretsmanager:", "bedrock:"))} - {"s3:GetObject"}
+
+
+MODEL_CALLING = {"completions_create", "chats_complete", "messages_create"}
+
+
+def test_given_the_route_table_when_planned_then_exactly_the_model_calling_functions_name_bedrock() -> None:
+    assert {name for name, plan in PLANS.items() if BEDROCK in plan.resources} == MODEL_CALLING
+
+
+@pytest.mark.parametrize("function", sorted(PLANS))
+def test_given_a_route_function_when_synthesized_then_only_model_calling_ones_may_invoke_bedrock_models(
+    synth: Synth, function: str
+) -> None:
+    found = [
+        s for s in statements(role_policy(synth, function)) if any(a.startswith("bedrock:") for a in actions_of(s))
+    ]
+    if function not in MODEL_CALLING:
+        assert found == []
+        return
+    (statement,) = found
+    assert (
+        actions_of(statement)
+        == set(BEDROCK_ACTIONS)
+        == {
+            "bedrock:InvokeModel",
+            "bedrock:InvokeModelWithResponseStream",
+        }
+    )
+    resources = [json.dumps(r) for r in statement["Resource"]]
+    assert len(resources) == 3
+    joined = " ".join(resources)
+    assert ":bedrock:*::foundation-model/*" in joined
+    for kind in ("inference-profile", "application-inference-profile"):
+        (arn,) = [r for r in resources if f":{kind}/*" in r]
+        assert ':bedrock:*:"' in arn and "AWS::AccountId" in arn, arn
+
+
+@pytest.mark.parametrize("function", sorted(PLANS))
 def test_given_a_route_function_when_synthesized_then_only_secrets_users_reach_the_stages_provider_secrets(
     synth: Synth, function: str
 ) -> None:
@@ -311,9 +393,7 @@ def test_given_the_authorizer_when_synthesized_then_it_reads_the_keys_table_and_
     variables = function["Properties"]["Environment"]["Variables"]
     assert tables_mentioned(synth, policy) == {"keys"}
     assert {n for n in variables if n.startswith("PARLEY_TABLE_")} == {"PARLEY_TABLE_KEYS"}
-    actions = dynamodb_actions(policy)
-    assert actions
-    assert not actions & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+    assert dynamodb_actions(policy) == set(READ_ONLY_ACTIONS)
 
 
 # --- API ------------------------------------------------------------------------------------------
@@ -411,16 +491,73 @@ def test_given_the_api_when_synthesized_then_it_is_regional_logged_traced_valida
     template.has_resource_properties(
         "AWS::ApiGateway::RequestValidator", {"ValidateRequestBody": True, "ValidateRequestParameters": True}
     )
-    ((_, stage),) = by_path(synth.api, "AWS::ApiGateway::Stage").values()
+    ((stage_id, stage),) = by_path(synth.api, "AWS::ApiGateway::Stage").values()
     access_log = json.loads(
         stage["Properties"]["AccessLogSetting"]["Format"].replace(
             "$context.error.messageString", '"quoted by API Gateway"'
         )
     )
     assert access_log["requestId"] == "$context.requestId"
-    assert set(synth.api["Outputs"]) == {"ApiUrl"}
     (method_settings,) = stage["Properties"]["MethodSettings"]
     assert (method_settings["ThrottlingRateLimit"], method_settings["ThrottlingBurstLimit"]) == (100, 200)
+    assert set(synth.api["Outputs"]) == {"ApiUrl"}
+    api_url = json.dumps(synth.api["Outputs"]["ApiUrl"]["Value"])
+    ((rest_api_id, _),) = by_path(synth.api, "AWS::ApiGateway::RestApi").values()
+    assert rest_api_id in api_url
+    assert json.dumps({"Ref": stage_id}) in api_url
+
+
+def test_given_the_data_stack_when_synthesized_then_it_outputs_every_table_name_and_the_bucket_name(
+    synth: Synth,
+) -> None:
+    outputs = synth.data["Outputs"]
+    ids = table_ids(synth)
+    for spec in TABLES:
+        assert outputs[table_output(spec.logical)]["Value"] == {"Ref": ids[spec.logical]}, spec.logical
+    assert "KeysTableName" in outputs  # what the README's parley-admin step reads
+    ((bucket_id, _),) = by_path(synth.data, "AWS::S3::Bucket").values()
+    assert outputs[DOCUMENTS_BUCKET_OUTPUT]["Value"] == {"Ref": bucket_id}
+    named = {table_output(spec.logical) for spec in TABLES} | {DOCUMENTS_BUCKET_OUTPUT}
+    assert {name for name in outputs if not name.startswith("ExportsOutput")} == named
+
+
+def test_given_the_longest_stage_when_the_bucket_is_named_then_it_fits_63_characters_in_every_region() -> None:
+    longest_stage = "s" * 20
+    assert _STAGE.fullmatch(longest_stage)
+    assert not _STAGE.fullmatch(longest_stage + "s")
+    for stage in ("prod", "s" * 17, "s" * 18, longest_stage):
+        name = documents_bucket_name(stage).replace(Aws.ACCOUNT_ID, "1" * 12).replace(Aws.REGION, "r" * LONGEST_REGION)
+        assert len(name) <= 63, name
+    # and the stages whose name always fitted keep it
+    assert documents_bucket_name("prod").startswith("parley-prod-documents-")
+    assert documents_bucket_name("s" * 17).startswith(f"parley-{'s' * 17}-documents-")
+
+
+def test_given_the_synthesized_bucket_when_read_then_its_name_is_the_one_the_functions_get(synth: Synth) -> None:
+    ((_, bucket),) = by_path(synth.data, "AWS::S3::Bucket").values()
+    name = json.dumps(bucket["Properties"]["BucketName"])
+    assert f"parley-{synth.stage}-documents-" in name
+    _, function = lambda_function(synth, "documents_get")
+    assert json.dumps(function["Properties"]["Environment"]["Variables"]["PARLEY_DOCUMENTS_BUCKET"]) == name
+
+
+def test_given_cdk_json_when_the_cli_runs_its_commands_then_they_use_the_projects_virtualenv() -> None:
+    # Given the commands the CDK CLI runs (from the repository root, where cdk.json is)
+    settings = json.loads(CDK_JSON.read_text())
+    app, build = shlex.split(settings["app"]), shlex.split(settings["build"])
+    # Then both run the virtualenv's python (PATH's may lack aws_cdk), on files that exist
+    assert app == [".venv/bin/python", "infra/app.py"]
+    assert build == [".venv/bin/python", "-m", "infra.layers"]
+    assert (REPO_ROOT / app[1]).is_file()
+    # and that python has the CDK and cdk-nag the app imports
+    done = subprocess.run(
+        [app[0], "-c", "import aws_cdk, cdk_nag, infra.application"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
 
 
 # --- checks ---------------------------------------------------------------------------------------
