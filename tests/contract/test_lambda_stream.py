@@ -604,6 +604,7 @@ def test_a_broken_connection_closes_the_generator_and_the_next_invocation_reconn
 
 FAST = StreamTiming(ping_interval_s=0.1, deadline_margin_s=1.0)
 PING = b": ping\n\n"
+SSE = {"Content-Type": "text/event-stream; charset=utf-8"}
 
 
 def deadline_in(seconds: float) -> int:
@@ -632,7 +633,7 @@ def test_an_idle_stream_gets_a_ping_comment_every_interval_and_keeps_its_chunks_
     runtime.invoke(api_event(), invocation_id="inv-1")
 
     # When the loop serves it
-    serve(runtime, lambda event, context: StreamingResponse(200, {}, body()), 1, timing=FAST)
+    serve(runtime, lambda event, context: StreamingResponse(200, SSE, body()), 1, timing=FAST)
 
     # Then the silence was filled with `: ping` comments, each its own HTTP chunk, ~0.1 s apart,
     # and the data chunks came in order, around them
@@ -650,6 +651,23 @@ def test_an_idle_stream_gets_a_ping_comment_every_interval_and_keeps_its_chunks_
     assert record.trailers == {}
 
 
+def test_an_idle_body_that_is_not_an_event_stream_gets_no_ping(runtime: FakeRuntime) -> None:
+    # Given a JSON body produced in two slow pieces (a comment line would corrupt it)
+    def body() -> Iterator[bytes]:
+        yield b'{"a": '
+        time.sleep(0.35)
+        yield b"1}"
+
+    runtime.invoke(api_event(), invocation_id="inv-1")
+
+    # When the loop serves it with a 0.1 s ping interval
+    response = StreamingResponse(200, {"content-type": "application/json"}, body())
+    serve(runtime, lambda event, context: response, 1, timing=FAST)
+
+    # Then the body is exactly the JSON
+    assert split_body(runtime.responses["inv-1"])[1] == [b'{"a": ', b"1}"]
+
+
 def test_a_stream_that_never_idles_gets_no_ping(runtime: FakeRuntime) -> None:
     # Given a generator that yields a chunk every 0.05 s, under a 0.1 s ping interval
     def body() -> Iterator[bytes]:
@@ -660,7 +678,7 @@ def test_a_stream_that_never_idles_gets_no_ping(runtime: FakeRuntime) -> None:
     runtime.invoke(api_event(), invocation_id="inv-1")
 
     # When the loop serves it
-    serve(runtime, lambda event, context: StreamingResponse(200, {}, body()), 1, timing=FAST)
+    serve(runtime, lambda event, context: StreamingResponse(200, SSE, body()), 1, timing=FAST)
 
     # Then no ping was needed
     assert split_body(runtime.responses["inv-1"])[1] == [f"data: {n}\n\n".encode() for n in range(8)]
@@ -978,7 +996,7 @@ def test_the_runtime_exits_when_a_body_outlives_its_invocation(runtime: FakeRunt
         "        yield b'data: 1\\n\\n'\n"
         "        time.sleep(3600)\n"
         "        yield b'data: never\\n\\n'\n"
-        "    return StreamingResponse(200, {}, body())\n"
+        "    return StreamingResponse(200, {'Content-Type': 'text/event-stream'}, body())\n"
     )
     runtime.invoke(api_event(), invocation_id="inv-1", deadline_ms=deadline_in(1.5))
     env = _lambda_env(runtime, tmp_path, "handler.lambda_handler") | {

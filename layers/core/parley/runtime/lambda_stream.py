@@ -303,10 +303,13 @@ class RuntimeClient:
         request_id: str | None,
         deadline: Deadline,
         timing: StreamTiming,
+        *,
+        pings: bool = True,
     ) -> None:
         """POST a response in streaming mode: `head` (the `prelude`), the delimiter, then each
-        chunk of `body` written as soon as it is produced, `: ping` comments while it is idle,
-        and a `stream_deadline` error event if the deadline comes first. `body` is closed in
+        chunk of `body` written as soon as it is produced, `: ping` comments while it is idle
+        (with `pings`: only an SSE body can carry them), and a `stream_deadline` error event if
+        the deadline comes first. `body` is closed in
         the end (on its worker thread), so the handler's generator runs its `finally` even when
         sending fails half-way, and the connection is closed.
         """
@@ -320,7 +323,8 @@ class RuntimeClient:
                 conn.putheader(name, value)
             conn.endheaders()
             _send_chunk(conn, head + DELIMITER)
-            failure = _pump(conn, puller, deadline.stream_ends, timing.ping_interval_s)
+            ping_interval = timing.ping_interval_s if pings else math.inf
+            failure = _pump(conn, puller, deadline.stream_ends, ping_interval)
             if failure is None:
                 conn.send(b"0\r\n\r\n")
             else:
@@ -519,7 +523,14 @@ def _invoke(client: RuntimeClient, handler: Handler, invocation: Invocation, tim
             _close(primed.body)
         client.post_invocation_error(invocation.request_id, exc)
         return
-    client.stream_response(invocation.request_id, head, primed.body, request_id, deadline, timing)
+    client.stream_response(
+        invocation.request_id, head, primed.body, request_id, deadline, timing, pings=_is_event_stream(primed)
+    )
+
+
+def _is_event_stream(response: StreamingResponse) -> bool:
+    content_type = next((v for k, v in response.headers.items() if k.lower() == "content-type"), "")
+    return content_type.split(";")[0].strip().lower() == "text/event-stream"
 
 
 def run(
