@@ -9,10 +9,12 @@ from pathlib import Path
 
 from parley.api.routing import Route, RouteTable, Scheduled
 
-# Resource kinds: a table's name ("conversations") grants reading and writing its items, "<table>:read"
-# only GetItem, BatchGetItem and Query (every GET route reads only); "secrets" grants read and write on
-# the provider-key secrets (parley/<stage>/*), "secrets:read" reading only; "documents" and
-# "documents:read" likewise for the documents bucket's objects; "bedrock" invoking Bedrock models.
+# Resource kinds: a table's name ("conversations") grants reading and writing its items;
+# "<table>:read" only GetItem, BatchGetItem and Query (GET routes); "<table>:update" those and
+# UpdateItem (GET routes that write back replies a dead invocation left pending, see
+# services.conversations.settle). "secrets" grants read and write on the provider-key secrets
+# (parley/<stage>/*), "secrets:read" reading only; "documents" and "documents:read" likewise for the
+# documents bucket's objects; "bedrock" invoking Bedrock models.
 PROVIDERS = ("chats", "secrets")
 # Model calls: provider records and keys (read), metering (and its queue, for records DynamoDB
 # refuses), documents named by messages, Bedrock models.
@@ -112,7 +114,7 @@ ROUTES = (
         "conversations_get",
         "conversations:GetConversation",
         # include=messages reads them, and writes back replies a dead invocation left pending
-        resources=("conversations:read", "messages"),
+        resources=("conversations:read", "messages:update"),
         description="Get a conversation (include=sessions adds its sessions, include=messages its newest messages).",
     ),
     Route(
@@ -162,7 +164,7 @@ ROUTES = (
         "/v1/conversations/{conversation_id}/messages",
         "messages_list",
         "conversations:ListMessages",
-        resources=("conversations:read", "messages:read", CURSORS),
+        resources=("conversations:read", "messages:update", CURSORS),
         description="Message history by cursor or offset.",
     ),
     Route(

@@ -16,7 +16,7 @@ from infra.constructs.cursors import CURSORS, cursor_secret_name, grant_cursor_k
 from infra.constructs.documents import DOCUMENTS, DOCUMENTS_READ, documents_bucket_name, grant_documents
 from infra.constructs.function import ParleyFunction, ParleyLayers, acknowledge
 from infra.constructs.queues import METERING, METERING_CONSUME, ParleyQueues
-from infra.constructs.tables import READ_ONLY_SUFFIX, ParleyTables, pascal_case, table_access
+from infra.constructs.tables import ACCESS_ACTIONS, ParleyTables, pascal_case, table_access, table_resources
 from parley.api.routing import Route, RouteTable
 
 # API Gateway answers 504 after 29 s on a buffered integration; a streamed one may last 15 min.
@@ -95,10 +95,20 @@ def plan_functions(table: RouteTable) -> list[FunctionPlan]:
 
 
 def strongest(resources: set[str]) -> tuple[str, ...]:
-    """The resources a function's routes name together, sorted; one route's "x" (read and write)
-    makes another's "x:read" redundant."""
-    redundant = {r for r in resources if r.endswith(READ_ONLY_SUFFIX) and r.removesuffix(READ_ONLY_SUFFIX) in resources}
-    return tuple(sorted(resources - redundant))
+    """The resources a function's routes name together, sorted; of "x", "x:update" and "x:read"
+    named together only the one granting most stays (tables, secrets and documents alike)."""
+    rank = {access: n for n, access in enumerate(ACCESS_ACTIONS)}  # "" (read and write) first
+
+    def level(resource: str) -> tuple[str, int]:
+        base, colon, kind = resource.partition(":")
+        return (base, rank[colon + kind]) if colon + kind in rank else (resource, 0)
+
+    best: dict[str, str] = {}
+    for resource in resources:
+        key, n = level(resource)
+        if key not in best or n < level(best[key])[1]:
+            best[key] = resource
+    return tuple(sorted(best.values()))
 
 
 def base_environment(stage: str) -> dict[str, str]:
@@ -131,8 +141,7 @@ class RouteFunctions(Construct):
         self.plans: dict[str, FunctionPlan] = {}
         self.functions: dict[str, ParleyFunction] = {}
         known = {
-            *tables.tables,
-            *(f"{t}{READ_ONLY_SUFFIX}" for t in tables.tables),
+            *table_resources(tables.tables),
             SECRETS,
             SECRETS_READ,
             DOCUMENTS,
@@ -166,11 +175,8 @@ class RouteFunctions(Construct):
                 timeout=Duration.seconds(plan.timeout_seconds),
                 log_retention=log_retention,
             )
-            for logical, read_only in table_grants:
-                if read_only:
-                    tables.grant_read_data(function.function, logical)
-                else:
-                    tables.grant_read_write_data(function.function, logical)
+            for logical, access in table_grants:
+                tables.grant_data(function.function, logical, access)
             if DOCUMENTS in plan.resources or DOCUMENTS_READ in plan.resources:
                 grant_documents(function, stage, write=DOCUMENTS in plan.resources)
             if SECRETS in plan.resources:
@@ -207,7 +213,7 @@ class RouteFunctions(Construct):
                 log_retention=log_retention,
             )
             for logical in job_tables:
-                tables.grant_read_write_data(function.function, logical)
+                tables.grant_data(function.function, logical)
             if METERING_CONSUME in job.resources:
                 queues.grant(function.function, METERING_CONSUME)
             events.Rule(

@@ -22,8 +22,14 @@ READ_ONLY_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Quer
 # ConditionCheckItem only ever appears in a TransactWriteItems, so it goes with the writes.
 READ_ACTIONS = (*READ_ONLY_ACTIONS, "dynamodb:ConditionCheckItem")
 WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
-# A route resource "<table>" reads and writes the table; "<table>:read" only reads it (GET routes).
-READ_ONLY_SUFFIX = ":read"
+# What a route resource naming a table grants: "<table>" reads and writes its items; "<table>:read"
+# only reads them (GET routes); "<table>:update" reads them and updates existing ones, never puts
+# or deletes (GET routes that write back replies a dead invocation left pending).
+ACCESS_ACTIONS: dict[str, tuple[str, ...]] = {
+    "": READ_ACTIONS + WRITE_ACTIONS,
+    ":update": (*READ_ONLY_ACTIONS, "dynamodb:UpdateItem"),
+    ":read": READ_ONLY_ACTIONS,
+}
 
 _TYPES = {
     "S": dynamodb.AttributeType.STRING,
@@ -36,12 +42,19 @@ def _attribute(key: Key | None) -> dynamodb.Attribute | None:
     return None if key is None else dynamodb.Attribute(name=key.name, type=_TYPES[key.type])
 
 
-def table_access(resource: str, tables: Iterable[str]) -> tuple[str, bool] | None:
-    """(table, read only) for a route resource naming a table ("messages", "messages:read"), else None."""
-    table = resource.removesuffix(READ_ONLY_SUFFIX)
-    if table not in set(tables):
+def table_access(resource: str, tables: Iterable[str]) -> tuple[str, str] | None:
+    """(table, access) for a route resource naming a table ("messages" -> ("messages", ""),
+    "messages:read" -> ("messages", ":read"); access is a key of ACCESS_ACTIONS), else None."""
+    table, colon, kind = resource.partition(":")
+    access = colon + kind
+    if table not in set(tables) or access not in ACCESS_ACTIONS:
         return None
-    return table, table != resource
+    return table, access
+
+
+def table_resources(tables: Iterable[str]) -> set[str]:
+    """Every route resource that names one of `tables`."""
+    return {f"{table}{access}" for table in tables for access in ACCESS_ACTIONS}
 
 
 def pascal_case(logical: str) -> str:
@@ -95,12 +108,13 @@ class ParleyTables(Construct):
         """The environment a function needs for these tables: PARLEY_TABLE_<LOGICAL> = name."""
         return {f"PARLEY_TABLE_{logical.upper()}": self.table(logical).table_name for logical in logicals}
 
-    def grant_read_write_data(self, grantee: iam.IGrantable, logical: str) -> iam.Grant:
-        return self._grant(grantee, logical, READ_ACTIONS + WRITE_ACTIONS)
+    def grant_data(self, grantee: iam.IGrantable, logical: str, access: str = "") -> iam.Grant:
+        """The item actions of `access` (a key of ACCESS_ACTIONS) on the table and its indexes."""
+        return self._grant(grantee, logical, ACCESS_ACTIONS[access])
 
     def grant_read_data(self, grantee: iam.IGrantable, logical: str) -> iam.Grant:
         """GetItem, BatchGetItem and Query only (TransactGetItems is authorized as GetItem)."""
-        return self._grant(grantee, logical, READ_ONLY_ACTIONS)
+        return self.grant_data(grantee, logical, ":read")
 
     def _grant(self, grantee: iam.IGrantable, logical: str, actions: tuple[str, ...]) -> iam.Grant:
         # Table.grant_read_write_data would grant "<table>/index/*" (a wildcard cdk-nag flags) and

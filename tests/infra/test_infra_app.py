@@ -17,8 +17,8 @@ from aws_cdk.assertions import Match, Template
 
 from infra.application import _STAGE
 from infra.constructs.documents import LONGEST_REGION, documents_bucket_name
-from infra.constructs.functions import BEDROCK, BEDROCK_ACTIONS, plan_functions
-from infra.constructs.tables import EPHEMERAL, READ_ACTIONS, READ_ONLY_ACTIONS, WRITE_ACTIONS, pascal_case, table_access
+from infra.constructs.functions import BEDROCK, BEDROCK_ACTIONS, plan_functions, strongest
+from infra.constructs.tables import ACCESS_ACTIONS, EPHEMERAL, READ_ONLY_ACTIONS, pascal_case, table_access
 from infra.layers import build_core_layer, build_deps_layer, requirement_name, runtime_requirements
 from infra.paths import CDK_JSON, REPO_ROOT, ROUTES_FILE
 from infra.stacks.data import DOCUMENTS_BUCKET_OUTPUT, table_output
@@ -34,8 +34,8 @@ PLANS = {plan.name: plan for plan in plan_functions(ROUTE_TABLE)}
 TABLE_NAMES = {spec.logical for spec in TABLES}
 
 
-def table_grants(function: str) -> dict[str, bool]:
-    """Table -> read only, for the tables a function's routes name."""
+def table_grants(function: str) -> dict[str, str]:
+    """Table -> access ("", ":update", ":read"), for the tables a function's routes name."""
     return dict(access for r in PLANS[function].resources if (access := table_access(r, TABLE_NAMES)))
 
 
@@ -268,7 +268,7 @@ def test_given_a_route_function_when_synthesized_then_its_policy_reaches_only_th
 
 
 @pytest.mark.parametrize("function", sorted(PLANS))
-def test_given_a_route_function_when_synthesized_then_read_only_tables_get_only_reads_and_the_others_reads_and_writes(
+def test_given_a_route_function_when_synthesized_then_each_table_gets_exactly_the_actions_of_its_kind(
     synth: Synth, function: str
 ) -> None:
     grants = table_grants(function)
@@ -280,23 +280,38 @@ def test_given_a_route_function_when_synthesized_then_read_only_tables_get_only_
         mentioned = tables_mentioned(synth, statement["Resource"])
         assert mentioned
         seen |= mentioned
-        read_only = {grants[t] for t in mentioned}
-        assert len(read_only) == 1, statement
-        assert actions == set(READ_ONLY_ACTIONS if read_only.pop() else READ_ACTIONS + WRITE_ACTIONS), statement
+        kinds = {grants[t] for t in mentioned}
+        assert len(kinds) == 1, statement
+        assert actions == set(ACCESS_ACTIONS[kinds.pop()]), statement
     assert seen == set(grants)
 
 
+# GET routes that write back replies left pending by a dead invocation (UpdateItem on messages).
+SETTLING = {"conversations_get", "messages_list"}
+
+
 @pytest.mark.parametrize("function", sorted(f for f in PLANS if only_get(f)))
-def test_given_a_function_serving_only_get_routes_when_synthesized_then_its_role_writes_nothing(
+def test_given_a_function_serving_only_get_routes_when_synthesized_then_its_role_reads_and_puts_or_deletes_nothing(
     synth: Synth, function: str
 ) -> None:
-    # Given the route table's resource kinds for GET routes (tables, documents: read kinds)
-    assert all(table_grants(function).values()), PLANS[function].resources
-    # Then the role reads (GetItem, BatchGetItem, Query, s3:GetObject) and writes nowhere
+    # Given the route table's resource kinds for GET routes: read kinds, and messages:update where
+    # a read settles stale replies
+    expected = {t: (":update" if function in SETTLING and t == "messages" else ":read") for t in table_grants(function)}
+    assert table_grants(function) == expected
+    # Then the role reads (GetItem, BatchGetItem, Query, s3:GetObject), at most updates messages,
+    # and never puts, deletes or writes in batches
     actions = {a for s in statements(role_policy(synth, function)) for a in actions_of(s)}
     dynamodb = {a for a in actions if a.startswith("dynamodb:")}
-    assert dynamodb <= set(READ_ONLY_ACTIONS)
+    assert dynamodb <= {*READ_ONLY_ACTIONS, "dynamodb:UpdateItem"}
+    assert ("dynamodb:UpdateItem" in dynamodb) is (function in SETTLING)
     assert not {a for a in actions if a.startswith(("s3:", "secretsmanager:", "bedrock:"))} - {"s3:GetObject"}
+
+
+def test_given_kinds_naming_one_resource_when_combined_then_the_one_granting_most_stays() -> None:
+    assert strongest({"messages:read", "messages:update"}) == ("messages:update",)
+    assert strongest({"messages", "messages:read", "chats:read"}) == ("chats:read", "messages")
+    assert strongest({"secrets", "secrets:read", "bedrock"}) == ("bedrock", "secrets")
+    assert strongest({"documents:read", "usage:read"}) == ("documents:read", "usage:read")
 
 
 MODEL_CALLING = {"completions_create", "chats_complete", "messages_create"}
