@@ -84,7 +84,9 @@ class Posted:
 
 class FakeRuntime:
     def __init__(self) -> None:
-        self.pending: queue.Queue[tuple[str, bytes, dict[str, str]]] = queue.Queue()
+        # (invocation id, event, headers, deadline in seconds from when /next hands it out)
+        self.pending: queue.Queue[tuple[str, bytes, dict[str, str], float | None]] = queue.Queue()
+        self.handed_out: dict[str, float] = {}  # invocation id -> when /next handed it out (monotonic)
         self.responses: dict[str, Streamed] = {}
         self.errors: dict[str, Posted] = {}
         self.init_errors: list[Posted] = []
@@ -109,7 +111,10 @@ class FakeRuntime:
         invocation_id: str,
         trace_id: str | None = None,
         deadline_ms: int | None = None,
+        deadline_in_s: float | None = None,
     ) -> None:
+        """Queue an invocation; its deadline is `deadline_ms`, or `deadline_in_s` after /next hands
+        it out (so a slow start does not eat into it), or a minute away."""
         headers = {
             "Lambda-Runtime-Aws-Request-Id": invocation_id,
             "Lambda-Runtime-Deadline-Ms": str(deadline_ms or int(time.time() * 1000) + 60_000),
@@ -118,7 +123,7 @@ class FakeRuntime:
         if trace_id:
             headers["Lambda-Runtime-Trace-Id"] = trace_id
         self.answered[invocation_id] = threading.Event()
-        self.pending.put((invocation_id, json.dumps(event).encode(), headers))
+        self.pending.put((invocation_id, json.dumps(event).encode(), headers, deadline_in_s))
 
     def wait_answered(self, invocation_id: str, timeout: float = 5.0) -> None:
         assert self.answered[invocation_id].wait(timeout), f"{invocation_id} was never answered"
@@ -158,9 +163,13 @@ class FakeRuntime:
                     return
                 while not fake.stop.is_set():
                     try:
-                        _, payload, headers = fake.pending.get(timeout=0.05)
+                        invocation_id, payload, headers, deadline_in_s = fake.pending.get(timeout=0.05)
                     except queue.Empty:
                         continue
+                    if deadline_in_s is not None:
+                        deadline = int((time.time() + deadline_in_s) * 1000)
+                        headers = {**headers, "Lambda-Runtime-Deadline-Ms": str(deadline)}
+                    fake.handed_out[invocation_id] = time.monotonic()
                     self._reply(200, payload, {"Content-Type": "application/json", **headers})
                     return
                 self.close_connection = True
@@ -607,10 +616,6 @@ PING = b": ping\n\n"
 SSE = {"Content-Type": "text/event-stream; charset=utf-8"}
 
 
-def deadline_in(seconds: float) -> int:
-    return int((time.time() + seconds) * 1000)
-
-
 def error_events(chunks: list[bytes]) -> list[dict[str, Any]]:
     found = []
     for chunk in chunks:
@@ -643,10 +648,10 @@ def test_an_idle_stream_gets_a_ping_comment_every_interval_and_keeps_its_chunks_
     assert chunks[-2:] == [b"data: 2\n\n", b"data: 3\n\n"]
     pings = chunks[1:-2]
     assert set(pings) == {PING}
-    assert 3 <= len(pings) <= 5, chunks
+    assert 2 <= len(pings) <= 5, chunks
     times = [arrived for arrived, data in record.chunks if data == PING]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-    assert all(0.07 <= gap <= 0.3 for gap in gaps), gaps
+    assert all(0.07 <= gap <= 0.4 for gap in gaps), gaps
     assert record.complete
     assert record.trailers == {}
 
@@ -687,27 +692,27 @@ def test_a_stream_that_never_idles_gets_no_ping(runtime: FakeRuntime) -> None:
 def test_near_the_deadline_the_stream_ends_with_a_stream_deadline_error_and_the_generator_is_closed(
     runtime: FakeRuntime,
 ) -> None:
-    # Given a generator that yields once, then blocks 0.7 s for its next chunk, with the deadline
-    # 1.3 s away and a 1 s margin (the stream must end 0.3 s from now)
+    # Given a generator that yields once, then blocks 2 s for its next chunk, with the deadline
+    # 3.5 s after it is handed out and a 3 s margin (the stream must end 0.5 s after that; the
+    # slack in these numbers is for a loaded machine)
     closed = threading.Event()
     produced: list[bytes] = []
 
     def body() -> Iterator[bytes]:
         try:
             yield b"data: 1\n\n"
-            time.sleep(0.7)
+            time.sleep(2.0)
             for n in range(2, 100):
                 produced.append(f"data: {n}\n\n".encode())
                 yield produced[-1]
         finally:
             closed.set()
 
-    runtime.invoke(api_event("req-5"), invocation_id="inv-1", deadline_ms=deadline_in(1.3))
-    timing = StreamTiming(ping_interval_s=10.0, deadline_margin_s=1.0)
-    started = time.monotonic()
+    runtime.invoke(api_event("req-5"), invocation_id="inv-1", deadline_in_s=3.5)
+    timing = StreamTiming(ping_interval_s=10.0, deadline_margin_s=3.0)
 
     # When the loop serves it
-    serve(runtime, lambda event, context: StreamingResponse(200, {}, body()), 1, timing=timing)
+    serve(runtime, lambda event, context: StreamingResponse(200, {}, body()), 1, timeout=10.0, timing=timing)
 
     # Then the stream ended before the deadline with an SSE error event in the error model
     record = runtime.responses["inv-1"]
@@ -724,8 +729,8 @@ def test_near_the_deadline_the_stream_ends_with_a_stream_deadline_error_and_the_
         "request_id": "req-5",
     }
     assert "incomplete" in error["error"]["message"]
-    ended_after = record.chunks[-1][0] - started
-    assert 0.2 <= ended_after < 0.7, ended_after
+    ended_after = record.chunks[-1][0] - runtime.handed_out["inv-1"]
+    assert 0.45 <= ended_after < 2.0, ended_after  # at the margin, before the late chunk
     # with the error trailers, so Lambda counts the invocation as failed
     assert record.trailers["Lambda-Runtime-Function-Error-Type"] == "StreamDeadlineExceeded"
     assert record.complete
@@ -743,7 +748,7 @@ def test_a_body_still_blocked_at_the_deadline_stops_the_runtime_loop(runtime: Fa
         release.wait(10)
         yield b"data: late\n\n"
 
-    runtime.invoke(api_event(), invocation_id="inv-1", deadline_ms=deadline_in(1.2))
+    runtime.invoke(api_event(), invocation_id="inv-1", deadline_in_s=1.2)
     runtime.invoke(api_event(), invocation_id="inv-2")
     try:
         # When the loop serves it: the stream ends at the margin, the body cannot be closed
@@ -772,21 +777,23 @@ def test_a_conversation_stream_cut_by_the_deadline_keeps_its_reply_as_incomplete
     lambda_context: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given a conversation whose (echo) model streams a word every 0.1 s, through the real
-    # messages_create handler, with the deadline 1.6 s away and a 1 s margin
+    # Given a conversation whose (echo) model streams a word every 0.1 s (6 s in all), through the
+    # real messages_create handler, with the deadline 5 s away and a 4 s margin (room for the
+    # reply's write on a loaded machine)
     monkeypatch.setenv("PARLEY_ECHO_DELAY_MS", "100")
     set_settings(None)
     api = Api(load_handler, sample_event, lambda_context, Principal("org_a", "proj_a", "key_a", ("*",)))
     conversation = api.call("conversations_create", {"title": "Deadline"}).body
-    words = " ".join(f"word{n}" for n in range(40))
+    words = " ".join(f"word{n}" for n in range(60))
     event = sample_event("messages_create", authorizer={"principalId": "key_a", **api.principal.to_context()})
     event["body"] = json.dumps({"content": words, "stream": True})
     event["pathParameters"] = {"conversation_id": conversation["id"]}
     event["path"] = event["resource"].format(**event["pathParameters"])
-    runtime.invoke(event, invocation_id="inv-1", deadline_ms=deadline_in(1.6))
+    runtime.invoke(event, invocation_id="inv-1", deadline_in_s=5.0)
 
     # When the adapter serves it
-    serve(runtime, load_handler("messages_create"), 1, timing=StreamTiming(ping_interval_s=10, deadline_margin_s=1))
+    timing = StreamTiming(ping_interval_s=10, deadline_margin_s=4)
+    serve(runtime, load_handler("messages_create"), 1, timeout=15.0, timing=timing)
 
     # Then the client saw start, some text, then the stream_deadline error (no done)
     _, chunks = split_body(runtime.responses["inv-1"])
@@ -986,7 +993,7 @@ def test_a_runtime_that_cannot_start_posts_an_init_error_and_exits_non_zero(
 
 @pytest.mark.skipif(os.path.exists("/var/lang/bin/python3"), reason="the wrapper would pick the Lambda python")
 def test_the_runtime_exits_when_a_body_outlives_its_invocation(runtime: FakeRuntime, tmp_path: Path) -> None:
-    # Given a handler whose stream blocks for an hour after one chunk, a deadline 1.5 s away
+    # Given a handler whose stream blocks for an hour after one chunk, a deadline 2 s away
     # and a 1 s margin, set through the environment
     (tmp_path / "handler.py").write_text(
         "import time\n"
@@ -998,7 +1005,7 @@ def test_the_runtime_exits_when_a_body_outlives_its_invocation(runtime: FakeRunt
         "        yield b'data: never\\n\\n'\n"
         "    return StreamingResponse(200, {'Content-Type': 'text/event-stream'}, body())\n"
     )
-    runtime.invoke(api_event(), invocation_id="inv-1", deadline_ms=deadline_in(1.5))
+    runtime.invoke(api_event(), invocation_id="inv-1", deadline_in_s=2.0)
     env = _lambda_env(runtime, tmp_path, "handler.lambda_handler") | {
         "PARLEY_STREAM_DEADLINE_MARGIN_MS": "1000",
         "PARLEY_STREAM_PING_INTERVAL_MS": "200",
