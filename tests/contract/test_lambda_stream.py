@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 
-from parley.api.principal import Principal
 from parley.api.streaming import StreamingResponse
 from parley.domain.errors import InvalidRequest, ProviderError
+from parley.domain.principal import Principal
 from parley.runtime.lambda_stream import BodyPuller, BodyStuck, StreamTiming, run
 from parley.settings import set_settings
 from tests.handlers.api import Api
@@ -777,19 +777,21 @@ def test_a_conversation_stream_cut_by_the_deadline_keeps_its_reply_as_incomplete
     lambda_context: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given a conversation whose (echo) model streams a word every 0.1 s (6 s in all), through the
-    # real messages_create handler, with the deadline 5 s away and a 4 s margin (room for the
-    # reply's write on a loaded machine)
-    monkeypatch.setenv("PARLEY_ECHO_DELAY_MS", "100")
-    set_settings(None)
+    # Given a conversation with one exchange already (the handler is warm), whose (echo) model
+    # streams a word every 0.1 s (8 s in all), through the real messages_create handler, with the
+    # deadline 6 s away and a 4 s margin (room for the reply's write on a loaded machine)
     api = Api(load_handler, sample_event, lambda_context, Principal("org_a", "proj_a", "key_a", ("*",)))
     conversation = api.call("conversations_create", {"title": "Deadline"}).body
-    words = " ".join(f"word{n}" for n in range(60))
+    warm = api.call("messages_create", {"content": "warm up"}, path={"conversation_id": conversation["id"]})
+    assert warm.status == 200, warm.body
+    monkeypatch.setenv("PARLEY_ECHO_DELAY_MS", "100")
+    set_settings(None)
+    words = " ".join(f"word{n}" for n in range(80))
     event = sample_event("messages_create", authorizer={"principalId": "key_a", **api.principal.to_context()})
     event["body"] = json.dumps({"content": words, "stream": True})
     event["pathParameters"] = {"conversation_id": conversation["id"]}
     event["path"] = event["resource"].format(**event["pathParameters"])
-    runtime.invoke(event, invocation_id="inv-1", deadline_in_s=5.0)
+    runtime.invoke(event, invocation_id="inv-1", deadline_in_s=6.0)
 
     # When the adapter serves it
     timing = StreamTiming(ping_interval_s=10, deadline_margin_s=4)
