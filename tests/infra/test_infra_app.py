@@ -304,7 +304,11 @@ def test_given_a_function_serving_only_get_routes_when_synthesized_then_its_role
     dynamodb = {a for a in actions if a.startswith("dynamodb:")}
     assert dynamodb <= {*READ_ONLY_ACTIONS, "dynamodb:UpdateItem"}
     assert ("dynamodb:UpdateItem" in dynamodb) is (function in SETTLING)
-    assert not {a for a in actions if a.startswith(("s3:", "secretsmanager:", "bedrock:"))} - {"s3:GetObject"}
+    # (list routes read the stage's cursor-signing key)
+    assert not {a for a in actions if a.startswith(("s3:", "secretsmanager:", "bedrock:"))} - {
+        "s3:GetObject",
+        "secretsmanager:GetSecretValue",
+    }
 
 
 def test_given_kinds_naming_one_resource_when_combined_then_the_one_granting_most_stays() -> None:
