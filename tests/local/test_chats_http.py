@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import openai
 import pytest
@@ -18,7 +20,9 @@ def http(server: Server) -> httpx.Client:
 
 @pytest.fixture
 def provider_id(http: httpx.Client) -> str:
-    created = http.post("/v1/providers", json={"type": "echo", "name": f"echo-{id(http)}", "default_model": "echo"})
+    created = http.post(
+        "/v1/providers", json={"type": "echo", "name": f"echo-{uuid.uuid4().hex[:12]}", "default_model": "echo"}
+    )
     assert created.status_code == 201, created.text
     return str(created.json()["id"])
 
