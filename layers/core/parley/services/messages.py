@@ -286,7 +286,8 @@ def _earlier(
     principal: Principal, conversation_id: str, body: MessageSend, key: str, conversations: ConversationStore
 ) -> MessageRecord | None:
     """The reply item of an earlier send with this key, or None if there was none. 409 when the
-    key was used for another request, or when that reply is still being written."""
+    key was used for another request, or when that reply is still being written; the stored
+    error when that send failed."""
     record = conversations.get_send_key(principal.project_id, conversation_id, key)
     if record is None:
         return None
@@ -300,12 +301,18 @@ def _earlier(
         lifecycle.settle(principal, conversation_id, settled, conversations)
         reply = settled[0]
     if reply.status == "pending":
-        raise Conflict(
-            "A request with this Idempotency-Key is still running; retry shortly.",
-            code="idempotency_request_in_progress",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
+        raise _in_progress()
+    if reply.status == "error":  # the send failed: its retry answers the same error
+        raise _replayed_error(reply.error, reply.error_status)
     return reply
+
+
+def _in_progress() -> Conflict:
+    return Conflict(
+        "A request with this Idempotency-Key is still running; retry shortly.",
+        code="idempotency_request_in_progress",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def _begin(
@@ -323,11 +330,7 @@ def _begin(
         assert key is not None
         earlier = _earlier(principal, conversation_id, body, key, conversations)
         if earlier is None:  # its record expired in between: a new send would be a second pair
-            raise Conflict(
-                "A request with this Idempotency-Key is still running; retry shortly.",
-                code="idempotency_request_in_progress",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            ) from None
+            raise _in_progress() from None
         return earlier
 
 
@@ -346,8 +349,6 @@ def send(
 ) -> Sent:
     begun = _begin(principal, conversation_id, body, request_id, key)
     if not isinstance(begun, Prepared):
-        if begun.status == "error":
-            raise _replayed_error(begun.error, begun.error_status)
         return Sent(message_from_item(begun), replayed=True)
     prepared = begun
     try:
@@ -381,8 +382,6 @@ def send_stream(
     """
     begun = _begin(principal, conversation_id, body, request_id, key)
     if not isinstance(begun, Prepared):
-        if begun.status == "error":
-            raise _replayed_error(begun.error, begun.error_status)
         return Streamed(_replay_stream(begun), replayed=True)
     prepared = begun
     try:
