@@ -45,13 +45,16 @@ def error(code: str, message: str = "") -> Action:
     return act
 
 
-def commit_then_lose_response(sdk_retries: bool) -> Action:
+def commit_then_lose_response(sdk_retries: bool, tokens_honoured: bool = True) -> Action:
     """The write commits but its response never arrives: the SDK retries the same request (same
-    ClientRequestToken), or (sdk_retries=False) gives up with a read timeout."""
+    ClientRequestToken), or (sdk_retries=False) gives up with a read timeout. With
+    tokens_honoured=False the retry is applied again as a new request, as moto's server does."""
 
     def act(faults: Faults, operation: str, request: dict[str, Any]) -> Any:
         faults.forward(operation, request)
         if sdk_retries:
+            if not tokens_honoured:
+                return getattr(faults.real, operation)(**request)
             return faults.forward(operation, request)
         raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
 

@@ -285,13 +285,24 @@ def test_a_competitor_wins_the_seq_reservation_and_seqs_stay_dense(api: Api, fau
     ]
 
 
-@pytest.mark.parametrize("sdk_retries", [True, False])
-def test_a_commit_whose_response_is_lost_appends_one_pair(api: Api, faults: Faults, sdk_retries: bool) -> None:
+@pytest.mark.parametrize(
+    ("sdk_retries", "tokens_honoured", "key"),
+    [(True, True, None), (False, True, None), (True, False, None), (True, False, "k-lost")],
+)
+def test_a_commit_whose_response_is_lost_appends_one_pair(
+    api: Api, faults: Faults, sdk_retries: bool, tokens_honoured: bool, key: str | None
+) -> None:
     """The transaction commits and its answer is lost: the resend carries the same
-    ClientRequestToken, so DynamoDB answers from the commit and no second pair is appended."""
+    ClientRequestToken, so DynamoDB answers from the commit and no second pair is appended. Where
+    the token is not honoured (moto's server, as under `make serve`), the resend fails its
+    conditions and the send sees its own message stored: still one pair, and a 200."""
     cid = new(api)
-    faults.inject("transact_write_items", commit_then_lose_response(sdk_retries), when=on_table("messages"))
-    reply = send(api, cid, "once")
+    faults.inject(
+        "transact_write_items",
+        commit_then_lose_response(sdk_retries, tokens_honoured),
+        when=on_table("messages"),
+    )
+    reply = send(api, cid, "once", key=key)
     assert reply.status == 200
     assert [(m["seq"], m["content"]) for m in history(api, cid)] == [(1, "once"), (2, "once")]
     assert api.call("conversations_get", path={"conversation_id": cid}).body["message_count"] == 2

@@ -359,6 +359,8 @@ class ConversationStore:
             if code != "TransactionCanceledException":
                 raise
             reasons = cancellation_reasons(error)
+            if REASON_CONDITION in reasons and self._landed(pk, user):
+                return  # an earlier try of this very request committed; only its answer was lost
             if send_key is not None and len(reasons) > 3 and reasons[3] == REASON_CONDITION:
                 raise DuplicateSend from None
             if any(r in REASON_THROTTLED for r in reasons):
@@ -368,6 +370,19 @@ class ConversationStore:
             if REASON_CONDITION in reasons or REASON_CONFLICT in reasons:
                 raise StaleConversation from None
             raise
+
+    def _landed(self, pk: str, user: MessageRecord) -> bool:
+        """Whether this user message is stored at its seq: a retried TransactWriteItems whose first
+        try committed (its response lost) fails its conditions when the ClientRequestToken is not
+        honoured (an emulator, or a retry after the token's 10 minutes); one read on that path
+        tells a lost response from a lost race."""
+        found = self.client.get_item(
+            TableName=self.messages,
+            Key={"pk": {"S": pk}, "sk": {"N": str(user.seq)}},
+            ConsistentRead=True,
+            ProjectionExpression="id",
+        )
+        return str(found.get("Item", {}).get("id", {}).get("S", "")) == user.id
 
     def _transact_exactly_once(self, request: dict[str, Any], tries: int = 3) -> None:
         """TransactWriteItems, sent again as it is when its outcome is unknown (the connection
