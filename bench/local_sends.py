@@ -36,6 +36,8 @@ def main() -> int:
         replies, prompt, completion = check(server, conversations, expected_sends=rounds * sends)
     finally:
         stop_server(server)
+        problems = [line.rstrip() for line in server.output if " ERROR " in line or " WARNING " in line]
+        print("server warnings and errors:", *problems[:30], sep="\n  ")
     print(f"{rounds} x {sends} sends: {replies} pairs stored, seqs dense, usage exact ({prompt} + {completion} tokens)")
     print(f"burst seconds: median {statistics.median(seconds):.1f}, max {max(seconds):.1f}")
     return 1 if failures else 0
