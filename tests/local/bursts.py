@@ -81,7 +81,9 @@ def check(server: Server, conversations: list[str], expected_sends: int) -> tupl
                 completion += int(usage["completion_tokens"])
         totals = c.get("/v1/usage", params={"group_by": "model"}).json()["totals"]
     assert replies == expected_sends
-    assert (totals["requests"], totals["prompt_tokens"], totals["completion_tokens"]) == (replies, prompt, completion)
+    counted = (totals["requests"], totals["prompt_tokens"], totals["completion_tokens"])
+    expected = (replies, prompt, completion)
+    assert counted == expected, f"usage report {counted} != replies {expected}"
     return replies, prompt, completion
 
 
