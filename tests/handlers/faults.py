@@ -99,6 +99,10 @@ class Faults:
         self.rules.append(rule)
         return rule
 
+    def forget_tokens(self) -> None:
+        """As DynamoDB does 10 minutes after a token's first use."""
+        self._tokens.clear()
+
     def forward(self, operation: str, request: dict[str, Any]) -> Any:
         """The call as DynamoDB would answer it, without faults."""
         token = request.get("ClientRequestToken") if operation == "transact_write_items" else None

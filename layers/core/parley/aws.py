@@ -26,9 +26,14 @@ _BEDROCK = {"retries": {"mode": "standard", "total_max_attempts": 1}, "connect_t
 
 
 class Clients:
-    def __init__(self, session: boto3.session.Session | None = None, region: str | None = None) -> None:
+    def __init__(
+        self, session: boto3.session.Session | None = None, region: str | None = None, read_timeout: int | None = None
+    ) -> None:
         self._session = session
         self._region = region
+        # The local server's emulation serves one request at a time: a call waiting its turn is
+        # slow, not lost, and resending it after 10 s only adds to the queue.
+        self._read_timeout = read_timeout
 
     def _client(self, service: str, options: dict[str, Any] = _RETRIES) -> Any:
         # boto3 is imported on the first client, not with this module: routes that never call AWS
@@ -37,6 +42,8 @@ class Clients:
         from botocore.config import Config  # noqa: PLC0415
 
         session = self._session or boto3.session.Session()
+        if self._read_timeout is not None and options is _RETRIES:
+            options = {**options, "read_timeout": self._read_timeout}
         return session.client(service, region_name=self._region or get_settings().region, config=Config(**options))  # type: ignore[call-overload]
 
     @cached_property

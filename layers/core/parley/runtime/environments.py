@@ -43,6 +43,7 @@ log = logging.getLogger("parley.local")
 
 INIT_TIMEOUT_SECONDS = 60.0  # Lambda allows 10 s; a loaded laptop starting 20 at once needs more
 OWN_WAIT_SECONDS = 5.0  # at the cap, how long a function waits for one of its own environments
+LOCAL_READ_TIMEOUT = 60  # seconds botocore waits on the (serialised) local emulation before resending
 # Imported once by the fork server; every environment starts with them in memory.
 PRELOAD = ["parley.runtime.preload"]
 
@@ -108,7 +109,7 @@ def _environment_main(conn: Any, function: str, handler_path: str, env: Mapping[
         from parley.aws import Clients, set_clients  # noqa: PLC0415
         from parley.runtime import preload  # noqa: PLC0415 - already in memory (the fork server's)
 
-        set_clients(Clients(session=preload.SESSION))
+        set_clients(Clients(session=preload.SESSION, read_timeout=LOCAL_READ_TIMEOUT))
 
         module = load_module(Path(handler_path), f"parley_function_{function}")
         handler = module.lambda_handler

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from parley.domain.chat import Usage
 from parley.domain.clock import iso
@@ -100,20 +100,17 @@ def write(
     repository: UsageRepository | None = None,
     queue: MeteringQueue | None = None,
 ) -> None:
-    """Count a call and store its audit event. DynamoDB failures are retried (conflicts with
-    backoff; throttling by botocore); a record DynamoDB still would not take is parked on the
-    metering queue, whole, and the sweep folds it in exactly once (`fold_parked`), with the
-    metric `MeteringParked`. Only if parking fails too does this raise."""
+    """Count a call and store its audit event, exactly once (`UsageRepository.record`).
+    Conflicts are retried with backoff and throttling by botocore; a record DynamoDB still
+    would not take, or whose outcome is unknown (a read timeout after botocore's retries), is
+    parked on the metering queue, whole, and the sweep folds it in (`fold_parked`), counting it
+    only if it did not land, with the metric `MeteringParked`. Only if parking fails too does
+    this raise."""
     repository = repository or UsageRepository()
     try:
-        repository.add(project_id, labels["day"], counters, labels)
-    except (ClientError, ParleyError) as error:
+        repository.record(project_id, labels["day"], counters, labels, audit)
+    except (ClientError, BotoCoreError, ParleyError) as error:
         _park(project_id, counters, labels, audit, queue, error)
-        return
-    try:
-        repository.put_audit(project_id, audit)
-    except (ClientError, ParleyError) as error:
-        _park(project_id, {}, labels, audit, queue, error)
 
 
 def _park(
@@ -136,21 +133,28 @@ def _park(
 def fold_parked(
     repository: UsageRepository | None = None, queue: MeteringQueue | None = None, *, batches: int = 100
 ) -> int:
-    """Fold parked usage records into the counters, each exactly once (a redelivered message is
-    recognised by its record id); returns how many were folded. A record that fails again stays
-    on the queue (SQS redelivers it after its visibility timeout; its DLQ keeps poison ones)."""
+    """Fold parked usage records into the counters, each exactly once (a redelivered message, or
+    a record whose first write did land after all, finds its audit event there and is not
+    counted again); returns how many were counted. A record that fails again stays on the
+    queue (SQS redelivers it after its visibility timeout; its DLQ keeps poison ones), the
+    others are still folded, and the sweep then raises so the failure shows."""
     repository, queue = repository or UsageRepository(), queue or MeteringQueue()
     folded = 0
+    failed: list[Exception] = []
     for _ in range(batches):
         received = queue.receive()
         if not received:
             break
         for receipt, record in received:
             project_id, labels = record["project_id"], record["labels"]
-            if record["counters"]:
-                folded += repository.fold(project_id, labels["day"], record["counters"], labels, record["id"])
-            repository.put_audit(project_id, record["audit"])
+            try:
+                folded += repository.record(project_id, labels["day"], record["counters"], labels, record["audit"])
+            except (ClientError, BotoCoreError, ParleyError) as error:
+                failed.append(error)
+                continue
             queue.done(receipt)
+    if failed:
+        raise RuntimeError(f"{len(failed)} parked usage records could not be folded; they stay queued") from failed[0]
     return folded
 
 

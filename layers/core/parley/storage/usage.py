@@ -1,8 +1,12 @@
 """Metering counters and audit events in the `usage` table.
 
-    pk = {project}#usage#{YYYY-MM-DD}   sk = {model}#{key_id}        daily counters (ADD)
-    pk = {project}#audit                sk = {ISO time}#{evt id}      audit events, expiring
-    pk = {project}#folded               sk = {record id}              parked records already counted
+    pk = {project}#usage#{YYYY-MM-DD}   sk = {model}#{key_id}#{shard}  daily counters (ADD), sharded
+    pk = {project}#audit                sk = {ISO time}#{evt id}       audit events, expiring
+
+A call's counter ADD and its audit event are written in one transaction, and the audit event
+is conditioned on not existing yet: it is the call's marker, so a resent or refolded call is
+counted once. The counters of one model and key are spread over COUNTER_SHARDS items (by the
+event id), so concurrent calls meet each other's transactions less often; readers sum them.
 
 Costs are counted in nano-dollars (integers), so sums are exact.
 """
@@ -10,7 +14,6 @@ Costs are counted in nano-dollars (integers), so sums are exact.
 from __future__ import annotations
 
 import hashlib
-import time
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -19,27 +22,60 @@ from parley.storage.base import (
     REASON_CONDITION,
     TableRepository,
     cancellation_reasons,
-    error_code,
     write_with_retry,
 )
 from parley.storage.items import from_item, to_item
 
 AUDIT_RETENTION_DAYS = 90
+COUNTER_SHARDS = 8
 
 
 class UsageRepository(TableRepository):
     logical_table = "usage"
 
-    def add(self, project_id: str, day: str, counters: dict[str, int], labels: dict[str, str]) -> None:
-        """Add to the day's counters with one atomic UpdateItem ADD: no transaction, so concurrent
-        calls on the same hot item serialise in DynamoDB instead of cancelling each other."""
-        write_with_retry(
-            lambda: self.client.update_item(**self._add_request(project_id, day, counters, labels)),
-            what="the usage counters",
-        )
+    def record(
+        self, project_id: str, day: str, counters: dict[str, int], labels: dict[str, str], audit: dict[str, Any]
+    ) -> bool:
+        """Count one call and store its audit event, exactly once.
+
+        One TransactWriteItems: an ADD to one of the day's counter shards, and the audit event's
+        Put conditioned on `attribute_not_exists`, so the audit event is the call's idempotency
+        marker. Whatever resends the request (botocore after a read timeout, our own retry of a
+        conflict, the sweep folding a parked record whose first try did land) finds the event
+        there, the transaction is cancelled for that condition and nothing is counted twice; the
+        ClientRequestToken (from the event id) answers an in-window resend from the first commit
+        on real DynamoDB. Conflicts are retried (`write_with_retry`); throttling raises
+        `Unavailable`. Returns False when the audit event's condition found the call counted
+        already (a resend the token answers from its first commit returns True)."""
+        event_id = str(audit["id"])
+        shard = int(hashlib.sha256(event_id.encode()).hexdigest()[:8], 16) % COUNTER_SHARDS
+        item = {"pk": {"S": f"{project_id}#audit"}, "sk": {"S": f"{audit['time']}#{event_id}"}, **to_item(audit)}
+        try:
+            write_with_retry(
+                lambda: self.client.transact_write_items(
+                    TransactItems=[
+                        {"Update": self._add_request(project_id, day, counters, labels, shard)},  # type: ignore[typeddict-item]
+                        {
+                            "Put": {
+                                "TableName": self.table,
+                                "Item": item,
+                                "ConditionExpression": "attribute_not_exists(pk)",
+                            }
+                        },
+                    ],
+                    ClientRequestToken=hashlib.sha256(event_id.encode()).hexdigest()[:36],
+                ),
+                what="the usage counters",
+            )
+        except ClientError as error:
+            reasons = cancellation_reasons(error)
+            if len(reasons) == 2 and reasons[1] == REASON_CONDITION:
+                return False
+            raise
+        return True
 
     def _add_request(
-        self, project_id: str, day: str, counters: dict[str, int], labels: dict[str, str]
+        self, project_id: str, day: str, counters: dict[str, int], labels: dict[str, str], shard: int
     ) -> dict[str, Any]:
         names = {f"#c{i}": name for i, name in enumerate(counters)}
         values: dict[str, Any] = {f":c{i}": {"N": str(v)} for i, v in enumerate(counters.values())}
@@ -53,49 +89,14 @@ class UsageRepository(TableRepository):
             update += " SET " + ", ".join(sets)
         return {
             "TableName": self.table,
-            "Key": {"pk": {"S": f"{project_id}#usage#{day}"}, "sk": {"S": f"{labels['model']}#{labels['key_id']}"}},
+            "Key": {
+                "pk": {"S": f"{project_id}#usage#{day}"},
+                "sk": {"S": f"{labels['model']}#{labels['key_id']}#{shard}"},
+            },
             "UpdateExpression": update,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
-
-    def put_audit(self, project_id: str, audit: dict[str, Any]) -> None:
-        """Store an audit event (its key includes its id, so a retried put writes the same item)."""
-        item = {"pk": {"S": f"{project_id}#audit"}, "sk": {"S": f"{audit['time']}#{audit['id']}"}, **to_item(audit)}
-        write_with_retry(lambda: self.client.put_item(TableName=self.table, Item=item), what="the audit event")
-
-    def fold(self, project_id: str, day: str, counters: dict[str, int], labels: dict[str, str], record_id: str) -> bool:
-        """Add a parked record's counters exactly once: the counter update and a `folded` marker
-        (keyed by the record id, expiring with the audit events) go in one transaction whose
-        ClientRequestToken is the record id. False when it was folded before (a redelivery)."""
-        add = self._add_request(project_id, day, counters, labels)
-        marker = {
-            "pk": {"S": f"{project_id}#folded"},
-            "sk": {"S": record_id},
-            "expires_at": {"N": str(int(time.time()) + AUDIT_RETENTION_DAYS * 86400)},
-        }
-        try:
-            write_with_retry(
-                lambda: self.client.transact_write_items(
-                    TransactItems=[
-                        {"Update": add},  # type: ignore[typeddict-item]
-                        {
-                            "Put": {
-                                "TableName": self.table,
-                                "Item": marker,
-                                "ConditionExpression": "attribute_not_exists(pk)",
-                            }
-                        },
-                    ],
-                    ClientRequestToken=hashlib.sha256(record_id.encode()).hexdigest()[:36],
-                ),
-                what="the parked usage",
-            )
-        except ClientError as error:
-            if error_code(error) == "TransactionCanceledException" and REASON_CONDITION in cancellation_reasons(error):
-                return False
-            raise
-        return True
 
     def day(self, project_id: str, day: str) -> list[dict[str, Any]]:
         """Every counter of one day (a handful of items: one per model and key used that day)."""
