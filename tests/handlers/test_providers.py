@@ -18,6 +18,7 @@ from parley.storage.secrets import ProviderSecret
 from tests.conftest import PROVIDER_KEYS
 from tests.handlers import upstream
 from tests.handlers.api import Api
+from tests.handlers.faults import Faults, cancelled, on_table
 
 KEY = PROVIDER_KEYS[0]
 OWNER = Principal("org_a", "proj_a", "key_a", ("*",))
@@ -387,3 +388,29 @@ def test_invalid_headers_are_400(api: Api, headers: dict[str, str]) -> None:
     reply = create(api, headers=headers)
     assert reply.status == 400, reply.body
     assert reply.body["error"]["param"].startswith("headers")
+
+
+def test_a_provider_write_meeting_another_transaction_is_retried(api: Api, faults: Faults) -> None:
+    rule = faults.inject(
+        "transact_write_items", cancelled("TransactionConflict", "None"), times=2, when=on_table("chats")
+    )
+    created = create(api)
+    assert (created.status, rule.fired) == (201, 2)
+    assert api.call("providers_get", path={"provider_id": created.body["id"]}).status == 200
+
+
+def test_a_throttled_provider_write_answers_503_and_leaves_no_secret_behind(api: Api, faults: Faults) -> None:
+    faults.inject("transact_write_items", cancelled("ThrottlingError", "None"), when=on_table("chats"))
+    refused = create(api)
+    assert (refused.status, refused.body["error"]["code"]) == (503, "storage_throttled")
+    assert "Retry-After" in refused.headers
+    assert api.call("providers_list").body["data"] == []
+    assert clients().secretsmanager.list_secrets()["SecretList"] == []
+
+
+def test_a_throttled_provider_update_is_503_not_a_concurrent_update(api: Api, faults: Faults) -> None:
+    provider_id = create(api).body["id"]
+    faults.inject("transact_write_items", cancelled("None", "ThrottlingError"), when=on_table("chats"))
+    refused = api.call("providers_update", {"name": "renamed"}, path={"provider_id": provider_id})
+    assert (refused.status, refused.body["error"]["code"]) == (503, "storage_throttled")
+    assert api.call("providers_get", path={"provider_id": provider_id}).body["name"] == "main"

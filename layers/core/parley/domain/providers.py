@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from parley.domain.records import ProjectRecord
+
 ProviderType = Literal["echo", "openai", "anthropic", "bedrock"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # Set by Parley or the adapters (the key goes in api_key), or hop-by-hop headers that would
@@ -142,3 +144,25 @@ class AIProvider(BaseModel):
     created_at: str
     updated_at: str
     version: int = 1
+
+
+class ProviderRecord(ProjectRecord):
+    """A stored provider: what the API shows, plus where its credentials are. The key and the
+    header values live in the secret named `secret_name`; the record keeps `api_key_last4` and,
+    per header, its hint. `headers` holds plain-text values only in records written before
+    header values moved to the secret (moved by the provider's next update)."""
+
+    type: ProviderType
+    name: str
+    base_url: str | None = None
+    default_model: str | None = None
+    api_version: str | None = None
+    region: str | None = None
+    fallbacks: list[FallbackTarget] = Field(default_factory=list)
+    created_at: str
+    updated_at: str
+    version: int = 1
+    secret_name: str | None = None
+    api_key_last4: str | None = None
+    secret_headers: dict[str, HeaderHint] | None = None
+    headers: dict[str, str] | None = None

@@ -538,7 +538,7 @@ def _providers_line() -> str:
     from parley.storage.providers import ProviderRepository  # noqa: PLC0415
 
     records, _ = ProviderRepository().page(LOCAL_PROJECT, 100, None)
-    stored = [f"{r.get('name', '?')} ({r.get('type', '?')})" for r in records]
+    stored = [f"{r.name} ({r.type})" for r in records]
     return ", ".join(["echo (built in)", *stored])
 
 

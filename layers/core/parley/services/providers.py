@@ -18,7 +18,14 @@ from parley.domain.errors import InvalidRequest, NotFound
 from parley.domain.ids import has_prefix, new_id
 from parley.domain.paging import Pages, Position
 from parley.domain.principal import Principal
-from parley.domain.providers import AIProvider, FallbackTarget, HeaderHint, ProviderCreate, ProviderUpdate
+from parley.domain.providers import (
+    AIProvider,
+    FallbackTarget,
+    HeaderHint,
+    ProviderCreate,
+    ProviderRecord,
+    ProviderUpdate,
+)
 from parley.services.urls import Resolver, check_outbound_url
 from parley.settings import get_settings
 from parley.storage.providers import ProviderRepository
@@ -46,37 +53,32 @@ def _now() -> str:
     return iso()
 
 
-def _legacy_headers(record: Mapping[str, Any]) -> dict[str, str]:
-    """Header values a record written before they moved to the secret still holds in plain text."""
-    return {str(k): str(v) for k, v in (record.get("headers") or {}).items()}
+# What a record and the API's view share (the view adds headers' hints, is_default, api_key_set).
+_SHOWN = set(AIProvider.model_fields) - {"object", "headers", "is_default", "api_key_set"}
 
 
-def _hints(headers: Mapping[str, str]) -> dict[str, Any]:
-    return {name: HeaderHint.of(value).model_dump(exclude_none=True) for name, value in headers.items()}
-
-
-def _view(record: dict[str, Any], default_id: str | None) -> AIProvider:
-    fields = {k: v for k, v in record.items() if k in AIProvider.model_fields and k != "headers"}
-    hints = {name: HeaderHint.of(value) for name, value in _legacy_headers(record).items()}
-    hints.update({name: HeaderHint(**hint) for name, hint in (record.get("secret_headers") or {}).items()})
+def _view(record: ProviderRecord, default_id: str | None) -> AIProvider:
+    hints = {name: HeaderHint.of(value) for name, value in (record.headers or {}).items()}
+    hints.update(record.secret_headers or {})
     return AIProvider(
-        **fields,
+        **record.model_dump(include=_SHOWN),
         headers=hints,
-        is_default=record["id"] == default_id,
-        api_key_set=record.get("api_key_last4") is not None,
+        is_default=record.id == default_id,
+        api_key_set=record.api_key_last4 is not None,
     )
 
 
-def _with_secret(record: dict[str, Any], name: str | None, secret: ProviderSecret) -> dict[str, Any]:
-    """The record showing `secret` (stored under `name`): the key's last 4, the header hints."""
-    new = {k: v for k, v in record.items() if k not in ("headers", "secret_name", "api_key_last4", "secret_headers")}
-    if name is not None and not secret.empty:
-        new["secret_name"] = name
-    if secret.api_key is not None:
-        new["api_key_last4"] = secret.api_key[-4:]
-    if secret.headers:
-        new["secret_headers"] = _hints(secret.headers)
-    return new
+def _with_secret(record: ProviderRecord, name: str | None, secret: ProviderSecret) -> ProviderRecord:
+    """The record showing `secret` (stored under `name`): the key's last 4, the header hints;
+    no plain-text header values any more."""
+    return record.model_copy(
+        update={
+            "headers": None,
+            "secret_name": name if name is not None and not secret.empty else None,
+            "api_key_last4": secret.api_key[-4:] if secret.api_key is not None else None,
+            "secret_headers": {n: HeaderHint.of(v) for n, v in secret.headers.items()} or None,
+        }
+    )
 
 
 def _merged_headers(current: Mapping[str, str], patch: Mapping[str, str | None] | None) -> dict[str, str]:
@@ -139,20 +141,19 @@ def create(principal: Principal, body: ProviderCreate, deps: Deps | None = None)
     _check_fallbacks(principal, provider_id, body.fallbacks, deps)
     base_url = _check_url(body.base_url or DEFAULT_BASE_URLS.get(body.type), deps)
     now = _now()
-    record: dict[str, Any] = {
-        "id": provider_id,
-        "project_id": principal.project_id,
-        "type": body.type,
-        "name": body.name,
-        "base_url": base_url,
-        "default_model": body.default_model,
-        "api_version": body.api_version,
-        "region": body.region,
-        "fallbacks": [f.model_dump(exclude_none=True) for f in body.fallbacks],
-        "created_at": now,
-        "updated_at": now,
-        "version": 1,
-    }
+    record = ProviderRecord(
+        id=provider_id,
+        project_id=principal.project_id,
+        type=body.type,
+        name=body.name,
+        base_url=base_url,
+        default_model=body.default_model,
+        api_version=body.api_version,
+        region=body.region,
+        fallbacks=list(body.fallbacks),
+        created_at=now,
+        updated_at=now,
+    )
     secret = ProviderSecret(
         api_key=body.api_key.get_secret_value() if body.api_key is not None else None,
         headers={k: v for k, v in (body.headers or {}).items() if v is not None},
@@ -171,7 +172,7 @@ def create(principal: Principal, body: ProviderCreate, deps: Deps | None = None)
     return _view(record, provider_id if body.is_default else deps.repository.default_id(principal.project_id))
 
 
-def _load(principal: Principal, provider_id: str, deps: Deps) -> dict[str, Any]:
+def _load(principal: Principal, provider_id: str, deps: Deps) -> ProviderRecord:
     record = deps.repository.get(principal.project_id, provider_id) if has_prefix(provider_id, "aip") else None
     if record is None:
         raise NotFound(f"No AI provider {provider_id!r}.", code="provider_not_found")
@@ -227,23 +228,23 @@ class _CredentialChange:
 
 
 def _credential_change(
-    principal: Principal, record: dict[str, Any], body: ProviderUpdate, deps: Deps
+    principal: Principal, record: ProviderRecord, body: ProviderUpdate, deps: Deps
 ) -> _CredentialChange | None:
     """The new secret when the key or the headers change, or when plain-text headers of an
     older record move into the secret; None when the credentials stay as they are."""
     changes = body.model_fields_set
-    legacy = _legacy_headers(record)
+    legacy = dict(record.headers or {})
     if not ({"api_key", "headers"} & changes or legacy):
         return None
-    old_name = record.get("secret_name")
-    before = deps.secrets.get(str(old_name)) if old_name else None
+    old_name = record.secret_name
+    before = deps.secrets.get(old_name) if old_name else None
     stored = ProviderSecret.decode(before) if before is not None else ProviderSecret()
     key, headers = stored.api_key, {**legacy, **stored.headers}
     if "api_key" in changes:
         key = body.api_key.get_secret_value() if body.api_key is not None else None
     if "headers" in changes:
         headers = _merged_headers(headers, body.headers)
-    name = str(old_name) if old_name else deps.secrets.name_for(principal.project_id, str(record["id"]))
+    name = old_name or deps.secrets.name_for(principal.project_id, record.id)
     return _CredentialChange(name, before, ProviderSecret(api_key=key, headers=headers))
 
 
@@ -251,32 +252,33 @@ def update(principal: Principal, provider_id: str, body: ProviderUpdate, deps: D
     deps = _deps(deps)
     record = _load(principal, provider_id, deps)
     changes = body.model_fields_set
-    kind = record["type"]
-    new = dict(record)
+    kind = record.type
+    updates: dict[str, Any] = {}
     for attribute in ("name", "default_model", "api_version", "region"):
         if attribute in changes:
             if attribute == "name" and body.name is None:
                 raise InvalidRequest("name cannot be removed.", param="name")
-            new[attribute] = getattr(body, attribute)
+            updates[attribute] = getattr(body, attribute)
     if "fallbacks" in changes:
         fallbacks = body.fallbacks or []
         _check_fallbacks(principal, provider_id, fallbacks, deps)
-        new["fallbacks"] = [f.model_dump(exclude_none=True) for f in fallbacks]
+        updates["fallbacks"] = list(fallbacks)
     if "base_url" in changes:
-        new["base_url"] = _check_url(body.base_url or DEFAULT_BASE_URLS.get(kind), deps)
+        updates["base_url"] = _check_url(body.base_url or DEFAULT_BASE_URLS.get(kind), deps)
+    new = record.model_copy(update=updates)
     _check_shape(
         kind,
         base_url=body.base_url if "base_url" in changes else None,
         api_key=body.api_key is not None,
-        api_version=new.get("api_version"),
-        region=new.get("region"),
+        api_version=new.api_version,
+        region=new.region,
     )
-    key_removed = "api_key" in changes and body.api_key is None and record.get("api_key_last4") is not None
+    key_removed = "api_key" in changes and body.api_key is None and record.api_key_last4 is not None
     if key_removed and kind == "anthropic":
         raise InvalidRequest("An anthropic provider needs an api_key.", param="api_key")
     default_id = deps.repository.default_id(principal.project_id)
     was_default = default_id == provider_id
-    new.update(updated_at=_now(), version=int(record["version"]) + 1)
+    new = new.model_copy(update={"updated_at": _now(), "version": record.version + 1})
 
     change = _credential_change(principal, record, body, deps)
     if change is not None:
@@ -285,8 +287,8 @@ def update(principal: Principal, provider_id: str, body: ProviderUpdate, deps: D
     try:
         deps.repository.update(
             new,
-            expected_version=int(record["version"]),
-            old_name=record["name"],
+            expected_version=record.version,
+            old_name=record.name,
             default=body.is_default if "is_default" in changes else None,
             was_default=was_default,
         )
@@ -304,29 +306,29 @@ def delete(principal: Principal, provider_id: str, deps: Deps | None = None) -> 
     deps = _deps(deps)
     record = _load(principal, provider_id, deps)
     deps.repository.delete(record, was_default=deps.repository.default_id(principal.project_id) == provider_id)
-    if record.get("secret_name"):
-        deps.secrets.delete(str(record["secret_name"]))
+    if record.secret_name:
+        deps.secrets.delete(record.secret_name)
 
 
 @dataclass(frozen=True)
 class LoadedProvider:
     """A stored provider ready for a call: its record and its credentials (never in its repr)."""
 
-    record: dict[str, Any]
+    record: ProviderRecord
     api_key: str | None = field(repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def id(self) -> str:
-        return str(self.record["id"])
+        return self.record.id
 
 
 def load_for_call(principal: Principal, provider_id: str, deps: Deps | None = None) -> LoadedProvider:
     deps = _deps(deps)
     record = _load(principal, provider_id, deps)
-    name = record.get("secret_name")
-    secret = ProviderSecret.decode(deps.secrets.get(str(name))) if name else ProviderSecret()
-    return LoadedProvider(record, secret.api_key, {**_legacy_headers(record), **secret.headers})
+    name = record.secret_name
+    secret = ProviderSecret.decode(deps.secrets.get(name)) if name else ProviderSecret()
+    return LoadedProvider(record, secret.api_key, {**(record.headers or {}), **secret.headers})
 
 
 def find_for_call(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 import httpx
 
@@ -43,8 +42,8 @@ def http_client() -> httpx.Client:
 
 
 def build(loaded: LoadedProvider) -> ModelProvider:
-    record: dict[str, Any] = loaded.record
-    kind = record["type"]
+    record = loaded.record
+    kind = record.type
     if kind == "echo":
         return EchoProvider()
     if kind == "openai":
@@ -52,21 +51,24 @@ def build(loaded: LoadedProvider) -> ModelProvider:
 
         return OpenAIProvider(
             api_key=loaded.api_key,
-            base_url=record["base_url"],
+            base_url=record.base_url or provider_store.DEFAULT_BASE_URLS[kind],
             headers=loaded.headers,
-            api_version=record.get("api_version"),
+            api_version=record.api_version,
             client=http_client(),
         )
     if kind == "anthropic":
         from parley.providers.anthropic import AnthropicProvider  # noqa: PLC0415
 
         return AnthropicProvider(
-            api_key=loaded.api_key, base_url=record["base_url"], headers=loaded.headers, client=http_client()
+            api_key=loaded.api_key,
+            base_url=record.base_url or provider_store.DEFAULT_BASE_URLS[kind],
+            headers=loaded.headers,
+            client=http_client(),
         )
     if kind == "bedrock":
         from parley.providers.bedrock import BedrockProvider  # noqa: PLC0415
 
-        region = record.get("region")
+        region = record.region
         if region is None:
             return BedrockProvider()
         with _lock:
@@ -76,10 +78,10 @@ def build(loaded: LoadedProvider) -> ModelProvider:
 
 
 def _target(loaded: LoadedProvider, model: str | None, param: str) -> Target:
-    chosen = model or loaded.record.get("default_model")
+    chosen = model or loaded.record.default_model
     if not chosen:
         raise InvalidRequest(
-            f"Name a model: the provider {loaded.record['name']!r} has no default_model.",
+            f"Name a model: the provider {loaded.record.name!r} has no default_model.",
             code="model_required",
             param=param,
         )
@@ -128,7 +130,7 @@ def resolve(
                 param="model",
             )
     targets = [_target(loaded, model, "model")]
-    chain = fallbacks if fallbacks is not None else [FallbackTarget(**f) for f in loaded.record.get("fallbacks", [])]
+    chain = fallbacks if fallbacks is not None else loaded.record.fallbacks
     for i, fallback in enumerate(chain):
         try:
             backup = provider_store.load_for_call(principal, fallback.provider_id)
@@ -141,6 +143,6 @@ def resolve(
                 ) from None
             log.warning("fallback provider is gone; skipped", extra={"provider_id": fallback.provider_id})
             continue
-        backup_model = fallback.model or backup.record.get("default_model") or model
+        backup_model = fallback.model or backup.record.default_model or model
         targets.append(_target(backup, backup_model, f"fallbacks[{i}].model"))
     return targets

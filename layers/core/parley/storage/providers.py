@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from parley.domain.errors import Conflict
-from parley.storage.base import TableRepository, error_code
+from parley.domain.providers import ProviderRecord
+from parley.storage.base import REASON_CONDITION, TableRepository, cancellation_reasons, error_code, write_with_retry
 from parley.storage.items import from_item, to_item, to_value
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
-
-_RECORD_FIELDS = ("pk", "sk")
 
 
 class ProviderRepository(TableRepository):
@@ -38,12 +37,12 @@ class ProviderRepository(TableRepository):
     def _default_key(project_id: str) -> dict[str, Any]:
         return {"pk": {"S": f"{project_id}#settings"}, "sk": {"S": "default_provider"}}
 
-    def get(self, project_id: str, provider_id: str) -> dict[str, Any] | None:
+    def get(self, project_id: str, provider_id: str) -> ProviderRecord | None:
         found = self.client.get_item(TableName=self.table, Key=self._key(project_id, provider_id), ConsistentRead=True)
         item = found.get("Item")
         return _record(item) if item else None
 
-    def page(self, project_id: str, limit: int, after: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    def page(self, project_id: str, limit: int, after: str | None) -> tuple[list[ProviderRecord], str | None]:
         request: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk",
@@ -67,20 +66,20 @@ class ProviderRepository(TableRepository):
         item = found.get("Item")
         return item["provider_id"]["S"] if item else None
 
-    def create(self, record: dict[str, Any], *, make_default: bool) -> None:
-        project, provider_id = record["project_id"], record["id"]
+    def create(self, record: ProviderRecord, *, make_default: bool) -> None:
+        project, provider_id = record.project_id, record.id
         writes: list[TransactWriteItemTypeDef] = [
             {
                 "Put": {
                     "TableName": self.table,
-                    "Item": {**self._key(project, provider_id), **to_item(record)},
+                    "Item": {**self._key(project, provider_id), **to_item(record.stored())},
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
             {
                 "Put": {
                     "TableName": self.table,
-                    "Item": {**self._name_key(project, record["name"]), "provider_id": {"S": provider_id}},
+                    "Item": {**self._name_key(project, record.name), "provider_id": {"S": provider_id}},
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
@@ -94,11 +93,11 @@ class ProviderRepository(TableRepository):
                     }
                 }
             )
-        self._transact(writes, name_put=1, name=record["name"])
+        self._transact(writes, name_put=1, name=record.name)
 
     def update(
         self,
-        record: dict[str, Any],
+        record: ProviderRecord,
         *,
         expected_version: int,
         old_name: str,
@@ -106,12 +105,12 @@ class ProviderRepository(TableRepository):
         was_default: bool,
     ) -> None:
         """Replace the record (if still at expected_version), moving its name and default pointer."""
-        project, provider_id = record["project_id"], record["id"]
+        project, provider_id = record.project_id, record.id
         writes: list[TransactWriteItemTypeDef] = [
             {
                 "Put": {
                     "TableName": self.table,
-                    "Item": {**self._key(project, provider_id), **to_item(record)},
+                    "Item": {**self._key(project, provider_id), **to_item(record.stored())},
                     "ConditionExpression": "#v = :v",
                     "ExpressionAttributeNames": {"#v": "version"},
                     "ExpressionAttributeValues": {":v": to_value(expected_version)},
@@ -119,7 +118,7 @@ class ProviderRepository(TableRepository):
             },
         ]
         name_put = None
-        if record["name"].lower() != old_name.lower():
+        if record.name.lower() != old_name.lower():
             name_put = 2
             writes.append(
                 {
@@ -135,7 +134,7 @@ class ProviderRepository(TableRepository):
                 {
                     "Put": {
                         "TableName": self.table,
-                        "Item": {**self._name_key(project, record["name"]), "provider_id": {"S": provider_id}},
+                        "Item": {**self._name_key(project, record.name), "provider_id": {"S": provider_id}},
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 }
@@ -151,10 +150,10 @@ class ProviderRepository(TableRepository):
             )
         elif default is False and was_default:
             writes.append(self._delete_default(project, provider_id))
-        self._transact(writes, name_put=name_put, name=record["name"])
+        self._transact(writes, name_put=name_put, name=record.name)
 
-    def delete(self, record: dict[str, Any], *, was_default: bool) -> None:
-        project, provider_id = record["project_id"], record["id"]
+    def delete(self, record: ProviderRecord, *, was_default: bool) -> None:
+        project, provider_id = record.project_id, record.id
         writes: list[TransactWriteItemTypeDef] = [
             {
                 "Delete": {
@@ -166,7 +165,7 @@ class ProviderRepository(TableRepository):
             {
                 "Delete": {
                     "TableName": self.table,
-                    "Key": self._name_key(project, record["name"]),
+                    "Key": self._name_key(project, record.name),
                     "ConditionExpression": "provider_id = :id",
                     "ExpressionAttributeValues": {":id": {"S": provider_id}},
                 }
@@ -174,7 +173,7 @@ class ProviderRepository(TableRepository):
         ]
         if was_default:
             writes.append(self._delete_default(project, provider_id))
-        self._transact(writes, name_put=None, name=record["name"])
+        self._transact(writes, name_put=None, name=record.name)
 
     def _delete_default(self, project: str, provider_id: str) -> TransactWriteItemTypeDef:
         return {
@@ -187,14 +186,16 @@ class ProviderRepository(TableRepository):
         }
 
     def _transact(self, writes: list[TransactWriteItemTypeDef], *, name_put: int | None, name: str) -> None:
-        """Run the writes; `name_put` is the index of the write claiming the name, if any."""
+        """Run the writes; `name_put` is the index of the write claiming the name, if any.
+        Conflicts with other transactions are retried and throttling answers 503
+        (`write_with_retry`); a failed condition is a taken name or a concurrent change."""
         try:
-            self.client.transact_write_items(TransactItems=writes)
+            write_with_retry(lambda: self.client.transact_write_items(TransactItems=writes), what="the provider")
         except ClientError as error:
-            if error_code(error) != "TransactionCanceledException":
+            reasons = cancellation_reasons(error)
+            if error_code(error) != "TransactionCanceledException" or REASON_CONDITION not in reasons:
                 raise
-            reasons = [str(r.get("Code")) for r in error.response.get("CancellationReasons", [])]
-            if name_put is not None and name_put < len(reasons) and reasons[name_put] == "ConditionalCheckFailed":
+            if name_put is not None and name_put < len(reasons) and reasons[name_put] == REASON_CONDITION:
                 raise Conflict(
                     f"A provider named {name!r} already exists in this project.",
                     code="provider_name_taken",
@@ -205,8 +206,8 @@ class ProviderRepository(TableRepository):
             ) from None
 
 
-def _record(item: dict[str, Any]) -> dict[str, Any]:
+def _record(item: dict[str, Any]) -> ProviderRecord:
     data = from_item(item)
-    for key in _RECORD_FIELDS:
-        data.pop(key, None)
-    return data
+    data.pop("pk", None)
+    data.pop("sk", None)
+    return ProviderRecord(**data)
