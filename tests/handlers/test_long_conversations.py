@@ -63,13 +63,13 @@ def test_five_hundred_turns(aws: None, monkeypatch: pytest.MonkeyPatch, strategy
         if strategy == "summarize" and turn > 0:
             _, summary = store.pinned(CALLER.project_id, conversation.id)
             window_start = int(record["from_seq"])
-            covered = int(summary["covers_to"]) if summary else 0
+            covered = summary.covers_to if summary else 0
             # the summary covers 1..covered, the window starts right after at most summarize_after unsummarized
             assert covered < window_start
             assert window_start - 1 - covered <= SUMMARIZE_AFTER
             if summary is not None:
-                summaries_seen = max(summaries_seen, int(summary["version"]))
-                assert record.get("summary_version") == int(summary["version"])
+                summaries_seen = max(summaries_seen, summary.version)
+                assert record.get("summary_version") == summary.version
         assert record["messages"] <= MAX_MESSAGES
         if strategy == "full" and turn > 40:
             assert record["fell_back"] is True

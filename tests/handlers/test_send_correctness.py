@@ -327,11 +327,15 @@ def test_delete_during_a_stream_leaves_nothing_behind(
 
 
 def test_a_summary_finishing_after_a_delete_writes_nothing(api: Api) -> None:
+    from parley.domain.conversations import SummaryRecord
     from parley.storage.conversations import ConversationStore
 
     cid = new(api)
     assert api.call("conversations_delete", path={"conversation_id": cid}).status == 200
-    stored = ConversationStore().put_summary(OWNER.project_id, cid, {"content": "late", "version": 1}, None)
+    late = SummaryRecord(
+        id="msg_late", version=1, covers_to=2, text="late", tokens=3, created_at="2026-01-01T00:00:00Z"
+    )
+    stored = ConversationStore().put_summary(OWNER.project_id, cid, late, None)
     assert stored is False
     assert [i for i in all_items("messages") if cid in json.dumps(i)] == []
 

@@ -222,3 +222,41 @@ class SendKeyRecord(StoredRecord):
     reply_seq: int
     created_at: str
     expiration: int
+
+
+class HiddenRecord(StoredRecord):
+    """An injected hidden context item: in every model call, never in the default history."""
+
+    id: str
+    conversation_id: str
+    seq: int | None = None  # its place among the pinned items (set by the store)
+    role: Literal["system"] = "system"
+    hidden: Literal[True] = True
+    content: str
+    tokens: int
+    status: Literal["completed"] = "completed"
+    created_at: str
+
+
+class SummaryRecord(StoredRecord):
+    """The conversation's summary of messages covers_from..covers_to, one version at a time."""
+
+    id: str
+    seq: int | None = None
+    version: int
+    covers_from: int = 1
+    covers_to: int
+    text: str
+    tokens: int
+    model: str | None = None
+    created_at: str
+
+
+class WindowLine(StoredRecord):
+    """What a context window reads of a message (a projection: less to read on every send)."""
+
+    seq: int
+    role: str
+    status: str = "completed"
+    content: str = ""
+    tokens: int | None = None

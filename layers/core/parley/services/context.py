@@ -14,7 +14,7 @@ from typing import Any
 
 from parley.domain.chat import ChatMessage
 from parley.domain.context import MAX_WINDOW_MESSAGES, Strategy, Summary, Turn, Window, select
-from parley.domain.conversations import ConversationRecord
+from parley.domain.conversations import ConversationRecord, HiddenRecord, SummaryRecord, WindowLine
 from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
 from parley.domain.principal import Principal
@@ -84,22 +84,17 @@ class Built:
         }
 
 
-def _turn(item: dict[str, Any], model: str) -> Turn | None:
-    if item.get("status") != "completed" or not item.get("content") or item.get("role") not in ("user", "assistant"):
+def _turn(item: WindowLine, model: str) -> Turn | None:
+    if item.status != "completed" or not item.content or item.role not in ("user", "assistant"):
         return None
-    tokens = item.get("tokens")
-    return Turn(
-        int(item["seq"]),
-        str(item["role"]),
-        str(item["content"]),
-        int(tokens) if tokens is not None else count_message(model, str(item["content"])),
-    )
+    tokens = item.tokens if item.tokens is not None else count_message(model, item.content)
+    return Turn(item.seq, item.role, item.content, tokens)
 
 
-def _summary(item: dict[str, Any] | None) -> Summary | None:
+def _summary(item: SummaryRecord | None) -> Summary | None:
     if item is None:
         return None
-    return Summary(int(item["version"]), int(item["covers_to"]), str(item["text"]), int(item["tokens"]))
+    return Summary(item.version, item.covers_to, item.text, item.tokens)
 
 
 def build(
@@ -118,7 +113,7 @@ def build(
     settings = settings_for(record, model)
     project, conversation_id = principal.project_id, record.id
     hidden, summary_item = store.pinned(project, conversation_id)
-    hidden_tokens = sum(int(h["tokens"]) for h in hidden)
+    hidden_tokens = sum(h.tokens for h in hidden)
     items, reached_start = store.newest(project, conversation_id, record.next_seq, settings.read_limit)
     history = [t for t in (_turn(i, model) for i in items) if t is not None]
     system = record.system_prompt
@@ -159,7 +154,7 @@ def build(
     messages: list[ChatMessage] = []
     if system:
         messages.append(ChatMessage(role="system", content=system))
-    messages += [ChatMessage(role="system", content=str(h["content"])) for h in hidden]
+    messages += [ChatMessage(role="system", content=h.content) for h in hidden]
     if window.summary is not None:
         messages.append(ChatMessage(role="system", content=SUMMARY_PREFIX + window.summary.text))
     messages += [ChatMessage(role=t.role, content=t.content) for t in window.turns]  # type: ignore[arg-type]
@@ -220,16 +215,15 @@ def _summarize(
     stored = store.put_summary(
         principal.project_id,
         record.id,
-        {
-            "id": new_id("msg"),
-            "version": summary.version,
-            "covers_from": 1,
-            "covers_to": summary.covers_to,
-            "text": summary.text,
-            "tokens": summary.tokens,
-            "model": outcome.target.model,
-            "created_at": lifecycle.now(),
-        },
+        SummaryRecord(
+            id=new_id("msg"),
+            version=summary.version,
+            covers_to=summary.covers_to,
+            text=summary.text,
+            tokens=summary.tokens,
+            model=outcome.target.model,
+            created_at=lifecycle.now(),
+        ),
         previous.version if previous else None,
     )
     if not stored:  # another send summarized first: use theirs
@@ -320,26 +314,23 @@ def inject(principal: Principal, conversation_id: str, content: str, model: str)
                 param="content",
             )
         budget = settings_for(record, model).max_tokens
-        total = tokens + sum(int(h["tokens"]) for h in hidden)
+        total = tokens + sum(h.tokens for h in hidden)
         if total > budget // 2:
             raise InvalidRequest(
                 f"Hidden context would take {total} tokens, more than half the context budget ({budget}).",
                 code="context_too_large",
                 param="content",
             )
-        item = {
-            "id": new_id("msg"),
-            "conversation_id": conversation_id,
-            "role": "system",
-            "hidden": True,
-            "content": content,
-            "tokens": tokens,
-            "status": "completed",
-            "created_at": lifecycle.now(),
-        }
+        item = HiddenRecord(
+            id=new_id("msg"),
+            conversation_id=conversation_id,
+            content=content,
+            tokens=tokens,
+            created_at=lifecycle.now(),
+        )
         store.add_hidden(record, item)
         lifecycle._changed("conversation.context_injected", record)
-        return {**item, "seq": None}
+        return {**item.model_dump(), "seq": None}
 
     result: dict[str, Any] = retry_stale(attempt)
     return result

@@ -458,13 +458,13 @@ def hidden_context(principal: Principal, conversation_id: str) -> list[dict[str,
     hidden, _ = lifecycle.store().pinned(principal.project_id, conversation_id)
     return [
         {
-            "id": h["id"],
+            "id": h.id,
             "object": "hidden_context",
             "conversation_id": conversation_id,
             "role": "system",
-            "content": h["content"],
-            "tokens": h["tokens"],
-            "created_at": h["created_at"],
+            "content": h.content,
+            "tokens": h.tokens,
+            "created_at": h.created_at,
         }
         for h in hidden
     ]

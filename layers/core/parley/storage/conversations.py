@@ -29,10 +29,13 @@ from parley.domain.clock import iso
 from parley.domain.conversations import (
     ConversationRecord,
     Cost,
+    HiddenRecord,
     Message,
     MessageRecord,
     SendKeyRecord,
     SessionRecord,
+    SummaryRecord,
+    WindowLine,
 )
 from parley.domain.errors import Conflict
 from parley.settings import get_settings
@@ -478,23 +481,9 @@ class ConversationStore:
                 found.append((item["pk"]["S"], int(item["sk"]["N"]), item["created_at"]["S"]))
         return found
 
-    def recent(self, project_id: str, conversation_id: str, before_seq: int, limit: int) -> list[dict[str, Any]]:
-        """Up to `limit` messages before `before_seq`, oldest first: one bounded query."""
-        page = self.client.query(
-            TableName=self.messages,
-            KeyConditionExpression="pk = :pk AND sk < :before",
-            ExpressionAttributeValues={
-                ":pk": {"S": _pk(project_id, conversation_id)},
-                ":before": {"N": str(before_seq)},
-            },
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-        return [_strip(from_item(i)) for i in reversed(page.get("Items", []))]
-
     def newest(
         self, project_id: str, conversation_id: str, before_seq: int, limit: int
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[WindowLine], bool]:
         """Up to `limit` visible messages before `before_seq`, newest first, and whether they reach seq 1."""
         if before_seq <= 1:
             return [], True
@@ -512,10 +501,10 @@ class ConversationStore:
             ProjectionExpression="seq, #r, #s, content, tokens",
             ExpressionAttributeNames={"#r": "role", "#s": "status"},
         )
-        items = [_strip(from_item(i)) for i in page.get("Items", [])]
-        return items, not items or int(items[-1]["seq"]) == 1
+        items = [WindowLine(**_strip(from_item(i))) for i in page.get("Items", [])]
+        return items, not items or items[-1].seq == 1
 
-    def pinned(self, project_id: str, conversation_id: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    def pinned(self, project_id: str, conversation_id: str) -> tuple[list[HiddenRecord], SummaryRecord | None]:
         """The hidden context items (in injection order) and the summary, in one bounded query."""
         page = self.client.query(
             TableName=self.messages,
@@ -528,16 +517,16 @@ class ConversationStore:
             Limit=MAX_HIDDEN + 1,
         )
         items = [_strip(from_item(i)) for i in page.get("Items", [])]
-        summary = next((i for i in items if int(i["seq"]) == SUMMARY_SEQ), None)
-        return [i for i in items if int(i["seq"]) < SUMMARY_SEQ], summary
+        summary = next((SummaryRecord(**i) for i in items if int(i["seq"]) == SUMMARY_SEQ), None)
+        return [HiddenRecord(**i) for i in items if int(i["seq"]) < SUMMARY_SEQ], summary
 
     def put_summary(
-        self, project_id: str, conversation_id: str, summary: dict[str, Any], previous_version: int | None
+        self, project_id: str, conversation_id: str, summary: SummaryRecord, previous_version: int | None
     ) -> bool:
         """Store a new summary version unless another writer stored one first, or the conversation
         is gone (then False: a summary finishing after a delete must not bring the partition back)."""
         pk = _pk(project_id, conversation_id)
-        item = {"pk": pk, "sk": SUMMARY_SEQ, "seq": SUMMARY_SEQ, **summary}
+        item = {**summary.stored(), "pk": pk, "sk": SUMMARY_SEQ, "seq": SUMMARY_SEQ}
         put: dict[str, Any] = {"TableName": self.messages, "Item": to_item(item)}
         if previous_version is None:
             put["ConditionExpression"] = "attribute_not_exists(pk)"
@@ -572,7 +561,7 @@ class ConversationStore:
             return True
         return False  # pragma: no cover - the loop returns or raises
 
-    def add_hidden(self, conversation: ConversationRecord, item: dict[str, Any]) -> None:
+    def add_hidden(self, conversation: ConversationRecord, item: HiddenRecord) -> None:
         """Store a hidden context item as number conversation.next_hidden (StaleConversation if it moved)."""
         project, conversation_id = conversation.project_id, conversation.id
         number = conversation.next_hidden or 1
@@ -594,7 +583,7 @@ class ConversationStore:
                         "Put": {
                             "TableName": self.messages,
                             "Item": to_item(
-                                {"pk": pk, "sk": HIDDEN_BASE + number, "seq": HIDDEN_BASE + number, **item}
+                                {**item.stored(), "pk": pk, "sk": HIDDEN_BASE + number, "seq": HIDDEN_BASE + number}
                             ),
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
