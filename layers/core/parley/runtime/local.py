@@ -569,6 +569,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--stream-timeout", type=float, default=STREAM_TIMEOUT_SECONDS, help=argparse.SUPPRESS)
     parser.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT_SECONDS, help=argparse.SUPPRESS)
     parser.add_argument("--snapshot-interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    # seconds per minute of the schedule (the sweep runs every 5 "minutes"); tests make it short
+    parser.add_argument("--schedule-minute", type=float, default=60.0, help=argparse.SUPPRESS)
     return parser
 
 
@@ -629,10 +631,15 @@ def main(argv: list[str] | None = None) -> int:
     # Installed before "ready" is printed, so a Ctrl-C or SIGTERM at any moment stops cleanly.
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    from parley.runtime.schedule import Schedule  # noqa: PLC0415
+
+    schedule = Schedule(table.scheduled, api.invoke, seconds_per_minute=args.schedule_minute)
     print(_banner(server.url, secret, data_dir, emulation, _providers_line(), info_file), flush=True)
+    schedule.start()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        schedule.stop()
         server.server_close()
         environments.close()
         emulation.stop()
