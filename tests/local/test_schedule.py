@@ -60,7 +60,7 @@ def test_a_record_parked_under_make_serve_is_folded_by_the_local_sweep() -> None
             endpoint_url=endpoint.group(1),
             region_name="us-east-1",
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - the emulation's fixed credentials
+            aws_secret_access_key="testing",
         )
         queue = sqs.get_queue_url(QueueName="parley-metering")["QueueUrl"]
         now = datetime.now(UTC)

@@ -631,22 +631,29 @@ def main(argv: list[str] | None = None) -> int:
     # Installed before "ready" is printed, so a Ctrl-C or SIGTERM at any moment stops cleanly.
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    from parley.runtime.schedule import Schedule  # noqa: PLC0415
-
-    schedule = Schedule(table.scheduled, api.invoke, seconds_per_minute=args.schedule_minute)
     print(_banner(server.url, secret, data_dir, emulation, _providers_line(), info_file), flush=True)
-    schedule.start()
     try:
-        server.serve_forever(poll_interval=0.2)
+        _serve(server, table, api, args.schedule_minute)
     finally:
-        schedule.stop()
-        server.server_close()
         environments.close()
         emulation.stop()
         info_file.unlink(missing_ok=True)
     where = f"; state saved in {data_dir}" if data_dir is not None else ""
     print(f"parley: stopped{where}", flush=True)
     return 0
+
+
+def _serve(server: LocalServer, table: RouteTable, api: LocalApi, schedule_minute: float) -> None:
+    """Serve until shut down, with the table's scheduled functions running on their interval."""
+    from parley.runtime.schedule import Schedule  # noqa: PLC0415
+
+    schedule = Schedule(table.scheduled, api.invoke, seconds_per_minute=schedule_minute)
+    schedule.start()
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        schedule.stop()
+        server.server_close()
 
 
 def _connect(endpoint: str, data_dir: Path | None) -> str:

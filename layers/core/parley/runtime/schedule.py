@@ -72,7 +72,7 @@ class Schedule:
             invocation = self.invoke(job.function, scheduled_event(job, datetime.now(UTC)), float(job.timeout_seconds))
         except Exception as exc:  # noqa: BLE001 - reported and counted; the next run retries it
             self.failures[job.function] = self.failures.get(job.function, 0) + 1
-            log.error("scheduled function %s failed: %s: %s", job.function, type(exc).__name__, exc)  # noqa: TRY400
+            log.error("scheduled function %s failed: %s: %s", job.function, type(exc).__name__, exc)
             return
         self.runs[job.function] = self.runs.get(job.function, 0) + 1
         log.info("scheduled %s: %s", job.function, getattr(invocation, "result", invocation))
