@@ -28,6 +28,8 @@ class Settings:
     max_body_bytes: int = 1_048_576
     service_name: str = "parley"
     cursor_secret: str = ""  # name or ARN of the cursor-signing key's secret (outside local mode); set by CDK
+    # how long a warm environment reuses a provider (record, default, credentials) for model calls
+    provider_cache_seconds: int = 30
 
     @property
     def local(self) -> bool:
@@ -51,6 +53,9 @@ class Settings:
             max_body_bytes=_int(env, "PARLEY_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
             service_name=env.get("POWERTOOLS_SERVICE_NAME", defaults.service_name),
             cursor_secret=env.get("PARLEY_CURSOR_SECRET", defaults.cursor_secret),
+            provider_cache_seconds=_int(
+                env, "PARLEY_PROVIDER_CACHE_SECONDS", defaults.provider_cache_seconds, minimum=0
+            ),
         )
 
     def with_(self, **changes: object) -> Settings:

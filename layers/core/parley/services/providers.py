@@ -9,9 +9,11 @@ the next update of the provider.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from parley.domain.clock import iso
 from parley.domain.errors import InvalidRequest, NotFound
@@ -34,6 +36,7 @@ from parley.storage.secrets import ProviderSecret, SecretStore, secrets
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 _NO_KEY_TYPES = frozenset({"echo", "bedrock"})
 _NO_URL_TYPES = frozenset({"echo", "bedrock"})
+T = TypeVar("T")
 
 
 @dataclass
@@ -163,6 +166,7 @@ def create(principal: Principal, body: ProviderCreate, deps: Deps | None = None)
         secret_name = deps.secrets.name_for(principal.project_id, provider_id)
         deps.secrets.create(secret_name, secret.encode(), principal.project_id)
     record = _with_secret(record, secret_name, secret)
+    _call_cache.forget(principal.project_id)
     try:
         deps.repository.create(record, make_default=body.is_default)
     except Exception:
@@ -280,6 +284,7 @@ def update(principal: Principal, provider_id: str, body: ProviderUpdate, deps: D
     was_default = default_id == provider_id
     new = new.model_copy(update={"updated_at": _now(), "version": record.version + 1})
 
+    _call_cache.forget(principal.project_id)
     change = _credential_change(principal, record, body, deps)
     if change is not None:
         change.write(deps.secrets, principal.project_id)
@@ -305,6 +310,7 @@ def update(principal: Principal, provider_id: str, body: ProviderUpdate, deps: D
 def delete(principal: Principal, provider_id: str, deps: Deps | None = None) -> None:
     deps = _deps(deps)
     record = _load(principal, provider_id, deps)
+    _call_cache.forget(principal.project_id)
     deps.repository.delete(record, was_default=deps.repository.default_id(principal.project_id) == provider_id)
     if record.secret_name:
         deps.secrets.delete(record.secret_name)
@@ -323,8 +329,66 @@ class LoadedProvider:
         return self.record.id
 
 
+class CallCache:
+    """Provider lookups for model calls, kept per warm environment for `seconds`
+    (settings.provider_cache_seconds, 30 by default): a model call then costs no DynamoDB read
+    for its provider. Only what was found is kept (a provider created elsewhere is seen at once);
+    a provider changed or deleted through another function's environment reaches model calls
+    within `seconds`, and at once in the environment that wrote it (`forget`)."""
+
+    def __init__(self, seconds: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._items: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def seconds(self) -> float:
+        return self._seconds if self._seconds is not None else get_settings().provider_cache_seconds
+
+    def get(self, key: tuple[str, ...], load: Callable[[], T | None]) -> T | None:
+        seconds = self.seconds
+        if seconds <= 0:
+            return load()
+        now = self._clock()
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is not None and hit[0] > now:
+            return cast("T", hit[1])
+        value = load()
+        if value is not None:
+            with self._lock:
+                self._items[key] = (now + seconds, value)
+        return value
+
+    def forget(self, project_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._items if k[1] == project_id]:
+                del self._items[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_call_cache = CallCache()
+
+
+def call_cache() -> CallCache:
+    return _call_cache
+
+
 def load_for_call(principal: Principal, provider_id: str, deps: Deps | None = None) -> LoadedProvider:
-    deps = _deps(deps)
+    if deps is None:
+        loaded = _call_cache.get(
+            ("provider", principal.project_id, provider_id), lambda: _load_for_call(principal, provider_id, _deps(None))
+        )
+        assert loaded is not None
+        return loaded
+    return _load_for_call(principal, provider_id, deps)
+
+
+def _load_for_call(principal: Principal, provider_id: str, deps: Deps) -> LoadedProvider:
     record = _load(principal, provider_id, deps)
     name = record.secret_name
     secret = ProviderSecret.decode(deps.secrets.get(name)) if name else ProviderSecret()
@@ -335,12 +399,20 @@ def find_for_call(
     principal: Principal, *, name: str | None = None, default: bool = False, deps: Deps | None = None
 ) -> LoadedProvider | None:
     """The provider called `name`, or the project's default provider, if there is one."""
+    cached = deps is None
     deps = _deps(deps)
-    provider_id = (
-        deps.repository.id_by_name(principal.project_id, name)
-        if name is not None
-        else deps.repository.default_id(principal.project_id)
-        if default
-        else None
-    )
-    return load_for_call(principal, provider_id, deps) if provider_id else None
+    project = principal.project_id
+    repository = deps.repository
+    key: tuple[str, ...]
+    lookup: Callable[[], str | None]
+    if name is not None:
+        wanted = name
+        key, lookup = ("name", project, wanted.lower()), lambda: repository.id_by_name(project, wanted)
+    elif default:
+        key, lookup = ("default", project), lambda: repository.default_id(project)
+    else:
+        return None
+    provider_id = _call_cache.get(key, lookup) if cached else lookup()
+    if provider_id is None:
+        return None
+    return load_for_call(principal, provider_id, None if cached else deps)
