@@ -43,6 +43,10 @@ BODIES: dict[str, Any] = {
         "media_type": "text/markdown",
         "content": "Refunds within 30 days.",
     },
+    "projects_create": {"name": "Support", "limits": {"requests_per_minute": 600, "monthly_budget_usd": 500}},
+    "projects_update": {"limits": {"requests_per_minute": 1200}},
+    "api_keys_create": {"name": "ci", "permissions": ["conversations:*"], "limits": {"requests_per_minute": 60}},
+    "api_keys_update": {"name": "ci-narrow"},
     "context_inject": {"content": "User is on the Enterprise plan. Account created 2024-01-15."},
 }
 PATH_VALUES = {
@@ -50,6 +54,8 @@ PATH_VALUES = {
     "conversation_id": f"conv_{SAMPLE_ID}",
     "chat_id": f"cht_{SAMPLE_ID}",
     "document_id": f"doc_{SAMPLE_ID}",
+    "project_id": f"proj_{SAMPLE_ID}",
+    "key_id": f"key_{SAMPLE_ID}",
 }
 AUTHORIZER = {
     "principalId": "key_01JZ0000000000000000000000",

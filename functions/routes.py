@@ -23,6 +23,11 @@ COMPLETIONS = ("chats", "secrets:read", "usage", "metering", "documents:read", "
 CURSORS = "cursors"
 # Conversation writes check the provider they name.
 CONVERSATIONS = ("conversations", "chats")
+# A key is its authorizer item (keys) and its listed record (chats), written together.
+KEYS = ("keys", "chats")
+# API Gateway caches an authorization this long: the bound within which a revoked or rotated-out
+# secret is refused, and a change of limits applies.
+AUTHORIZER_CACHE_SECONDS = 30
 
 ROUTES = (
     Route("GET", "/v1/health", "health_get", None, description="Liveness; needs no API key."),
@@ -298,6 +303,89 @@ ROUTES = (
     ),
 )
 
+ROUTES += (
+    Route(
+        "POST",
+        "/v1/projects",
+        "projects_create",
+        "projects:CreateProject",
+        resources=("chats",),
+        description="Create a project in the caller's organization (org administrators).",
+    ),
+    Route(
+        "GET",
+        "/v1/projects",
+        "projects_list",
+        "projects:ListProjects",
+        resources=("chats:read", CURSORS),
+        description="List the organization's projects.",
+    ),
+    Route(
+        "GET",
+        "/v1/projects/{project_id}",
+        "projects_get",
+        "projects:GetProject",
+        resources=("chats:read",),
+        description="Get a project and its limits.",
+    ),
+    Route(
+        "PATCH",
+        "/v1/projects/{project_id}",
+        "projects_update",
+        "projects:UpdateProject",
+        resources=("chats",),
+        description="Rename a project; set its rate limits and budgets.",
+    ),
+    Route(
+        "POST",
+        "/v1/api-keys",
+        "api_keys_create",
+        "api_keys:CreateApiKey",
+        resources=KEYS,
+        description="Create an API key (its secret is shown once); never more than the calling key grants.",
+    ),
+    Route(
+        "GET",
+        "/v1/api-keys",
+        "api_keys_list",
+        "api_keys:ListApiKeys",
+        resources=("chats:read", CURSORS),
+        description="List a project's API keys (never their secrets).",
+    ),
+    Route(
+        "GET",
+        "/v1/api-keys/{key_id}",
+        "api_keys_get",
+        "api_keys:GetApiKey",
+        resources=("chats:read",),
+        description="Get an API key.",
+    ),
+    Route(
+        "PATCH",
+        "/v1/api-keys/{key_id}",
+        "api_keys_update",
+        "api_keys:UpdateApiKey",
+        resources=KEYS,
+        description="Rename an API key; set its rate limits and budget.",
+    ),
+    Route(
+        "DELETE",
+        "/v1/api-keys/{key_id}",
+        "api_keys_delete",
+        "api_keys:DeleteApiKey",
+        resources=KEYS,
+        description="Revoke an API key.",
+    ),
+    Route(
+        "POST",
+        "/v1/api-keys/{key_id}/rotate",
+        "api_keys_rotate",
+        "api_keys:RotateApiKey",
+        resources=KEYS,
+        description="Give an API key a new secret; the old one stops working.",
+    ),
+)
+
 # Functions without a route, run on a schedule.
 SCHEDULED = (
     Scheduled(
@@ -310,4 +398,10 @@ SCHEDULED = (
     ),
 )
 
-TABLE = RouteTable(routes=ROUTES, authorizer="authorizer", root=Path(__file__).resolve().parent, scheduled=SCHEDULED)
+TABLE = RouteTable(
+    routes=ROUTES,
+    authorizer="authorizer",
+    root=Path(__file__).resolve().parent,
+    scheduled=SCHEDULED,
+    authorizer_cache_seconds=AUTHORIZER_CACHE_SECONDS,
+)

@@ -18,7 +18,6 @@ from parley.api.errors import GATEWAY_ERRORS
 from parley.api.routing import Route, RouteTable
 
 STREAM_TIMEOUT = Duration.minutes(15)
-AUTHORIZER_CACHE_TTL = Duration.minutes(5)
 
 # One JSON object per request. Request and response bodies are never logged (they carry API keys
 # and conversation content): execution logging runs with data tracing off.
@@ -118,7 +117,7 @@ class ParleyApi(Construct):
             "ApiKeyAuthorizer",
             handler=functions.authorizer.function,
             identity_sources=[apigw.IdentitySource.header("Authorization")],
-            results_cache_ttl=AUTHORIZER_CACHE_TTL,
+            results_cache_ttl=Duration.seconds(route_table.authorizer_cache_seconds),
             authorizer_name=f"parley-{stage}-api-key",
         )
         self.methods: dict[tuple[str, str], apigw.Method] = {}

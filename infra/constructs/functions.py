@@ -230,12 +230,14 @@ class RouteFunctions(Construct):
             code_dir=route_table.root / route_table.authorizer,
             description="Parley API key authorizer",
             layers=layers,
-            environment=base_environment(stage) | dict(tables.table_names(["keys"])),
+            environment=base_environment(stage) | dict(tables.table_names(["keys", "chats"])),
             memory_mb=AUTHORIZER_MEMORY_MB,
             timeout=Duration.seconds(AUTHORIZER_TIMEOUT_S),
             log_retention=log_retention,
         )
         tables.grant_read_data(self.authorizer.function, "keys")
+        # the key's project (its limits) and the key's last_used_at
+        tables.grant_data(self.authorizer.function, "chats", ":update")
 
     def for_route(self, route: Route) -> ParleyFunction:
         return self.functions[route.function]

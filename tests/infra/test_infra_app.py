@@ -404,15 +404,19 @@ def test_given_the_data_stack_when_synthesized_then_it_holds_a_generated_cursor_
     assert "SecretString" not in secret["Properties"]
 
 
-def test_given_the_authorizer_when_synthesized_then_it_reads_the_keys_table_and_nothing_else(
+def test_given_the_authorizer_when_synthesized_then_it_reads_keys_and_projects_and_writes_only_last_used(
     synth: Synth,
 ) -> None:
     policy = role_policy(synth, ROUTE_TABLE.authorizer)
     _, function = lambda_function(synth, ROUTE_TABLE.authorizer)
     variables = function["Properties"]["Environment"]["Variables"]
-    assert tables_mentioned(synth, policy) == {"keys"}
-    assert {n for n in variables if n.startswith("PARLEY_TABLE_")} == {"PARLEY_TABLE_KEYS"}
-    assert dynamodb_actions(policy) == set(READ_ONLY_ACTIONS)
+    assert tables_mentioned(synth, policy) == {"keys", "chats"}
+    assert {n for n in variables if n.startswith("PARLEY_TABLE_")} == {"PARLEY_TABLE_KEYS", "PARLEY_TABLE_CHATS"}
+    # reads the key and its project; UpdateItem (last_used_at) on the chats table only
+    assert dynamodb_actions(policy) == {*READ_ONLY_ACTIONS, "dynamodb:UpdateItem"}
+    for statement in statements(policy):
+        if "dynamodb:UpdateItem" in actions_of(statement):
+            assert tables_mentioned(synth, statement) == {"chats"}
 
 
 # --- API ------------------------------------------------------------------------------------------
@@ -456,7 +460,7 @@ def test_given_a_route_when_synthesized_then_only_routes_without_permission_skip
         assert method["AuthorizerId"] == {"Ref": authorizer_id}
 
 
-def test_given_the_api_when_synthesized_then_the_authorizer_checks_the_authorization_header_cached_5_min(
+def test_given_the_api_when_synthesized_then_the_authorizer_checks_the_authorization_header_cached_30_s(
     synth: Synth,
 ) -> None:
     authorizer_function, _ = lambda_function(synth, ROUTE_TABLE.authorizer)
@@ -465,7 +469,7 @@ def test_given_the_api_when_synthesized_then_the_authorizer_checks_the_authoriza
     ((_, authorizer),) = authorizers.values()
     assert authorizer["Properties"]["Type"] == "REQUEST"
     assert authorizer["Properties"]["IdentitySource"] == "method.request.header.Authorization"
-    assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == 300
+    assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == ROUTE_TABLE.authorizer_cache_seconds == 30
     assert get_att_targets(authorizer["Properties"]["AuthorizerUri"]) == {authorizer_function}
 
 

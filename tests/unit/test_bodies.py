@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from typing import Any
 
 import pytest
@@ -123,12 +122,11 @@ def test_deep_nesting_is_400_before_parsing() -> None:
     assert (caught.value.status, caught.value.code) == (400, "json_too_deep")
 
 
-def test_the_depth_scan_is_linear_on_hostile_megabytes() -> None:
-    # Generous bound (an acceptance timing, not a benchmark): each of these is ~1 MB.
-    for text in ('"\\"' * 350_000, "[]" * 500_000, '"a",' * 250_000, "\\" * 1_000_000 + '"'):
-        started = time.perf_counter()
-        exceeds_depth(text, MAX_JSON_DEPTH)
-        assert time.perf_counter() - started < 2.0
+@pytest.mark.parametrize("unit", ['"\\"', "[]", '"a",', "\\"])
+def test_the_depth_scan_answers_on_hostile_megabytes(unit: str) -> None:
+    # How long it takes (linear in the size) is measured by bench/body_scan.py, not here.
+    assert exceeds_depth(unit * 300_000 + '"', MAX_JSON_DEPTH) is False
+    assert exceeds_depth("[" * 300_000 + unit, MAX_JSON_DEPTH) is True
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     create.add_argument("--name", default="")
     create.add_argument("--keys-table", help="default: $PARLEY_TABLE_KEYS")
+    create.add_argument("--chats-table", help="where keys are listed and projects kept; default: $PARLEY_TABLE_CHATS")
     create.add_argument("--json", action="store_true", help="print the key as JSON")
     create.add_argument("--local", action="store_true", help="issue the key on the running local server")
     create.add_argument("--server-file", type=Path, help="with --local: default $PARLEY_DATA_DIR/server.json")
@@ -51,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"parley-admin: {error}", file=sys.stderr)
             return 2
     settings = get_settings()
+    tables = {**settings.tables}
     if args.keys_table:
-        set_settings(settings.with_(tables={**settings.tables, "keys": args.keys_table}))
+        tables["keys"] = args.keys_table
+    if args.chats_table:
+        tables["chats"] = args.chats_table
+    if tables != settings.tables:
+        set_settings(settings.with_(tables=tables))
     issued = issue_key(
         args.org, args.project, tuple(args.permissions or ["*"]), name=args.name, repository=KeyRepository()
     )

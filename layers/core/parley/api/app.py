@@ -36,6 +36,7 @@ from parley.api import bodies, idempotency
 from parley.api.errors import as_parley_error, error_response
 from parley.api.observability import log_internal_error, logger, metrics
 from parley.api.streaming import StreamingResponse
+from parley.domain.clock import iso
 from parley.domain.errors import AuthenticationFailed, ParleyError, PayloadTooLarge
 from parley.domain.principal import Principal
 from parley.settings import get_settings
@@ -218,7 +219,10 @@ def _precheck(app: ParleyResolver, event: Mapping[str, Any]) -> None:
         context = (event.get("requestContext") or {}).get("authorizer")
         if not context:
             raise AuthenticationFailed("Missing or invalid API key. Send 'Authorization: Bearer <api key>'.")
-        Principal.from_context(context).require(permission)
+        caller = Principal.from_context(context)
+        if caller.expired(iso()):  # the authorizer's answer may be cached past the expiry
+            raise AuthenticationFailed("This API key has expired.", code="api_key_expired")
+        caller.require(permission)
 
 
 def _error_dict(error: ParleyError, request_id: str) -> dict[str, Any]:

@@ -85,6 +85,12 @@ class RouteTable:
     authorizer: str  # the function that authenticates API keys
     root: Path  # the functions/ directory
     scheduled: tuple[Scheduled, ...] = ()
+    # How long API Gateway (and the local server) cache an authorization: a revoked key's bound.
+    authorizer_cache_seconds: int = 30
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.authorizer_cache_seconds <= 60:
+            raise ValueError("authorizer_cache_seconds must be 0..60 (revocation is promised within 60 s)")
 
     def handler_path(self, function: str) -> Path:
         return self.root / function / "handler.py"

@@ -58,7 +58,6 @@ access_log = logging.getLogger("parley.access")
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 MAX_URL_CHARS = 8192  # API Gateway's URL length limit
 MAX_HEADER_BYTES = 10240  # API Gateway: request line and header values together
-AUTHORIZER_CACHE_SECONDS = 300.0
 BUFFERED_TIMEOUT_SECONDS = 29.0  # API Gateway's integration timeout
 STREAM_TIMEOUT_SECONDS = 900.0  # a streamed response may last 15 minutes
 BODY_TIMEOUT_SECONDS = 10.0  # a body that stops short of its Content-Length gets 400 after this long
@@ -228,7 +227,7 @@ class LocalApi:
                     log.error("authorizer failed: %s: %s", exc.error_type, exc)
                     return self._gateway("DEFAULT_5XX", request_id)
                 policy = None
-            cached = (now + AUTHORIZER_CACHE_SECONDS, policy)
+            cached = (now + self.table.authorizer_cache_seconds, policy)
             with self._auth_lock:
                 self._auth_cache[token] = cached
         policy = cached[1]
@@ -523,14 +522,18 @@ def seed(api_key: str | None) -> str:
     """Create what is missing (tables from the shared schema, the documents bucket, the metering
     queue; a restored state has them) and make sure the default project's admin key exists;
     return its secret."""
-    from parley.services.keys import issue_key  # noqa: PLC0415
+    from parley.services.keys import ensure_listed, ensure_project, issue_key  # noqa: PLC0415
     from parley.storage.keys import KeyRepository, hash_secret  # noqa: PLC0415
     from parley.storage.provision import provision  # noqa: PLC0415
 
     provision()
     secret = api_key or "prl_" + secrets_module.token_urlsafe(32)
-    if KeyRepository().get_by_hash(hash_secret(secret)) is None:
+    existing = KeyRepository().get_by_hash(hash_secret(secret))
+    if existing is None:
         issue_key(LOCAL_ORG, LOCAL_PROJECT, ("*",), name="local", secret=secret)
+    else:  # a state saved before keys were listed and projects kept
+        ensure_project(existing.org_id, existing.project_id)
+        ensure_listed(existing)
     return secret
 
 
