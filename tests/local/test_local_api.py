@@ -48,3 +48,26 @@ def test_authorizer_results_are_cached_per_key_for_the_tables_ttl(aws: None, rou
 def test_query_strings_and_trailing_slashes_route(aws: None, route_table: RouteTable) -> None:
     response = LocalApi(route_table).handle("GET", "/v1/health/?verbose=1", {}, b"")
     assert response.status == 200
+
+
+def test_a_revoked_or_rotated_key_is_refused_once_the_authorizer_cache_expires(
+    aws: None, route_table: RouteTable
+) -> None:
+    from parley.domain.principal import Principal
+    from parley.services import keys
+
+    now = [1000.0]
+    api = LocalApi(route_table, clock=lambda: now[0])
+    admin = Principal("org", "proj", "key_admin", ("*",))
+    revoked = issue_key("org", "proj")
+    rotated = keys.create_key(admin, keys.ApiKeyCreate(name="r"))
+    assert call(api, revoked.secret)[0] == 200 and call(api, rotated.secret)[0] == 200
+    keys.delete_key(admin, revoked.record.key_id)
+    keys.rotate_key(admin, rotated.id)
+    # within the documented bound the cached authorization still stands (as on API Gateway) ...
+    now[0] += route_table.authorizer_cache_seconds - 1
+    assert call(api, revoked.secret)[0] == 200
+    # ... and once it has passed, both old secrets are refused
+    now[0] += 2
+    assert call(api, revoked.secret)[0] == 401
+    assert call(api, rotated.secret)[0] == 401
