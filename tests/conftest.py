@@ -109,9 +109,11 @@ def _local_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def aws() -> Iterator[None]:
     """Moto with every Parley table created from the shared schema, the documents bucket and the metering queue."""
+    from parley.services import limits
     from parley.services.providers import call_cache
 
     call_cache().clear()  # provider ids and defaults of an earlier test's (gone) moto state
+    limits.clear_cache()  # spend read for budgets
     with mock_aws():
         provision()
         yield

@@ -3,11 +3,11 @@ OpenAI client given the base URL .../v1/chats/{chat_id} talks to the chat's stor
 
 from aws_lambda_powertools.event_handler import Response
 
-from parley.api import replies
+from parley.api import ratelimits, replies
 from parley.api.app import build_handler, make_app, principal, requires, stream
 from parley.api.sse import SSE_HEADERS
 from parley.domain.chats import ChatCompletionInput
-from parley.services import chats
+from parley.services import chats, completions
 
 app = make_app()
 
@@ -15,14 +15,15 @@ app = make_app()
 def _complete(chat_id: str, body: ChatCompletionInput) -> Response[str]:
     caller = principal(app)
     request_id = app.current_event.request_context.request_id or ""
+    context = completions.CallContext()
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = replies.completion_chunks(
-            chats.stream(caller, chat_id, body, request_id), request_id, include_usage=include_usage
+            chats.stream(caller, chat_id, body, request_id, context), request_id, include_usage=include_usage
         )
-        return stream(chunks, headers=SSE_HEADERS)
-    completion = replies.completion_body(chats.complete(caller, chat_id, body, request_id))
-    return Response(200, "application/json", completion.model_dump_json())
+        return stream(chunks, headers={**SSE_HEADERS, **ratelimits.headers(context.quota)})
+    completion = replies.completion_body(chats.complete(caller, chat_id, body, request_id, context))
+    return Response(200, "application/json", completion.model_dump_json(), headers=ratelimits.headers(context.quota))
 
 
 @app.post("/v1/chats/<chat_id>/completions")

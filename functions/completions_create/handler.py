@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools.event_handler import Response
 
-from parley.api import replies
+from parley.api import ratelimits, replies
 from parley.api.app import build_handler, make_app, principal, requires, stream
 from parley.api.sse import SSE_HEADERS
 from parley.domain.chat import ChatCompletionRequest
@@ -32,9 +32,9 @@ def _create(request: ChatCompletionRequest) -> Response[str]:
         chunks = replies.completion_chunks(
             completions.stream(caller, request, context), request_id, include_usage=include_usage
         )
-        return stream(chunks, headers=SSE_HEADERS)
+        return stream(chunks, headers={**SSE_HEADERS, **ratelimits.headers(context.quota)})
     completion = replies.completion_body(completions.create(caller, request, context))
-    return Response(200, "application/json", completion.model_dump_json())
+    return Response(200, "application/json", completion.model_dump_json(), headers=ratelimits.headers(context.quota))
 
 
 lambda_handler = build_handler(app)

@@ -6,7 +6,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from parley.api import replies
+from parley.api import ratelimits, replies
 from parley.api.app import (
     build_handler,
     idempotency_key,
@@ -37,9 +37,10 @@ def send_message(
     if body.stream:
         streamed = messages.send_stream(caller, conversation_id, body, request_id, key)
         replayed = {REPLAY_HEADER: "true"} if streamed.replayed else {}
-        return stream(replies.conversation_sse(streamed.events, request_id), headers={**SSE_HEADERS, **replayed})
+        headers = {**SSE_HEADERS, **replayed, **ratelimits.headers(streamed.quota)}
+        return stream(replies.conversation_sse(streamed.events, request_id), headers=headers)
     sent = messages.send(caller, conversation_id, body, request_id, key)
-    headers = {REPLAY_HEADER: "true"} if sent.replayed else None
+    headers = {**({REPLAY_HEADER: "true"} if sent.replayed else {}), **ratelimits.headers(sent.quota)}
     return Response(200, "application/json", sent.message.model_dump_json(), headers=headers)
 
 

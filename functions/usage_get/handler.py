@@ -1,4 +1,5 @@
-"""GET /v1/usage: token and cost sums for a date range, grouped by model or by API key."""
+"""GET /v1/usage: token and cost sums for a date range, grouped by model or by API key, and this
+month's spend of the project and the key against their budgets."""
 
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -6,7 +7,7 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from parley.api.app import build_handler, make_app, principal, requires
-from parley.services import metering
+from parley.services import limits, metering
 
 app = make_app()
 
@@ -18,7 +19,9 @@ def get_usage(
     end_date: Annotated[date | None, Query()] = None,
     group_by: Annotated[Literal["model", "key"], Query()] = "model",
 ) -> dict[str, Any]:
-    return metering.usage_report(principal(app), start_date, end_date, group_by)
+    caller = principal(app)
+    report = metering.usage_report(caller, start_date, end_date, group_by)
+    return {**report, "budgets": limits.budget_status(caller)}
 
 
 lambda_handler = build_handler(app)

@@ -14,7 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from parley.api import ratelimits
 from parley.domain.errors import InvalidRequest, NotFound, ParleyError, UnsupportedMediaType
+from parley.domain.keys import Quota
 
 INTERNAL_MESSAGE = "Internal error. Retry later; if it persists, report the request_id."
 
@@ -53,6 +55,9 @@ def as_parley_error(error: BaseException) -> ParleyError:
 def error_response(error: ParleyError, request_id: str | None) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body of the JSON error response for an error."""
     headers = {"Content-Type": "application/json", "x-request-id": request_id or "", **error.headers}
+    quota = getattr(error, "quota", None)
+    if isinstance(quota, Quota):
+        headers.update(ratelimits.headers(quota))
     return error.status, headers, json.dumps(body_for(error, request_id)).encode()
 
 

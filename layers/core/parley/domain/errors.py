@@ -72,9 +72,10 @@ class RateLimited(ParleyError):
     type = "rate_limit_error"
     code = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None, quota: object = None) -> None:
         super().__init__(message, code=code, headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
+        self.quota = quota  # a parley.domain.keys.Quota: the api layer adds OpenAI's x-ratelimit-* headers
 
 
 class Unavailable(ParleyError):

@@ -255,3 +255,14 @@ class ApiKeyStored(ProjectRecord):
     def view(self) -> ApiKey:
         shown = self.model_dump(include=set(ApiKey.model_fields) - {"object", "limits"})
         return ApiKey(**shown, limits=Limits(**(self.limits or {})))
+
+
+class Quota(BaseModel):
+    """Where a request left the rate limits it counted against (the tighter of project and key
+    for each kind), for OpenAI's x-ratelimit-* headers."""
+
+    requests_limit: int | None = None
+    requests_remaining: int | None = None
+    tokens_limit: int | None = None
+    tokens_remaining: int | None = None
+    reset_seconds: float = 0.0

@@ -125,11 +125,30 @@ def _provider_default(principal: Principal, chat: ChatRecord) -> str | None:
         ) from None
 
 
-def complete(principal: Principal, chat_id: str, body: ChatCompletionInput, request_id: str) -> list[ReplyEvent]:
-    context = completions.CallContext(route=ROUTE, request_id=request_id, resource_ids=[chat_id])
+def _context(context: completions.CallContext | None, chat_id: str, request_id: str) -> completions.CallContext:
+    context = context or completions.CallContext()
+    context.route, context.request_id, context.resource_ids = ROUTE, request_id, [chat_id]
+    return context
+
+
+def complete(
+    principal: Principal,
+    chat_id: str,
+    body: ChatCompletionInput,
+    request_id: str,
+    context: completions.CallContext | None = None,
+) -> list[ReplyEvent]:
+    """`context` (optional) comes back with the call's quota."""
+    context = _context(context, chat_id, request_id)
     return completions.create(principal, _request(principal, chat_id, body), context)
 
 
-def stream(principal: Principal, chat_id: str, body: ChatCompletionInput, request_id: str) -> Iterator[ReplyEvent]:
-    context = completions.CallContext(route=ROUTE, request_id=request_id, resource_ids=[chat_id])
+def stream(
+    principal: Principal,
+    chat_id: str,
+    body: ChatCompletionInput,
+    request_id: str,
+    context: completions.CallContext | None = None,
+) -> Iterator[ReplyEvent]:
+    context = _context(context, chat_id, request_id)
     return completions.stream(principal, _request(principal, chat_id, body), context)

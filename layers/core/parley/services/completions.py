@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from parley.domain.chat import ChatCompletionRequest, ChatMessage, Usage
 from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
+from parley.domain.keys import Quota
 from parley.domain.principal import Principal
 from parley.domain.replies import Finished, ReplyDone, ReplyEvent, ReplyFailed, ReplyStarted, TextDelta, ToolCallDone
 from parley.providers.base import ModelRequest
 from parley.providers.resilient import Outcome, Resilient, RetryPolicy
-from parley.services import documents, registry
+from parley.services import documents, limits, registry
 from parley.services.metering import CallRecord, record_call
 from parley.services.replies import Ending, relay
 
@@ -32,6 +33,8 @@ class CallContext:
     route: str = ROUTE
     request_id: str = ""
     resource_ids: list[str] = field(default_factory=list)
+    user: str | None = None  # the end user, for budgets per user
+    quota: Quota | None = None  # set by the service: where the call left its rate limits
 
 
 def _with_documents(principal: Principal, messages: list[ChatMessage]) -> list[ChatMessage]:
@@ -68,7 +71,10 @@ def _model_request(principal: Principal, request: ChatCompletionRequest) -> Mode
     )
 
 
-def _prepare(principal: Principal, request: ChatCompletionRequest) -> tuple[Resilient, ModelRequest]:
+def _prepare(
+    principal: Principal, request: ChatCompletionRequest, context: CallContext
+) -> tuple[Resilient, ModelRequest]:
+    """The call chain and the model request, once the call is admitted (budgets, rate limits)."""
     if request.use_rag or request.index_id:
         raise InvalidRequest(
             "Retrieval (use_rag, index_id) is not available yet: no knowledge indexes exist.",
@@ -76,7 +82,11 @@ def _prepare(principal: Principal, request: ChatCompletionRequest) -> tuple[Resi
             param="use_rag" if request.use_rag else "index_id",
         )
     targets = registry.resolve(principal, request.model, request.provider_id, request.fallbacks)
-    return Resilient(targets, RetryPolicy()), _model_request(principal, request)
+    model_request = _model_request(principal, request)
+    context.user = request.user
+    texts = [m.model_dump_json(exclude_none=True) for m in model_request.messages]
+    context.quota = limits.admit(principal, limits.estimate(texts, request.output_limit), request.user)
+    return Resilient(targets, RetryPolicy()), model_request
 
 
 def _audit(
@@ -105,6 +115,7 @@ def _audit(
             error_code=error.code if error else None,
             resource_ids=list(context.resource_ids),
             tries=result.tries if result else 1,
+            user=context.user,
         ),
     )
 
@@ -115,7 +126,7 @@ def create(
     """A buffered completion, as the events of the whole reply (parley.api.replies encodes them)."""
     context = context or CallContext()
     started = time.monotonic()
-    runner, model_request = _prepare(principal, request)
+    runner, model_request = _prepare(principal, request, context)
     try:
         reply, outcome = runner.complete(model_request)
     except ParleyError as error:
@@ -165,7 +176,7 @@ def stream(
     """
     context = context or CallContext()
     started = time.monotonic()
-    runner, model_request = _prepare(principal, request)
+    runner, model_request = _prepare(principal, request, context)
     try:
         events, outcome = runner.stream(model_request)
     except ParleyError as error:

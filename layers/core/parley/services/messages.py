@@ -37,13 +37,14 @@ from parley.domain.conversations import (
 )
 from parley.domain.errors import Conflict, InvalidRequest, NotFound, ParleyError, stored_error
 from parley.domain.ids import new_id
+from parley.domain.keys import Quota
 from parley.domain.paging import Pages, Position
 from parley.domain.principal import Principal
 from parley.domain.replies import ReplyDone, ReplyEvent, ReplyFailed, ReplyStarted, TextDelta, ToolCallDone
 from parley.providers.base import ModelRequest, StreamEvent
 from parley.providers.resilient import Outcome, Resilient, RetryPolicy
 from parley.providers.tokenizer import count_message
-from parley.services import context, documents, registry
+from parley.services import context, documents, limits, registry
 from parley.services import conversations as lifecycle
 from parley.services.metering import CallRecord, call_cost, record_call
 from parley.services.replies import Ending, relay
@@ -72,12 +73,14 @@ class Sent:
 
     message: Message
     replayed: bool = False
+    quota: Quota | None = None  # where the send left its rate limits (None: no limits, or a replay)
 
 
 @dataclass
 class Streamed:
     events: Iterator[ReplyEvent]
     replayed: bool = False
+    quota: Quota | None = None
 
 
 @dataclass
@@ -88,6 +91,7 @@ class Prepared:
     runner: Resilient
     request: ModelRequest
     request_id: str
+    quota: Quota | None = None
     started: float = field(default_factory=time.monotonic)
 
 
@@ -138,6 +142,8 @@ def _prepare(
     # Attachments add their documents' text to this message's model context; the stored message keeps the ids.
     model_content = body.content + "".join(f"\n\n[Attachment: {name}]\n{text}" for name, text in attached)
     built = context.build(principal, record, model, runner, model_content, request_id=request_id, store=conversations)
+    # admitted (budgets, rate limits) before anything is stored: a refused send stores nothing
+    quota = limits.admit(principal, built.window.tokens, record.user_id)
     reads = [record]  # the first attempt uses the record already read; a retry reads again
 
     def reserve() -> tuple[ConversationRecord, MessageRecord, MessageRecord]:
@@ -195,7 +201,7 @@ def _prepare(
     current, user, reply = retry_stale(reserve)
     lifecycle._changed("chat.message_sent", current)
     request = ModelRequest(model=model, messages=built.messages)
-    return Prepared(current, user, reply, runner, request, request_id)
+    return Prepared(current, user, reply, runner, request, request_id, quota)
 
 
 def _finish(
@@ -231,6 +237,7 @@ def _finish(
         error_code=error.code if error else None,
         resource_ids=[conversation_id, prepared.user.id, prepared.reply.id],
         tries=outcome.tries if outcome else 1,
+        user=prepared.conversation.user_id,
     )
     cost = call_cost(call)
     fields: dict[str, Any] = {
@@ -365,7 +372,8 @@ def send(
             usage=reply.usage,
             outcome=outcome,
             tool_calls=list(reply.tool_calls) or None,
-        )
+        ),
+        quota=prepared.quota,
     )
 
 
@@ -389,7 +397,7 @@ def send_stream(
     except ParleyError as error:
         _finish(principal, prepared, status="error", content="", usage=None, outcome=None, error=error)
         raise
-    return Streamed(_stream(principal, prepared, events, outcome))
+    return Streamed(_stream(principal, prepared, events, outcome), quota=prepared.quota)
 
 
 def _started(reply: MessageRecord, conversation_id: str) -> ReplyStarted:

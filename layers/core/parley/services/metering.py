@@ -42,6 +42,7 @@ class CallRecord:
     error_code: str | None = None
     resource_ids: list[str] = field(default_factory=list)
     tries: int = 1
+    user: str | None = None  # the end user (budgets per user)
 
 
 def call_cost(call: CallRecord) -> Decimal | None:
@@ -87,6 +88,8 @@ def record_call(
         "expires_at": int((now + timedelta(days=AUDIT_RETENTION_DAYS)).timestamp()),
     }
     labels = {"model": call.model, "key_id": principal.key_id, "day": now.date().isoformat()}
+    if call.user:
+        labels["user"] = call.user
     write(principal.project_id, counters, labels, audit, repository=repository)
     return cost
 

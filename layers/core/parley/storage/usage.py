@@ -2,6 +2,8 @@
 
     pk = {project}#usage#{YYYY-MM-DD}   sk = {model}#{key_id}#{shard}  daily counters (ADD), sharded
     pk = {project}#audit                sk = {ISO time}#{evt id}       audit events, expiring
+    pk = {project}#spend#{YYYY-MM}      sk = {scope}#{shard}           a priced call's cost, by project,
+                                                                       key and end user (for budgets)
 
 A call's counter ADD and its audit event are written in one transaction, and the audit event
 is conditioned on not existing yet: it is the call's marker, so a resent or refolded call is
@@ -28,6 +30,7 @@ from parley.storage.items import from_item, to_item
 
 AUDIT_RETENTION_DAYS = 90
 COUNTER_SHARDS = 8
+SPEND_ONLY_LABELS = frozenset({"user"})  # labels that name a spend scope, not a counter attribute
 
 
 class UsageRepository(TableRepository):
@@ -50,29 +53,46 @@ class UsageRepository(TableRepository):
         event_id = str(audit["id"])
         shard = int(hashlib.sha256(event_id.encode()).hexdigest()[:8], 16) % COUNTER_SHARDS
         item = {"pk": {"S": f"{project_id}#audit"}, "sk": {"S": f"{audit['time']}#{event_id}"}, **to_item(audit)}
+        transaction: list[dict[str, Any]] = [
+            {"Update": self._add_request(project_id, day, counters, labels, shard)},
+            {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
+            *self._add_spend(project_id, day[:7], counters.get("cost_nanos", 0), labels, shard),
+        ]
         try:
             write_with_retry(
                 lambda: self.client.transact_write_items(
-                    TransactItems=[
-                        {"Update": self._add_request(project_id, day, counters, labels, shard)},  # type: ignore[typeddict-item]
-                        {
-                            "Put": {
-                                "TableName": self.table,
-                                "Item": item,
-                                "ConditionExpression": "attribute_not_exists(pk)",
-                            }
-                        },
-                    ],
+                    TransactItems=transaction,  # type: ignore[arg-type]
                     ClientRequestToken=hashlib.sha256(event_id.encode()).hexdigest()[:36],
                 ),
                 what="the usage counters",
             )
         except ClientError as error:
             reasons = cancellation_reasons(error)
-            if len(reasons) == 2 and reasons[1] == REASON_CONDITION:
+            if len(reasons) >= 2 and reasons[1] == REASON_CONDITION:
                 return False
             raise
         return True
+
+    def _add_spend(
+        self, project_id: str, month: str, cost_nanos: int, labels: dict[str, str], shard: int
+    ) -> list[dict[str, Any]]:
+        """The call's cost added to the month's spend of its project, key and end user (budgets)."""
+        if cost_nanos <= 0:
+            return []
+        scopes = ["project", f"key#{labels['key_id']}"]
+        if labels.get("user"):
+            scopes.append(f"user#{labels['user']}")
+        return [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": {"pk": {"S": f"{project_id}#spend#{month}"}, "sk": {"S": f"{scope}#{shard}"}},
+                    "UpdateExpression": "ADD cost_nanos :c",
+                    "ExpressionAttributeValues": {":c": {"N": str(cost_nanos)}},
+                }
+            }
+            for scope in scopes
+        ]
 
     def _add_request(
         self, project_id: str, day: str, counters: dict[str, int], labels: dict[str, str], shard: int
@@ -81,6 +101,8 @@ class UsageRepository(TableRepository):
         values: dict[str, Any] = {f":c{i}": {"N": str(v)} for i, v in enumerate(counters.values())}
         sets = []
         for i, (name, value) in enumerate(labels.items()):
+            if name in SPEND_ONLY_LABELS:
+                continue
             names[f"#l{i}"] = name
             values[f":l{i}"] = {"S": value}
             sets.append(f"#l{i} = :l{i}")
