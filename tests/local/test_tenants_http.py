@@ -27,6 +27,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/v1/chats/{chat_id}"): {"name": "taken"},
     ("POST", "/v1/chats/{chat_id}/completions"): {"messages": [{"role": "user", "content": "x"}]},
     ("POST", "/v1/chats/{chat_id}/chat/completions"): {"messages": [{"role": "user", "content": "x"}]},
+    ("PATCH", "/v1/projects/{project_id}"): {"name": "taken"},
+    ("PATCH", "/v1/api-keys/{key_id}"): {"name": "taken"},
 }
 
 
@@ -77,7 +79,16 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
         a.post(f"/v1/conversations/{conversation}/messages", json={"content": "A's secret"})
         chat = a.post("/v1/chats", json={"ai_provider_id": provider, "name": "A's chat"}).json()["id"]
         document = a.post("/v1/documents", json={"name": "a.md", "content": "A's text"}).json()["id"]
-    ids = {"provider_id": provider, "conversation_id": conversation, "chat_id": chat, "document_id": document}
+        key = a.post("/v1/api-keys", json={"name": "a-key"}).json()["id"]
+        project = a.get("/v1/api-keys").json()["data"][0]["project_id"]  # A's project (org_local's)
+    ids = {
+        "provider_id": provider,
+        "conversation_id": conversation,
+        "chat_id": chat,
+        "document_id": document,
+        "key_id": key,
+        "project_id": project,
+    }
 
     checked = []
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {b['secret']}"}, timeout=60) as b_http:
