@@ -27,6 +27,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -54,8 +55,9 @@ ORG = "org_perm"
 class World:
     """One project's resources, created on first use by an admin (`*`) of that project."""
 
-    def __init__(self, api: Api, project_id: str) -> None:
+    def __init__(self, api: Api, project_id: str, patch: pytest.MonkeyPatch) -> None:
         self.api = api
+        self.patch = patch  # the test's monkeypatch, for recipes that need one
         self.admin = Principal(ORG, project_id, f"key_admin_{project_id}", ("*",))
         self.ids: dict[str, str] = {}
 
@@ -252,8 +254,17 @@ def snapshot() -> dict[str, Any]:
 
 
 def assert_unchanged(before: dict[str, Any], after: dict[str, Any], what: str) -> None:
-    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    assert not changed, f"{what} changed {changed}: {[(before.get(k), after.get(k)) for k in changed]}"
+    changes = []
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        if isinstance(old, list) and isinstance(new, list):  # a table's items: what went, what came
+            gone, came = [i for i in old if i not in new], [i for i in new if i not in old]
+            changes.append(f"{name}: -{[i[:300] for i in gone]} +{[i[:300] for i in came]}")
+        else:
+            changes.append(f"{name}: {str(old)[:300]} -> {str(new)[:300]}")
+    assert not changes, f"{what} changed:\n" + "\n".join(changes)
 
 
 # ---- fixtures -------------------------------------------------------------------------------------
@@ -291,8 +302,8 @@ def api(_emulation: tuple[Any, Clients], load_handler: Any, sample_event: Any, l
 
 
 @pytest.fixture
-def world(api: Api) -> World:
-    return World(api, f"proj_{uuid.uuid4().hex[:12]}")
+def world(api: Api, monkeypatch: pytest.MonkeyPatch) -> World:
+    return World(api, f"proj_{uuid.uuid4().hex[:12]}", monkeypatch)
 
 
 def holding(world: World, *permissions: str) -> Principal:
@@ -379,3 +390,57 @@ def test_another_resources_permissions_do_not_grant(world: World, route: Route) 
     resource, action = route.permission.split(":", 1)
     others = sorted(RESOURCES - {resource})
     refused(world, route, holding(world, *(f"{o}:*" for o in others), *(f"{o}:{action}" for o in others)))
+
+
+# ---- permissions a route checks itself, for part of what it does ---------------------------------
+
+
+def a_dead_invocations_reply(w: World) -> None:
+    """A reply a dead invocation left pending, old enough to be written back by the next read."""
+    from parley.providers.echo import EchoProvider
+    from parley.storage import conversations
+
+    def die(self: Any, request: Any) -> Any:
+        raise SystemExit("the invocation was killed")  # nothing in Parley catches this
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(EchoProvider, "complete", die)
+        with pytest.raises(SystemExit):
+            w.call(route_of("POST", f"{CONVERSATION}/messages"), w.admin, {"content": "hi"})
+    w.patch.setattr(conversations, "STALE_PENDING", timedelta(0))
+
+
+@dataclass(frozen=True)
+class Inner:
+    """A permission a route needs, besides its own, for some requests (`recipe`)."""
+
+    method: str
+    path: str
+    permission: str
+    recipe: Recipe
+
+
+INNER = (
+    Inner(
+        "GET",
+        f"{CONVERSATION}/messages",
+        "conversations:ReadHiddenContext",
+        Recipe(query={"include_hidden": "true"}, prepare=a_dead_invocations_reply),
+    ),
+)
+
+
+@pytest.mark.parametrize("inner", INNER, ids=[f"{i.method} {i.path} {i.permission}" for i in INNER])
+def test_a_permission_checked_inside_a_route_refuses_before_any_side_effect(world: World, inner: Inner) -> None:
+    route = route_of(inner.method, inner.path)
+    assert route.permission is not None
+    body, query = inner.recipe.request(world)
+    path = world.path(route)
+    before = snapshot()
+    reply = world.call(route, holding(world, route.permission), body, query, path=path)
+    assert_unchanged(before, snapshot(), f"a refused {route.method} {route.path} ({inner.permission})")
+    assert reply.status == 403, reply.body
+    assert reply.body["error"]["type"] == "permission_error"
+    assert inner.permission in reply.body["error"]["message"]
+    allowed = world.call(route, holding(world, route.permission, inner.permission), body, query, path=path)
+    assert allowed.status in inner.recipe.status, allowed.body
