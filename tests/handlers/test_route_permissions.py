@@ -1,24 +1,36 @@
 """Permissions for every route, generated from the route table (functions/routes.py).
 
 For each route with a permission:
-  - a key holding exactly that permission gets a 2xx for a well-formed request;
+  - a key holding exactly that permission gets a 2xx for a well-formed request (a streaming route
+    is driven with `stream: false`, and streamed too, to the end without an error event);
   - a key holding every other route's permission, but not this one, gets 403 permission_error and
-    nothing changes: every DynamoDB table, the S3 buckets, the secrets and the queues are the same
-    after the call as before;
-  - a key of another project (of another org for org-scoped routes), holding `*`, gets 404
-    not_found_error for the ids of the first project in the route's path, and nothing changes;
+    nothing changes: every item of every DynamoDB table, every S3 object, every secret and every
+    queue's counts are the same after the call as before (each POST sends an Idempotency-Key, so
+    a refusal that stored one shows too);
+  - a key of another project (of another org for a route whose recipe says `scope="org"`),
+    holding `*`, gets 404 not_found_error for the first project's ids in the route's path, streamed
+    or not, and nothing changes;
   - `<resource>:*` and `*` grant the route; another resource's permissions (its `*`, and this
     route's action under its name) do not.
+Permissions a route checks itself for some requests (INNER) are refused before any side effect too.
 
-Each route needs a recipe in RECIPES, keyed by (method, path): its body and query, and whatever
-has to happen before the call (`prepare`). The ids in a path come from MAKERS, by parameter
-name, created on first use by an admin (`*`) of the caller's project. A route of the table with
-no recipe fails `test_every_route_has_a_recipe` (and every test of that route), so a new route
-cannot escape these checks:
+Each route needs a recipe in RECIPES, keyed by (method, path): its body and query (values, or
+functions of the World), what has to happen first (`prepare`), and its scope. The ids in a path
+come from MAKERS, by parameter name, created on first use by an admin (`*`) of the caller's
+project. A route of the table with no recipe fails `test_every_route_has_a_recipe` (and every
+test of that route), so a new route cannot escape these checks. Adding routes is a line each:
 
-    ("POST", "/v1/things/{thing_id}/frob"): Recipe({"how": "gently"}),
+    ("POST", "/v1/api-keys"): Recipe({"name": "ci", "permissions": []}),
+    ("GET", "/v1/api-keys/{key_id}"): Recipe(),
+    ("PATCH", "/v1/projects/{project_id}"): Recipe({"name": "Renamed"}, scope="org"),
 
-and, for a new path parameter, one maker: `"thing_id": lambda w: w.create("POST", "/v1/things", {...})`.
+and one maker per new path parameter:
+
+    "key_id": lambda w: w.create("POST", "/v1/api-keys", {"name": "k", "permissions": []}),
+    "project_id": lambda w: w.create("POST", "/v1/projects", {"name": "p"}),
+
+Public routes (no permission, e.g. /v1/health) need no recipe. One moto serves the module and
+is reset before each test (a fresh one per test would cost ~1 s each, mostly new boto3 clients).
 """
 
 from __future__ import annotations
