@@ -26,10 +26,12 @@ def list_messages(
 ) -> dict[str, Any]:
     caller = principal(app)
     conversations.check_org(caller, org_id)
+    if include_hidden:  # refused before anything is read, or written back (settle)
+        caller.require("conversations:ReadHiddenContext")
     at = position(cursor, messages.HISTORY_PAGES)
     data, after = messages.history(caller, conversation_id, limit=limit, order=order, position=at, offset=offset)
     body = page(data, after, messages.HISTORY_PAGES)
-    if include_hidden:  # needs conversations:ReadHiddenContext besides ListMessages
+    if include_hidden:  # needs conversations:ReadHiddenContext besides ListMessages (checked above)
         body["hidden"] = messages.hidden_context(caller, conversation_id)
     return body
 

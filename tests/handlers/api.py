@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from parley.api.routing import Route
 from parley.api.streaming import StreamingResponse
 from parley.domain.principal import Principal
 
@@ -31,9 +32,15 @@ class Api:
         query: dict[str, str] | None = None,
         principal: Principal | None = None,
         headers: dict[str, str] | None = None,
+        route: Route | None = None,
     ) -> Reply:
+        """Invoke `function` with its sample event; `route` (one of the routes the function serves)
+        replaces the sample's method and resource, for functions that serve more than one."""
         caller = principal or self.principal
         event = self._sample(function, authorizer={"principalId": caller.key_id, **caller.to_context()})
+        if route is not None:
+            event["httpMethod"] = event["requestContext"]["httpMethod"] = route.method
+            event["resource"] = event["requestContext"]["resourcePath"] = event["path"] = route.path
         event["body"] = json.dumps(body) if body is not None else None
         if path:
             event["pathParameters"] = path
