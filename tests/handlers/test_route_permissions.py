@@ -18,16 +18,9 @@ Each route needs a recipe in RECIPES, keyed by (method, path): its body and quer
 functions of the World), what has to happen first (`prepare`), and its scope. The ids in a path
 come from MAKERS, by parameter name, created on first use by an admin (`*`) of the caller's
 project. A route of the table with no recipe fails `test_every_route_has_a_recipe` (and every
-test of that route), so a new route cannot escape these checks. Adding routes is a line each:
-
-    ("POST", "/v1/api-keys"): Recipe({"name": "ci", "permissions": []}),
-    ("GET", "/v1/api-keys/{key_id}"): Recipe(),
-    ("PATCH", "/v1/projects/{project_id}"): Recipe({"name": "Renamed"}, scope="org"),
-
-and one maker per new path parameter:
-
-    "key_id": lambda w: w.create("POST", "/v1/api-keys", {"name": "k", "permissions": []}),
-    "project_id": lambda w: w.create("POST", "/v1/projects", {"name": "p"}),
+test of that route), so a new route cannot escape these checks. Adding a route is a line in
+RECIPES (`scope="org"` where the ids are an organization's, as the /v1/projects routes), and a new
+path parameter one line in MAKERS.
 
 Public routes (no permission, e.g. /v1/health) need no recipe. One moto serves the module and
 is reset before each test (a fresh one per test would cost ~1 s each, mostly new boto3 clients).
@@ -128,6 +121,8 @@ MAKERS: dict[str, Callable[[World], str]] = {
     "chat_id": lambda w: w.create("POST", "/v1/chats", {"ai_provider_id": w.id("provider_id"), "name": "Support"}),
     "conversation_id": lambda w: w.create("POST", "/v1/conversations", {"title": "Billing", "user_id": "u1"}),
     "document_id": lambda w: w.create("POST", "/v1/documents", {"name": "policy.md", "content": "Refunds: 30 days."}),
+    "key_id": lambda w: w.create("POST", "/v1/api-keys", {"name": "ci", "permissions": ["conversations:*"]}),
+    "project_id": lambda w: w.create("POST", "/v1/projects", {"name": "Mobile app"}),
 }
 
 
@@ -199,6 +194,18 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("GET", "/v1/documents"): Recipe(),
     ("GET", "/v1/documents/{document_id}"): Recipe(query={"include": "content"}),
     ("DELETE", "/v1/documents/{document_id}"): Recipe(),
+    ("POST", "/v1/projects"): Recipe({"name": "Web app"}, scope="org"),
+    ("GET", "/v1/projects"): Recipe(query={"limit": "5"}, scope="org"),
+    ("GET", "/v1/projects/{project_id}"): Recipe(scope="org"),
+    ("PATCH", "/v1/projects/{project_id}"): Recipe(
+        {"name": "Renamed", "limits": {"requests_per_minute": 100}}, scope="org"
+    ),
+    ("POST", "/v1/api-keys"): Recipe({"name": "deployer", "permissions": ["api_keys:CreateApiKey"]}),
+    ("GET", "/v1/api-keys"): Recipe(query={"limit": "5"}),
+    ("GET", "/v1/api-keys/{key_id}"): Recipe(),
+    ("PATCH", "/v1/api-keys/{key_id}"): Recipe({"name": "renamed"}),
+    ("DELETE", "/v1/api-keys/{key_id}"): Recipe(),
+    ("POST", "/v1/api-keys/{key_id}/rotate"): Recipe(),
 }
 
 
