@@ -94,6 +94,13 @@ def test_the_servers_own_errors_are_in_the_error_model(server: Server) -> None:
     assert_error_model(status, body, 501, "method_not_supported")
 
 
+@pytest.mark.parametrize("method", [b"TRACE", b"PUT"])
+def test_a_known_method_no_route_has_is_404_not_a_5xx(server: Server, method: bytes) -> None:
+    # schemathesis found TRACE answered 501 (a 5xx for a client's request); API Gateway answers 404 here
+    status, _, body = raw(server, method + b" /v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    assert_error_model(status, body, 404, "route_not_found")
+
+
 def test_a_buffered_route_past_the_gateway_timeout_answers_504_and_the_server_goes_on(slow: Server) -> None:
     started = time.monotonic()
     late = httpx.get(f"{slow.url}/v1/slow", params={"seconds": "5"}, timeout=30)

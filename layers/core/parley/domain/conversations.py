@@ -44,6 +44,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
+def _absent(value: object) -> bool:
+    """Optional response fields are left out rather than sent as null."""
+    return value is None
+
+
 def _bounded_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is not None and len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
         raise ValueError(f"metadata is limited to {MAX_METADATA_BYTES} bytes of JSON")
@@ -147,16 +152,32 @@ class Conversation(BaseModel):
     message_count: int = 0
     created_at: str
     updated_at: str
-    sessions: list[ChatSession] | None = None  # only with include=sessions
-    messages: list[Message] | None = None  # only with include=messages: the newest, oldest first
-    messages_has_more: bool | None = None
+    # only with include=sessions / include=messages (the newest, oldest first); absent otherwise
+    sessions: list[ChatSession] | None = Field(default=None, exclude_if=_absent, description="with include=sessions")
+    messages: list[Message] | None = Field(default=None, exclude_if=_absent, description="with include=messages")
+    messages_has_more: bool | None = Field(default=None, exclude_if=_absent, description="with include=messages")
 
-    def public(self) -> dict[str, Any]:
-        body = self.model_dump(mode="json")
-        for optional in ("sessions", "messages", "messages_has_more"):
-            if body[optional] is None:
-                body.pop(optional)
-        return body
+
+class HiddenContextItem(BaseModel):
+    """Injected hidden context as the API shows it (the model sees it; the default history does not)."""
+
+    id: str
+    object: Literal["hidden_context"] = "hidden_context"
+    conversation_id: str
+    role: Literal["system"] = "system"
+    content: str
+    tokens: int
+    created_at: str
+
+    @classmethod
+    def of(cls, record: HiddenRecord) -> HiddenContextItem:
+        return cls(
+            id=record.id,
+            conversation_id=record.conversation_id,
+            content=record.content,
+            tokens=record.tokens,
+            created_at=record.created_at,
+        )
 
 
 class ConversationRecord(StoredRecord):

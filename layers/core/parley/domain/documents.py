@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,13 +27,9 @@ class Document(BaseModel):
     media_type: MediaType
     size_bytes: int
     created_at: str
-    content: str | None = None  # only with include=content
-
-    def public(self) -> dict[str, Any]:
-        body = self.model_dump(mode="json")
-        if self.content is None:
-            body.pop("content")
-        return body
+    content: str | None = Field(
+        default=None, exclude_if=lambda value: value is None, description="only with include=content"
+    )
 
 
 class DocumentRecord(ProjectRecord):
