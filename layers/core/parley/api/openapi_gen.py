@@ -173,7 +173,7 @@ def _finish(
             )
         operation_ids[name] = route
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, name, operation, schemas)
-    _add_links(table, paths)
+    _add_links(table, paths, schemas)
     for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):  # Powertools' 422/500 shapes
         schemas.pop(name, None)
     unused = set(schemas) - _referenced(paths, schemas)
@@ -354,18 +354,22 @@ def _property_names(node: Any, schemas: dict[str, Any], seen: set[str]) -> Itera
             yield from _property_names(item, schemas, seen)
 
 
-def _add_links(table: RouteTable, paths: dict[str, dict[str, Any]]) -> None:
+def _add_links(table: RouteTable, paths: dict[str, dict[str, Any]], schemas: dict[str, Any]) -> None:
     """OpenAPI links (for clients and stateful testing): from a create route's response to the
-    routes of what it created (`id`), and from a delete to reading the same resource again."""
+    routes of what it created (`id` in their path), to the creates whose body names it (a created
+    provider's id as `provider_id` or `ai_provider_id`), and from a delete to reading the same
+    resource again."""
     for route in table.routes:
         operation = paths[route.path][route.method.lower()]
         if route.method == "POST" and "201" in operation["responses"]:
-            links = {}
+            links: dict[str, Any] = {}
+            names: set[str] = set()  # the created resource's id parameter, e.g. provider_id
             for target in table.routes:
                 rest = target.path.removeprefix(route.path + "/")
                 if rest == target.path or not rest.startswith("{"):
                     continue
                 param = rest.split("/", 1)[0][1:-1]
+                names.add(param)
                 parameters = {param: "$response.body#/id"}
                 parameters.update({p: f"$request.path.{p}" for p in route.params})
                 target_id = paths[target.path][target.method.lower()]["operationId"]
@@ -374,6 +378,20 @@ def _add_links(table: RouteTable, paths: dict[str, dict[str, Any]]) -> None:
                     "parameters": parameters,
                     "description": f"{target.method} {target.path} for the created resource.",
                 }
+            for target in table.routes:
+                target_operation = paths[target.path][target.method.lower()]
+                if target.method != "POST" or target.params or "requestBody" not in target_operation:
+                    continue
+                body = target_operation["requestBody"]["content"].get(JSON, {}).get("schema", {})
+                fields = _resolve_full(body, schemas).get("properties", {})
+                named = [f for f in fields if any(f == n or f.endswith("_" + n) for n in names)]
+                if named and target is not route:
+                    target_id = target_operation["operationId"]
+                    links[target_id] = {
+                        "operationId": target_id,
+                        "requestBody": dict.fromkeys(named, "$response.body#/id"),
+                        "description": f"{target.method} {target.path} naming the created resource.",
+                    }
             if links:
                 operation["responses"]["201"]["links"] = links
         if route.method == "DELETE" and "get" in paths[route.path]:

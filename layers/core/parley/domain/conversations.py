@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -50,9 +51,30 @@ def _absent(value: object) -> bool:
 
 
 def _bounded_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is not None and len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
-        raise ValueError(f"metadata is limited to {MAX_METADATA_BYTES} bytes of JSON")
+    if value is not None:
+        if len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is limited to {MAX_METADATA_BYTES} bytes of JSON")
+        _storable(value)
     return value
+
+
+def _storable(value: Any) -> None:
+    """What DynamoDB can store of a JSON value (metadata is stored as it is): map keys of at least
+    one character and numbers of at most 38 digits between 1e-130 and 1e126."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not key:
+                raise ValueError("metadata keys must not be empty")
+            _storable(item)
+    elif isinstance(value, list):
+        for item in value:
+            _storable(item)
+    elif isinstance(value, int | float) and not isinstance(value, bool) and value != 0:
+        number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        if len(number.as_tuple().digits) > 38 or not -130 <= number.adjusted() <= 125:
+            raise ValueError(
+                f"metadata numbers have at most 38 digits and lie between 1e-130 and 1e126 in size (got {value!r})"
+            )
 
 
 class ContextSettings(_Strict):
