@@ -123,6 +123,9 @@ def test_create_routes_link_to_what_they_created(document: dict[str, Any]) -> No
             {"model": "echo", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "5"},
         ),
         ("ChatCompletionRequest", {"model": "echo", "messages": [], "n": 1}),
+        ("ChatCompletionRequest", {"messages": [HELLO]}),
+        ("ChatCompletionRequest", {"model": None, "messages": [HELLO]}),
+        ("ChatCompletionRequest", {"messages": [HELLO], "provider_id": "aip_1", "ai_provider_id": "aip_2"}),
         ("ConversationCreate", {"title": "x", "is_archived": 0}),
         ("ConversationCreate", {"title": "x", "surprise": 1}),
         ("MessageSend", {"content": "hi", "stream": "true"}),
@@ -130,7 +133,29 @@ def test_create_routes_link_to_what_they_created(document: dict[str, Any]) -> No
     ],
 )
 def test_the_schemas_refuse_what_the_strict_models_refuse(document: dict[str, Any], schema: str, body: Any) -> None:
+    from pydantic import ValidationError
+
+    from parley.domain import chat, conversations, providers
+
+    model = {
+        "ChatCompletionRequest": chat.ChatCompletionRequest,
+        "ConversationCreate": conversations.ConversationCreate,
+        "MessageSend": conversations.MessageSend,
+        "ProviderCreate": providers.ProviderCreate,
+    }[schema]
+    with pytest.raises(ValidationError):
+        model.model_validate(body)
     assert not validator(document, schema).is_valid(body)
+
+
+@pytest.mark.parametrize(
+    "body", [{"messages": [HELLO], "ai_provider_id": "aip_1"}, {"messages": [HELLO], "provider_id": "aip_1"}]
+)
+def test_the_schemas_accept_what_the_models_accept(document: dict[str, Any], body: Any) -> None:
+    from parley.domain.chat import ChatCompletionRequest
+
+    ChatCompletionRequest.model_validate(body)
+    assert validator(document, "ChatCompletionRequest").is_valid(body)
 
 
 def test_a_boolean_for_a_number_is_refused_by_the_handler_too(

@@ -155,7 +155,23 @@ class SamplingParams(_Strict):
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
 
+def _request_schema(schema: dict[str, Any]) -> None:
+    """What the validators below add to the JSON schema: `ai_provider_id` (seed 003's name for
+    provider_id, one or the other), and a model unless a provider is named."""
+    properties = schema.get("properties", {})
+    if "provider_id" in properties:
+        properties["ai_provider_id"] = {**properties["provider_id"], "description": "seed 003's name for provider_id"}
+    named = [
+        {"required": [name], "properties": {name: {"type": "string"}}}
+        for name in ("model", "provider_id", "ai_provider_id")
+    ]
+    schema["anyOf"] = named
+    schema["not"] = {"required": ["provider_id", "ai_provider_id"]}
+
+
 class ChatCompletionRequest(SamplingParams):
+    model_config = ConfigDict(json_schema_extra=_request_schema)
+
     # Optional only when a provider with a default_model is named (seed 003's stateless form).
     model: str | None = Field(default=None, min_length=1, max_length=256)
     messages: list[ChatMessage] = Field(min_length=1, max_length=4096)
