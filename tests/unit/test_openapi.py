@@ -4,6 +4,7 @@ and the SSE event schemas describe what the streams really send."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,41 @@ def test_the_schemas_accept_what_the_models_accept(document: dict[str, Any], bod
 
     ChatCompletionRequest.model_validate(body)
     assert validator(document, "ChatCompletionRequest").is_valid(body)
+
+
+def test_a_messages_schema_accepts_exactly_what_its_role_rules_accept(document: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    from parley.domain.chat import ChatMessage
+
+    check = validator(document, "ChatMessage")
+    options: dict[str, list[Any]] = {
+        "role": ["system", "developer", "user", "assistant", "tool"],
+        "content": [..., None, "hi", "", [{"type": "text", "text": "hi"}]],
+        "document_id": [..., None, "doc_1"],
+        "tool_calls": [..., None, [], [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]],
+        "tool_call_id": [..., None, "", "c1"],
+    }
+    disagree = []
+    for values in itertools.product(*options.values()):
+        message = {k: v for k, v in zip(options, values, strict=True) if v is not ...}
+        try:
+            ChatMessage.model_validate(message)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        if accepted != check.is_valid(message):
+            disagree.append((message, accepted))
+    assert not disagree, disagree[:5]
+
+
+def test_every_example_is_valid_for_its_schema(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    found = [(name, example) for name, schema in schemas.items() for example in schema.get("examples", [])]
+    assert len(found) >= 10
+    for name, example in found:
+        errors = list(validator(document, name).iter_errors(example))
+        assert not errors, (name, example, errors[:1])
 
 
 def test_a_boolean_for_a_number_is_refused_by_the_handler_too(

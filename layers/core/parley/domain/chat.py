@@ -49,7 +49,57 @@ class ToolCall(_Strict):
     function: FunctionCall
 
 
+def _message_schema(schema: dict[str, Any]) -> None:
+    """The role rules of ChatMessage._check_role_fields, as JSON schema alternatives."""
+    given = {"anyOf": [{"type": "string"}, {"type": "array"}]}  # content that is not null
+    absent = {"type": "null"}
+    no_calls = {"anyOf": [{"type": "null"}, {"type": "array", "maxItems": 0}]}
+    schema["anyOf"] = [
+        {  # the server puts the document's text
+            "required": ["document_id"],
+            "properties": {
+                "document_id": {"type": "string"},
+                "role": {"enum": ["user", "system", "developer"]},
+                "content": absent,
+            },
+        },
+        {
+            "required": ["content"],
+            "properties": {
+                "role": {"enum": ["system", "developer", "user"]},
+                "content": given,
+                "document_id": absent,
+                "tool_calls": no_calls,
+            },
+        },
+        {
+            "required": ["content", "tool_call_id"],
+            "properties": {
+                "role": {"const": "tool"},
+                "content": given,
+                "tool_call_id": {"type": "string", "minLength": 1},
+                "document_id": absent,
+                "tool_calls": no_calls,
+            },
+        },
+        {
+            "required": ["content"],
+            "properties": {"role": {"const": "assistant"}, "content": given, "document_id": absent},
+        },
+        {
+            "required": ["tool_calls"],
+            "properties": {
+                "role": {"const": "assistant"},
+                "tool_calls": {"type": "array", "minItems": 1},
+                "document_id": absent,
+            },
+        },
+    ]
+
+
 class ChatMessage(_Strict):
+    model_config = ConfigDict(json_schema_extra=_message_schema)
+
     role: Role
     content: str | list[ContentPart] | None = None
     name: str | None = None
@@ -167,6 +217,8 @@ def _request_schema(schema: dict[str, Any]) -> None:
     ]
     schema["anyOf"] = named
     schema["not"] = {"required": ["provider_id", "ai_provider_id"]}
+    hello = [{"role": "user", "content": "Hello, Parley!"}]
+    schema["examples"] = [{"model": "echo", "messages": hello}, {"model": "echo", "messages": hello, "stream": True}]
 
 
 class ChatCompletionRequest(SamplingParams):

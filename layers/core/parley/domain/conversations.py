@@ -87,6 +87,12 @@ class ContextSettings(_Strict):
 
 
 class ConversationCreate(_Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"title": "Help with billing", "user_id": "user_123", "metadata": {"page": "/billing"}}]
+        }
+    )
+
     title: str | None = Field(default=None, max_length=512)
     user_id: str | None = Field(default=None, min_length=1, max_length=256, pattern=r"^[^#]+$")
     provider_id: str | None = Field(default=None, max_length=64)
@@ -100,6 +106,10 @@ class ConversationCreate(_Strict):
 
 
 class ConversationUpdate(_Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"title": "Billing double charge", "context": {"strategy": "summarize"}}]}
+    )
+
     title: str | None = Field(default=None, max_length=512)
     provider_id: str | None = Field(default=None, max_length=64)
     model: str | None = Field(default=None, min_length=1, max_length=256)
@@ -122,12 +132,20 @@ class ChatSession(BaseModel):
 
 
 class SessionCreate(_Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"model": "echo"}]})
+
     model: str | None = Field(default=None, min_length=1, max_length=256)
     model_id: str | None = Field(default=None, min_length=1, max_length=256, description="seed 002's name for model")
     provider_id: str | None = Field(default=None, max_length=64)
 
 
 class MessageSend(_Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"content": "Why was I charged twice?"}, {"content": "Stream the answer", "stream": True}]
+        }
+    )
+
     content: MessageText
     attachments: list[str] = Field(default_factory=list, max_length=20)
     session_id: str | None = Field(default=None, max_length=64)

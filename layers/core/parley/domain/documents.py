@@ -13,7 +13,13 @@ MAX_DOCUMENT_BYTES = 512 * 1024  # UTF-8 bytes of content; larger ones get 413
 
 
 class DocumentCreate(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "refunds.md", "media_type": "text/markdown", "content": "Refunds within 30 days."}]
+        },
+    )
 
     name: str = Field(min_length=1, max_length=256)
     media_type: MediaType = "text/plain"
