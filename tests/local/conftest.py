@@ -125,19 +125,3 @@ def server() -> Iterator[Server]:
     running = start_server(PARLEY_ECHO_DELAY_MS="200")
     yield running
     stop_server(running)
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The schemathesis figures (tests/local/test_schemathesis.py), also under xdist and -q."""
-    lines = [
-        value
-        for reports in terminalreporter.stats.values()
-        for report in reports
-        if getattr(report, "when", None) == "call"
-        for name, value in getattr(report, "user_properties", ())
-        if name == "schemathesis"
-    ]
-    if lines:
-        terminalreporter.write_sep("-", "schemathesis")
-        for line in lines:
-            terminalreporter.write_line(line)
