@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(NODE_BIN):$(PATH)
 # pytest workers: CI has 2 cores.
 WORKERS ?= 2
 
-.PHONY: install serve test lint types unit synth layers bench clean node
+.PHONY: install serve test lint types unit synth layers bench clean node openapi
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ unit: install node
 	$(BIN)/pytest -n $(WORKERS) -q
 
 test: lint types unit
+
+# The OpenAPI document from the route table and the handlers' models: the core package's copy (what
+# GET /v1/openapi.json serves) and docs/openapi.json. `make test` fails when they drift.
+openapi: install
+	$(BIN)/python -m parley.api.openapi_gen
 
 layers: install
 	$(BIN)/python -m infra.layers

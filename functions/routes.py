@@ -32,6 +32,13 @@ AUTHORIZER_CACHE_SECONDS = 30
 ROUTES = (
     Route("GET", "/v1/health", "health_get", None, description="Liveness; needs no API key."),
     Route(
+        "GET",
+        "/v1/openapi.json",
+        "openapi_get",
+        None,
+        description="This API's OpenAPI 3.1 document (generated from this table); needs no API key.",
+    ),
+    Route(
         "POST",
         "/v1/chat/completions",
         "completions_create",

@@ -171,3 +171,20 @@ class Context:
 @pytest.fixture
 def lambda_context() -> Context:
     return Context()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The schemathesis figures (tests/local/test_schemathesis.py), also under xdist and -q (here, not in
+    tests/local/conftest.py: under xdist the controller loads only this conftest)."""
+    lines = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == "schemathesis"
+    ]
+    if lines:
+        terminalreporter.write_sep("-", "schemathesis")
+        for line in lines:
+            terminalreporter.write_line(line)

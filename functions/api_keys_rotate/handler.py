@@ -9,13 +9,21 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from parley.api.app import build_handler, idempotent_in_service, make_app, principal, requires
-from parley.domain.keys import PROJECT_ID_PATTERN
+from parley.domain.keys import PROJECT_ID_PATTERN, ApiKeyWithSecret
 from parley.services import keys
 
 app = make_app()
 
 
-@app.post("/v1/api-keys/<key_id>/rotate")
+ROTATED = {
+    200: {
+        "description": "The key, with its new secret (shown once).",
+        "content": {"application/json": {"model": ApiKeyWithSecret}},
+    }
+}
+
+
+@app.post("/v1/api-keys/<key_id>/rotate", responses=ROTATED)
 @requires("api_keys:RotateApiKey")
 @idempotent_in_service
 def rotate_api_key(

@@ -2,11 +2,10 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from parley.api.app import build_handler, make_app, principal, requires
-from parley.domain.keys import PROJECT_ID_PATTERN, ApiKeyUpdate
+from parley.domain.keys import PROJECT_ID_PATTERN, ApiKey, ApiKeyUpdate
 from parley.services import keys
 
 app = make_app()
@@ -16,9 +15,8 @@ app = make_app()
 @requires("api_keys:UpdateApiKey")
 def update_api_key(
     key_id: str, body: ApiKeyUpdate, project_id: Annotated[str | None, Query(pattern=PROJECT_ID_PATTERN)] = None
-) -> Response[str]:
-    updated = keys.update_key(principal(app), key_id, body, project_id)
-    return Response(200, "application/json", updated.model_dump_json())
+) -> ApiKey:
+    return keys.update_key(principal(app), key_id, body, project_id)
 
 
 lambda_handler = build_handler(app)

@@ -6,6 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 from parley.api import ratelimits, replies
 from parley.api.app import build_handler, make_app, principal, requires, stream
 from parley.api.sse import SSE_HEADERS
+from parley.domain.chat import ChatCompletion
 from parley.domain.chats import ChatCompletionInput
 from parley.services import chats, completions
 
@@ -26,13 +27,18 @@ def _complete(chat_id: str, body: ChatCompletionInput) -> Response[str]:
     return Response(200, "application/json", completion.model_dump_json(), headers=ratelimits.headers(context.quota))
 
 
-@app.post("/v1/chats/<chat_id>/completions")
+RESPONSES = replies.streamed_responses(
+    ChatCompletion, replies.CompletionStreamData, "A chat.completion, or with stream=true its chunks as SSE."
+)
+
+
+@app.post("/v1/chats/<chat_id>/completions", responses=RESPONSES)
 @requires("chats:CreateChatCompletion")
 def chat_completions(chat_id: str, body: ChatCompletionInput) -> Response[str]:
     return _complete(chat_id, body)
 
 
-@app.post("/v1/chats/<chat_id>/chat/completions")
+@app.post("/v1/chats/<chat_id>/chat/completions", responses=RESPONSES)
 @requires("chats:CreateChatCompletion")
 def openai_client_chat_completions(chat_id: str, body: ChatCompletionInput) -> Response[str]:
     return _complete(chat_id, body)

@@ -1,18 +1,16 @@
 """POST /v1/chats: a stored completion configuration (AI provider, system message, model)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from parley.api.app import build_handler, make_app, principal, requires
-from parley.domain.chats import ChatCreate
+from parley.domain.chats import Chat, ChatCreate
 from parley.services import chats
 
 app = make_app()
 
 
-@app.post("/v1/chats")
+@app.post("/v1/chats", status_code=201)
 @requires("chats:CreateChat")
-def create_chat(body: ChatCreate) -> Response[str]:
-    return Response(201, "application/json", chats.create(principal(app), body).model_dump_json())
+def create_chat(body: ChatCreate) -> Chat:
+    return chats.create(principal(app), body)
 
 
 lambda_handler = build_handler(app)

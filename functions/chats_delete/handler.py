@@ -1,8 +1,7 @@
 """DELETE /v1/chats/{chat_id}"""
 
-from typing import Any
-
 from parley.api.app import build_handler, make_app, principal, requires
+from parley.api.schemas import Deleted
 from parley.services import chats
 
 app = make_app()
@@ -10,9 +9,9 @@ app = make_app()
 
 @app.delete("/v1/chats/<chat_id>")
 @requires("chats:DeleteChat")
-def delete_chat(chat_id: str) -> dict[str, Any]:
+def delete_chat(chat_id: str) -> Deleted:
     chats.delete(principal(app), chat_id)
-    return {"id": chat_id, "object": "chat", "deleted": True}
+    return Deleted(id=chat_id, object="chat")
 
 
 lambda_handler = build_handler(app)

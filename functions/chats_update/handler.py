@@ -1,9 +1,7 @@
 """PATCH /v1/chats/{chat_id}"""
 
-from typing import Any
-
 from parley.api.app import build_handler, make_app, principal, requires
-from parley.domain.chats import ChatUpdate
+from parley.domain.chats import Chat, ChatUpdate
 from parley.services import chats
 
 app = make_app()
@@ -11,8 +9,8 @@ app = make_app()
 
 @app.patch("/v1/chats/<chat_id>")
 @requires("chats:UpdateChat")
-def update_chat(chat_id: str, body: ChatUpdate) -> dict[str, Any]:
-    return chats.update(principal(app), chat_id, body).model_dump(mode="json")
+def update_chat(chat_id: str, body: ChatUpdate) -> Chat:
+    return chats.update(principal(app), chat_id, body)
 
 
 lambda_handler = build_handler(app)

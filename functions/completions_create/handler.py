@@ -5,19 +5,24 @@ from aws_lambda_powertools.event_handler import Response
 from parley.api import ratelimits, replies
 from parley.api.app import build_handler, make_app, principal, requires, stream
 from parley.api.sse import SSE_HEADERS
-from parley.domain.chat import ChatCompletionRequest
+from parley.domain.chat import ChatCompletion, ChatCompletionRequest
 from parley.services import completions
 
 app = make_app()
 
 
-@app.post("/v1/chat/completions")
+RESPONSES = replies.streamed_responses(
+    ChatCompletion, replies.CompletionStreamData, "A chat.completion, or with stream=true its chunks as SSE."
+)
+
+
+@app.post("/v1/chat/completions", responses=RESPONSES)
 @requires("completions:CreateChatCompletion")
 def create_chat_completion(request: ChatCompletionRequest) -> Response[str]:
     return _create(request)
 
 
-@app.post("/v1/chats/completions")  # seed 003's stateless path
+@app.post("/v1/chats/completions", responses=RESPONSES)  # seed 003's stateless path
 @requires("completions:CreateChatCompletion")
 def create_stateless_chat_completion(request: ChatCompletionRequest) -> Response[str]:
     return _create(request)

@@ -1,12 +1,13 @@
 """GET /v1/conversations: newest activity first, filtered by user_id and status, cursor-paginated."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from parley.api.app import build_handler, make_app, principal, requires
 from parley.api.cursors import position
-from parley.api.lists import DEFAULT_LIMIT, MAX_LIMIT, page
+from parley.api.lists import DEFAULT_LIMIT, MAX_LIMIT, Page, page
+from parley.domain.conversations import Conversation
 from parley.services import conversations
 from parley.services.conversations import StatusFilter
 
@@ -21,7 +22,7 @@ def list_conversations(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(min_length=1)] = None,
     org_id: Annotated[str | None, Query()] = None,
-) -> dict[str, Any]:
+) -> Page[Conversation]:
     caller = principal(app)
     conversations.check_org(caller, org_id)
     at = position(cursor, conversations.PAGES)

@@ -18,13 +18,18 @@ from parley.api.app import (
 )
 from parley.api.idempotency import REPLAY_HEADER
 from parley.api.sse import SSE_HEADERS
-from parley.domain.conversations import MessageSend
+from parley.domain.conversations import Message, MessageSend
 from parley.services import conversations, messages
 
 app = make_app()
 
 
-@app.post("/v1/conversations/<conversation_id>/messages")
+RESPONSES = replies.streamed_responses(
+    Message, replies.ConversationStreamEvent, "The stored reply, or with stream=true the reply as SSE events."
+)
+
+
+@app.post("/v1/conversations/<conversation_id>/messages", responses=RESPONSES)
 @requires("conversations:SendMessage")
 @idempotent_in_service  # the key is stored with the pair (parley.services.messages)
 def send_message(

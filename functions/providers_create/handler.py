@@ -1,19 +1,16 @@
 """POST /v1/providers: store an AI provider; its api_key goes to Secrets Manager."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from parley.api.app import build_handler, make_app, principal, requires
-from parley.domain.providers import ProviderCreate
+from parley.domain.providers import AIProvider, ProviderCreate
 from parley.services import providers
 
 app = make_app()
 
 
-@app.post("/v1/providers")
+@app.post("/v1/providers", status_code=201)
 @requires("providers:CreateProvider")
-def create_provider(body: ProviderCreate) -> Response[str]:
-    created = providers.create(principal(app), body)
-    return Response(201, "application/json", created.model_dump_json())
+def create_provider(body: ProviderCreate) -> AIProvider:
+    return providers.create(principal(app), body)
 
 
 lambda_handler = build_handler(app)

@@ -1,8 +1,7 @@
 """GET /v1/providers/{provider_id}"""
 
-from typing import Any
-
 from parley.api.app import build_handler, make_app, principal, requires
+from parley.domain.providers import AIProvider
 from parley.services import providers
 
 app = make_app()
@@ -10,8 +9,8 @@ app = make_app()
 
 @app.get("/v1/providers/<provider_id>")
 @requires("providers:GetProvider")
-def get_provider(provider_id: str) -> dict[str, Any]:
-    return providers.get(principal(app), provider_id).model_dump(mode="json")
+def get_provider(provider_id: str) -> AIProvider:
+    return providers.get(principal(app), provider_id)
 
 
 lambda_handler = build_handler(app)

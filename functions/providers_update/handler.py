@@ -1,9 +1,7 @@
 """PATCH /v1/providers/{provider_id}: change fields; `api_key` replaces the stored key."""
 
-from typing import Any
-
 from parley.api.app import build_handler, make_app, principal, requires
-from parley.domain.providers import ProviderUpdate
+from parley.domain.providers import AIProvider, ProviderUpdate
 from parley.services import providers
 
 app = make_app()
@@ -11,8 +9,8 @@ app = make_app()
 
 @app.patch("/v1/providers/<provider_id>")
 @requires("providers:UpdateProvider")
-def update_provider(provider_id: str, body: ProviderUpdate) -> dict[str, Any]:
-    return providers.update(principal(app), provider_id, body).model_dump(mode="json")
+def update_provider(provider_id: str, body: ProviderUpdate) -> AIProvider:
+    return providers.update(principal(app), provider_id, body)
 
 
 lambda_handler = build_handler(app)

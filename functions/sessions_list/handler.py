@@ -1,12 +1,13 @@
 """GET /v1/conversations/{conversation_id}/sessions"""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from parley.api.app import build_handler, make_app, principal, requires
 from parley.api.cursors import position
-from parley.api.lists import DEFAULT_LIMIT, MAX_LIMIT, page
+from parley.api.lists import DEFAULT_LIMIT, MAX_LIMIT, Page, page
+from parley.domain.conversations import ChatSession
 from parley.services import conversations
 
 app = make_app()
@@ -19,7 +20,7 @@ def list_sessions(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(min_length=1)] = None,
     org_id: Annotated[str | None, Query()] = None,
-) -> dict[str, Any]:
+) -> Page[ChatSession]:
     caller = principal(app)
     conversations.check_org(caller, org_id)
     data, after = conversations.list_sessions(

@@ -34,8 +34,8 @@ def test_every_function_has_a_sample_event_of_one_of_its_routes(route_table: Rou
         assert (event["requestContext"]["authorizer"] is None) == (routes[0].permission is None)
 
 
-def test_only_health_is_public(route_table: RouteTable) -> None:
-    assert [r.path for r in route_table.routes if r.permission is None] == ["/v1/health"]
+def test_only_health_and_the_openapi_document_are_public(route_table: RouteTable) -> None:
+    assert [r.path for r in route_table.routes if r.permission is None] == ["/v1/health", "/v1/openapi.json"]
 
 
 def test_literal_segments_win_over_parameters(tmp_path: Path) -> None:

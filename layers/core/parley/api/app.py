@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -81,13 +82,19 @@ class DeclaredRoute:
     rule: str  # Powertools form: /v1/things/<thing_id>
     permission: str | None
     own_idempotency: bool = False
+    name: str = ""  # the Python function: the operation's operationId in the OpenAPI document
 
 
 class ParleyResolver(APIGatewayRestResolver):
     """Powertools' REST resolver that also records each route's declared permission."""
 
     def __init__(self) -> None:
-        super().__init__(enable_validation=True, json_body_deserializer=bodies.loads)
+        # A handler whose return value does not match its declared model is a bug (500), not a 400/422.
+        super().__init__(
+            enable_validation=True,
+            json_body_deserializer=bodies.loads,
+            response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
+        )
         self.declared: list[DeclaredRoute] = []
 
     def route(self, rule: str, method: Any, *args: Any, **kwargs: Any) -> Callable[[F], F]:
@@ -99,7 +106,7 @@ class ParleyResolver(APIGatewayRestResolver):
             methods = (method,) if isinstance(method, str) else tuple(method)
             for m in methods:
                 own = bool(getattr(func, _OWN_IDEMPOTENCY, False))
-                self.declared.append(DeclaredRoute(m.upper(), rule, getattr(func, _PERMISSION), own))
+                self.declared.append(DeclaredRoute(m.upper(), rule, getattr(func, _PERMISSION), own, func.__name__))
             return register(func)
 
         return decorator

@@ -14,11 +14,29 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from parley.api import ratelimits
 from parley.domain.errors import InvalidRequest, NotFound, ParleyError, UnsupportedMediaType
 from parley.domain.keys import Quota
 
 INTERNAL_MESSAGE = "Internal error. Retry later; if it persists, report the request_id."
+
+
+class ErrorDetail(BaseModel):
+    """The error model's inner object (OpenAI's shape)."""
+
+    type: str = Field(description="invalid_request_error, authentication_error, permission_error, ...")
+    code: str = Field(description="A stable, machine-readable code, e.g. conversation_archived.")
+    message: str
+    param: str | None = Field(description="The offending field for validation errors, else null.")
+    request_id: str | None = Field(description="The request id (also in the x-request-id header).")
+
+
+class ErrorResponse(BaseModel):
+    """Every error response's body."""
+
+    error: ErrorDetail
 
 
 def error_body(

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from parley.api.cursors import cursor_for
 from parley.domain.paging import Pages, Position
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+T = TypeVar("T", bound=BaseModel)
 
 
-def page(data: Sequence[BaseModel | dict[str, Any]], after: Position | None, pages: Pages) -> dict[str, Any]:
+class Page(BaseModel, Generic[T]):
+    """`{"object": "list", "data": [...], "has_more": bool, "next_cursor": str | null}`."""
+
+    object: Literal["list"] = "list"
+    data: list[T]
+    has_more: bool
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last one.")
+
+
+def page(data: Sequence[T], after: Position | None, pages: Pages) -> Page[T]:
     """The envelope; `after` (the service's next position, None at the end) becomes next_cursor."""
     next_cursor = cursor_for(pages, after)
-    return {
-        "object": "list",
-        "data": [item.model_dump(mode="json") if isinstance(item, BaseModel) else item for item in data],
-        "has_more": next_cursor is not None,
-        "next_cursor": next_cursor,
-    }
+    return Page[T](data=list(data), has_more=next_cursor is not None, next_cursor=next_cursor)

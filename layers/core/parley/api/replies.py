@@ -9,11 +9,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from parley.api import sse
-from parley.api.errors import error_body
+from parley.api.errors import ErrorDetail, ErrorResponse, error_body
 from parley.domain.chat import AssistantMessage, ChatCompletion, Choice, FinishReason, ToolCall, Usage
+from parley.domain.conversations import Cost
 from parley.domain.errors import stored_error
 from parley.domain.replies import (
     Finished,
@@ -27,50 +30,163 @@ from parley.domain.replies import (
     ToolResult,
 )
 
+# ---------------------------------------------------------------- the wire shapes (OpenAPI: parley.api.openapi_gen)
+
+
+SSE_MEDIA = "text/event-stream"
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StreamStart(_Wire):
+    """`event: start`: the stored pair's ids (the reply is stored as it streams)."""
+
+    type: Literal["start"] = "start"
+    conversation_id: str | None
+    message_id: str = Field(description="the assistant message")
+    user_message_id: str | None
+
+
+class StreamText(_Wire):
+    """`event: text`: the next piece of the reply's text."""
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class StreamToolCall(_Wire):
+    """`event: tool_call`: a whole tool call the model asked for."""
+
+    type: Literal["tool_call"] = "tool_call"
+    id: str
+    name: str
+    input: str = Field(description="the arguments, a JSON text")
+
+
+class StreamToolResult(_Wire):
+    """`event: tool_result`: what a tool returned."""
+
+    type: Literal["tool_result"] = "tool_result"
+    id: str
+    output: str
+    is_error: bool
+
+
+class StreamDone(_Wire):
+    """`event: done`: the reply is complete and stored."""
+
+    type: Literal["done"] = "done"
+    message_id: str
+    usage: Usage | None
+    cost: Cost | None
+    token_count: int | None
+
+
+class StreamError(_Wire):
+    """`event: error`: the reply failed (in the error model); the stream ends."""
+
+    type: Literal["error"] = "error"
+    error: ErrorDetail
+
+
+_CONVERSATION_EVENTS = (StreamStart, StreamText, StreamToolCall, StreamToolResult, StreamDone, StreamError)
+
+
+class ConversationStreamEvent(
+    RootModel[
+        Annotated[
+            StreamStart | StreamText | StreamToolCall | StreamToolResult | StreamDone | StreamError,
+            Field(discriminator="type"),
+        ]
+    ]
+):
+    """Server-sent events: `event: <type>` then `data: <JSON>`, the JSON one of these schemas with its
+    `type` equal to the event name: start, text*, tool_call*, tool_result*, then done or error.
+    `: ping` comment lines keep an idle stream alive."""
+
+
+class ChunkFunction(_Wire):
+    name: str | None = Field(default=None, description="on a tool call's first piece only")
+    arguments: str
+
+
+class ChunkToolCall(_Wire):
+    index: int
+    id: str | None = Field(default=None, description="on a tool call's first piece only")
+    type: Literal["function"] | None = Field(default=None, description="on a tool call's first piece only")
+    function: ChunkFunction
+
+
+class ChunkDelta(_Wire):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    tool_calls: list[ChunkToolCall] | None = None
+
+
+class ChunkChoice(_Wire):
+    index: int
+    delta: ChunkDelta
+    logprobs: None
+    finish_reason: FinishReason | None
+
+
+class ChatCompletionChunk(_Wire):
+    """OpenAI's `chat.completion.chunk`."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    system_fingerprint: str | None
+    choices: list[ChunkChoice]
+    usage: Usage | None = Field(
+        default=None, description="with stream_options.include_usage: null, then set on the last chunk"
+    )
+
+
+class CompletionStreamData(RootModel[ChatCompletionChunk | ErrorResponse]):
+    """Server-sent events as OpenAI streams them: unnamed `data: <JSON>` events, each a
+    chat.completion.chunk (or, when the model fails mid-stream, an error in the error model),
+    then `data: [DONE]`."""
+
 
 def _error(event: ReplyFailed, request_id: str | None) -> dict[str, Any]:
     return error_body(event.error_type, event.code, event.message, param=event.param, request_id=request_id or None)
 
 
+def _wire(event: ReplyEvent, request_id: str) -> BaseModel | None:
+    """The conversation stream's event for a reply event (None: that event has no conversation event)."""
+    if isinstance(event, ReplyStarted):
+        return StreamStart(
+            conversation_id=event.conversation_id, message_id=event.reply_id, user_message_id=event.user_message_id
+        )
+    if isinstance(event, TextDelta):
+        return StreamText(text=event.text)
+    if isinstance(event, ToolCallDone):
+        call = event.call
+        return StreamToolCall(id=call.id, name=call.function.name, input=call.function.arguments)
+    if isinstance(event, ToolResult):
+        return StreamToolResult(id=event.tool_call_id, output=event.output, is_error=event.is_error)
+    if isinstance(event, ReplyDone):
+        return StreamDone(
+            message_id=event.reply_id,
+            usage=event.usage,
+            cost=event.cost,
+            token_count=event.usage.total_tokens if event.usage else None,
+        )
+    if isinstance(event, ReplyFailed):
+        return StreamError(error=ErrorDetail.model_validate(_error(event, request_id)["error"]))
+    return None  # ToolCallDelta and Finished have no conversation event: the whole call and `done` carry them
+
+
 def conversation_sse(events: Iterable[ReplyEvent], request_id: str = "") -> Iterator[bytes]:
     for event in events:
-        if isinstance(event, ReplyStarted):
-            yield sse.event(
-                "start",
-                {
-                    "type": "start",
-                    "conversation_id": event.conversation_id,
-                    "message_id": event.reply_id,
-                    "user_message_id": event.user_message_id,
-                },
-            )
-        elif isinstance(event, TextDelta):
-            yield sse.event("text", {"type": "text", "text": event.text})
-        elif isinstance(event, ToolCallDone):
-            call = event.call
-            yield sse.event(
-                "tool_call",
-                {"type": "tool_call", "id": call.id, "name": call.function.name, "input": call.function.arguments},
-            )
-        elif isinstance(event, ToolResult):
-            yield sse.event(
-                "tool_result",
-                {"type": "tool_result", "id": event.tool_call_id, "output": event.output, "is_error": event.is_error},
-            )
-        elif isinstance(event, ReplyDone):
-            yield sse.event(
-                "done",
-                {
-                    "type": "done",
-                    "message_id": event.reply_id,
-                    "usage": event.usage.model_dump() if event.usage else None,
-                    "cost": event.cost.model_dump() if event.cost else None,
-                    "token_count": event.usage.total_tokens if event.usage else None,
-                },
-            )
-        elif isinstance(event, ReplyFailed):
-            yield sse.event("error", {"type": "error", **_error(event, request_id)})
-        # ToolCallDelta and Finished have no conversation event: the whole call and `done` carry them
+        wire = _wire(event, request_id)
+        if wire is not None:
+            data = wire.model_dump(mode="json")
+            yield sse.event(data["type"], data)
 
 
 def completion_chunks(
@@ -159,3 +275,17 @@ def completion_body(events: Iterable[ReplyEvent]) -> ChatCompletion:
         ],
         usage=usage,
     )
+
+
+def streamed_responses(body: Any, events: Any, description: str) -> dict[int, Any]:
+    """`responses=` of a route that answers `body` as JSON, or with `stream: true` a stream whose
+    events' data are `events` (ConversationStreamEvent or CompletionStreamData); parley.api.openapi_gen
+    turns it into the text/event-stream response."""
+    if events is ConversationStreamEvent:
+        names = [member.model_fields["type"].default for member in _CONVERSATION_EVENTS]
+        stream: dict[str, Any] = {"model": events, "x-parley-sse": {"events": names}}
+    elif events is CompletionStreamData:
+        stream = {"model": events, "x-parley-sse": {"done": "[DONE]"}}
+    else:
+        raise TypeError(f"{events!r} is not one of parley.api.replies' streams")
+    return {200: {"description": description, "content": {"application/json": {"model": body}, SSE_MEDIA: stream}}}

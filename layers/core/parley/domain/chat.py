@@ -49,7 +49,57 @@ class ToolCall(_Strict):
     function: FunctionCall
 
 
+def _message_schema(schema: dict[str, Any]) -> None:
+    """The role rules of ChatMessage._check_role_fields, as JSON schema alternatives."""
+    given = {"anyOf": [{"type": "string"}, {"type": "array"}]}  # content that is not null
+    absent = {"type": "null"}
+    no_calls = {"anyOf": [{"type": "null"}, {"type": "array", "maxItems": 0}]}
+    schema["anyOf"] = [
+        {  # the server puts the document's text
+            "required": ["document_id"],
+            "properties": {
+                "document_id": {"type": "string"},
+                "role": {"enum": ["user", "system", "developer"]},
+                "content": absent,
+            },
+        },
+        {
+            "required": ["content"],
+            "properties": {
+                "role": {"enum": ["system", "developer", "user"]},
+                "content": given,
+                "document_id": absent,
+                "tool_calls": no_calls,
+            },
+        },
+        {
+            "required": ["content", "tool_call_id"],
+            "properties": {
+                "role": {"const": "tool"},
+                "content": given,
+                "tool_call_id": {"type": "string", "minLength": 1},
+                "document_id": absent,
+                "tool_calls": no_calls,
+            },
+        },
+        {
+            "required": ["content"],
+            "properties": {"role": {"const": "assistant"}, "content": given, "document_id": absent},
+        },
+        {
+            "required": ["tool_calls"],
+            "properties": {
+                "role": {"const": "assistant"},
+                "tool_calls": {"type": "array", "minItems": 1},
+                "document_id": absent,
+            },
+        },
+    ]
+
+
 class ChatMessage(_Strict):
+    model_config = ConfigDict(json_schema_extra=_message_schema)
+
     role: Role
     content: str | list[ContentPart] | None = None
     name: str | None = None
@@ -155,7 +205,25 @@ class SamplingParams(_Strict):
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
 
+def _request_schema(schema: dict[str, Any]) -> None:
+    """What the validators below add to the JSON schema: `ai_provider_id` (seed 003's name for
+    provider_id, one or the other), and a model unless a provider is named."""
+    properties = schema.get("properties", {})
+    if "provider_id" in properties:
+        properties["ai_provider_id"] = {**properties["provider_id"], "description": "seed 003's name for provider_id"}
+    named = [
+        {"required": [name], "properties": {name: {"type": "string"}}}
+        for name in ("model", "provider_id", "ai_provider_id")
+    ]
+    schema["anyOf"] = named
+    schema["not"] = {"required": ["provider_id", "ai_provider_id"]}
+    hello = [{"role": "user", "content": "Hello, Parley!"}]
+    schema["examples"] = [{"model": "echo", "messages": hello}, {"model": "echo", "messages": hello, "stream": True}]
+
+
 class ChatCompletionRequest(SamplingParams):
+    model_config = ConfigDict(json_schema_extra=_request_schema)
+
     # Optional only when a provider with a default_model is named (seed 003's stateless form).
     model: str | None = Field(default=None, min_length=1, max_length=256)
     messages: list[ChatMessage] = Field(min_length=1, max_length=4096)

@@ -48,6 +48,15 @@ class ChatCompletionInput(SamplingParams):
     provider's default_model) wins when it has one.
     """
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"messages": [{"role": "user", "content": "Hello!"}]},
+                {"messages": [{"role": "user", "content": "Hi"}], "stream": True},
+            ]
+        }
+    )
+
     messages: list[ChatMessage] = Field(min_length=1, max_length=4096)
     model: str | None = Field(default=None, max_length=256)
 

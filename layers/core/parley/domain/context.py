@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict
+
 from parley.domain.errors import InvalidRequest
 
 Strategy = Literal["full", "sliding_window", "summarize"]
@@ -179,3 +181,67 @@ def _sliding(
         reason=reason,
         dropped=dropped,
     )
+
+
+# ---------------------------------------------------------------- GET .../context
+
+
+class SeqRange(BaseModel):
+    from_seq: int | None
+    to_seq: int | None
+
+
+class ContextSummary(BaseModel):
+    version: int
+    covers: SeqRange
+    text: str
+    tokens: int
+
+
+class HiddenCount(BaseModel):
+    count: int
+    tokens: int
+
+
+class LastCall(BaseModel):
+    """What the last reply's model call received (stored with the reply)."""
+
+    model_config = ConfigDict(extra="allow")  # what older replies stored, as they stored it
+
+    message_id: str
+    status: str
+    strategy: Strategy | None = None
+    applied: Strategy | None = None
+    fell_back: bool = False
+    reason: str | None = None
+    tokens: int | None = None
+    max_tokens: int | None = None
+    messages: int | None = None
+    from_seq: int | None = None
+    to_seq: int | None = None
+    summary_version: int | None = None
+    hidden: int | None = None
+    provider_prompt_tokens: int | None = None
+
+
+class ContextState(BaseModel):
+    """The window the next call would use, the summary, and what the last call had."""
+
+    object: Literal["conversation_context"] = "conversation_context"
+    conversation_id: str
+    model: str
+    strategy: Strategy
+    applied_strategy: Strategy
+    fell_back: bool
+    fallback_reason: str | None
+    max_tokens: int
+    summarize_after: int
+    total_messages: int
+    context_messages: int
+    context_tokens: int
+    window: SeqRange
+    dropped: SeqRange | None
+    summary: ContextSummary | None
+    hidden: HiddenCount
+    token_counting: Literal["exact", "estimate"]
+    last_call: LastCall | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -44,10 +45,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
+def _absent(value: object) -> bool:
+    """Optional response fields are left out rather than sent as null."""
+    return value is None
+
+
 def _bounded_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is not None and len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
-        raise ValueError(f"metadata is limited to {MAX_METADATA_BYTES} bytes of JSON")
+    if value is not None:
+        if len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is limited to {MAX_METADATA_BYTES} bytes of JSON")
+        _storable(value)
     return value
+
+
+def _storable(value: Any) -> None:
+    """What DynamoDB can store of a JSON value (metadata is stored as it is): map keys of at least
+    one character and numbers of at most 38 digits between 1e-130 and 1e126."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not key:
+                raise ValueError("metadata keys must not be empty")
+            _storable(item)
+    elif isinstance(value, list):
+        for item in value:
+            _storable(item)
+    elif isinstance(value, int | float) and not isinstance(value, bool) and value != 0:
+        number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        if len(number.as_tuple().digits) > 38 or not -130 <= number.adjusted() <= 125:
+            raise ValueError(
+                f"metadata numbers have at most 38 digits and lie between 1e-130 and 1e126 in size (got {value!r})"
+            )
 
 
 class ContextSettings(_Strict):
@@ -60,6 +87,12 @@ class ContextSettings(_Strict):
 
 
 class ConversationCreate(_Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"title": "Help with billing", "user_id": "user_123", "metadata": {"page": "/billing"}}]
+        }
+    )
+
     title: str | None = Field(default=None, max_length=512)
     user_id: str | None = Field(default=None, min_length=1, max_length=256, pattern=r"^[^#]+$")
     provider_id: str | None = Field(default=None, max_length=64)
@@ -73,6 +106,10 @@ class ConversationCreate(_Strict):
 
 
 class ConversationUpdate(_Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"title": "Billing double charge", "context": {"strategy": "summarize"}}]}
+    )
+
     title: str | None = Field(default=None, max_length=512)
     provider_id: str | None = Field(default=None, max_length=64)
     model: str | None = Field(default=None, min_length=1, max_length=256)
@@ -95,12 +132,20 @@ class ChatSession(BaseModel):
 
 
 class SessionCreate(_Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"model": "echo"}]})
+
     model: str | None = Field(default=None, min_length=1, max_length=256)
     model_id: str | None = Field(default=None, min_length=1, max_length=256, description="seed 002's name for model")
     provider_id: str | None = Field(default=None, max_length=64)
 
 
 class MessageSend(_Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"content": "Why was I charged twice?"}, {"content": "Stream the answer", "stream": True}]
+        }
+    )
+
     content: MessageText
     attachments: list[str] = Field(default_factory=list, max_length=20)
     session_id: str | None = Field(default=None, max_length=64)
@@ -147,16 +192,32 @@ class Conversation(BaseModel):
     message_count: int = 0
     created_at: str
     updated_at: str
-    sessions: list[ChatSession] | None = None  # only with include=sessions
-    messages: list[Message] | None = None  # only with include=messages: the newest, oldest first
-    messages_has_more: bool | None = None
+    # only with include=sessions / include=messages (the newest, oldest first); absent otherwise
+    sessions: list[ChatSession] | None = Field(default=None, exclude_if=_absent, description="with include=sessions")
+    messages: list[Message] | None = Field(default=None, exclude_if=_absent, description="with include=messages")
+    messages_has_more: bool | None = Field(default=None, exclude_if=_absent, description="with include=messages")
 
-    def public(self) -> dict[str, Any]:
-        body = self.model_dump(mode="json")
-        for optional in ("sessions", "messages", "messages_has_more"):
-            if body[optional] is None:
-                body.pop(optional)
-        return body
+
+class HiddenContextItem(BaseModel):
+    """Injected hidden context as the API shows it (the model sees it; the default history does not)."""
+
+    id: str
+    object: Literal["hidden_context"] = "hidden_context"
+    conversation_id: str
+    role: Literal["system"] = "system"
+    content: str
+    tokens: int
+    created_at: str
+
+    @classmethod
+    def of(cls, record: HiddenRecord) -> HiddenContextItem:
+        return cls(
+            id=record.id,
+            conversation_id=record.conversation_id,
+            content=record.content,
+            tokens=record.tokens,
+            created_at=record.created_at,
+        )
 
 
 class ConversationRecord(StoredRecord):

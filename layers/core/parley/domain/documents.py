@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,7 +13,13 @@ MAX_DOCUMENT_BYTES = 512 * 1024  # UTF-8 bytes of content; larger ones get 413
 
 
 class DocumentCreate(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "refunds.md", "media_type": "text/markdown", "content": "Refunds within 30 days."}]
+        },
+    )
 
     name: str = Field(min_length=1, max_length=256)
     media_type: MediaType = "text/plain"
@@ -27,13 +33,9 @@ class Document(BaseModel):
     media_type: MediaType
     size_bytes: int
     created_at: str
-    content: str | None = None  # only with include=content
-
-    def public(self) -> dict[str, Any]:
-        body = self.model_dump(mode="json")
-        if self.content is None:
-            body.pop("content")
-        return body
+    content: str | None = Field(
+        default=None, exclude_if=lambda value: value is None, description="only with include=content"
+    )
 
 
 class DocumentRecord(ProjectRecord):

@@ -88,6 +88,10 @@ class HeaderHint(BaseModel):
 
 
 class ProviderCreate(_Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"type": "echo", "name": "echo-main", "default_model": "echo"}]}
+    )
+
     type: ProviderType
     name: str = Field(pattern=NAME_PATTERN)
     base_url: str | None = Field(default=None, max_length=2048)

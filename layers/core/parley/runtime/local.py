@@ -296,7 +296,6 @@ _OWN_ERRORS = {
         "headers_too_large",
         f"The request line and headers are larger than API Gateway accepts ({MAX_HEADER_BYTES} bytes).",
     ),
-    501: ("invalid_request_error", "method_not_supported", "This HTTP method is not supported."),
 }
 
 
@@ -473,6 +472,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, QUERY, BREW) is a method no route has: answered like PUT on
+        # /v1/health, 404 route_not_found as API Gateway answers, not with the stdlib's 501 (a 5xx for
+        # a client's request).
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
 
 
 class LocalServer(ThreadingHTTPServer):

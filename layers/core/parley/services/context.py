@@ -13,8 +13,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from parley.domain.chat import ChatMessage
-from parley.domain.context import MAX_WINDOW_MESSAGES, Strategy, Summary, Turn, Window, select
-from parley.domain.conversations import ConversationRecord, HiddenRecord, SummaryRecord, WindowLine
+from parley.domain.context import (
+    MAX_WINDOW_MESSAGES,
+    ContextState,
+    ContextSummary,
+    HiddenCount,
+    LastCall,
+    SeqRange,
+    Strategy,
+    Summary,
+    Turn,
+    Window,
+    select,
+)
+from parley.domain.conversations import (
+    ConversationRecord,
+    HiddenContextItem,
+    HiddenRecord,
+    SummaryRecord,
+    WindowLine,
+)
 from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
 from parley.domain.principal import Principal
@@ -243,7 +261,7 @@ def _summarize(
     return summary
 
 
-def state(principal: Principal, conversation_id: str, model: str, runner: Resilient) -> dict[str, Any]:
+def state(principal: Principal, conversation_id: str, model: str, runner: Resilient) -> ContextState:
     """GET .../context: the window the next call would use, the summary, and what the last call had."""
     store = lifecycle.store()
     record = lifecycle.load(principal, conversation_id, store)
@@ -253,58 +271,52 @@ def state(principal: Principal, conversation_id: str, model: str, runner: Resili
     last_seq = record.next_seq - 1
     for item in store.message_range(principal.project_id, conversation_id, max(1, last_seq - 9), last_seq, True):
         if item.role == "assistant" and item.context:
-            last_call = {
-                # stored items drop null fields: put them back so the shape is stable
-                "fell_back": False,
-                "reason": None,
-                "from_seq": None,
-                "to_seq": None,
-                "summary_version": None,
-                **item.context,
-                "message_id": item.id,
-                "status": item.status,
-                "provider_prompt_tokens": (item.usage or {}).get("prompt_tokens"),
-            }
+            # stored items drop null fields: the model's defaults put them back, so the shape is stable
+            last_call = LastCall.model_validate(
+                {
+                    **item.context,
+                    "message_id": item.id,
+                    "status": item.status,
+                    "provider_prompt_tokens": (item.usage or {}).get("prompt_tokens"),
+                }
+            )
             break
     summary = built.stored_summary
-    return {
-        "object": "conversation_context",
-        "conversation_id": conversation_id,
-        "model": model,
-        "strategy": window.strategy,
-        "applied_strategy": window.applied,
-        "fell_back": window.fell_back,
-        "fallback_reason": window.reason,
-        "max_tokens": window.max_tokens,
-        "summarize_after": settings_for(record, model).summarize_after,
-        "total_messages": record.message_count,
-        "context_messages": len(window.turns),
-        "context_tokens": window.tokens,
-        "window": {
-            "from_seq": window.seq_range[0] if window.seq_range else None,
-            "to_seq": window.seq_range[1] if window.seq_range else None,
-        },
-        "dropped": {"from_seq": window.dropped[0], "to_seq": window.dropped[1]} if window.dropped else None,
-        "summary": {
-            "version": summary.version,
-            "covers": {"from_seq": 1, "to_seq": summary.covers_to},
-            "text": summary.text,
-            "tokens": summary.tokens,
-        }
+    seqs = window.seq_range
+    return ContextState(
+        conversation_id=conversation_id,
+        model=model,
+        strategy=window.strategy,
+        applied_strategy=window.applied,
+        fell_back=window.fell_back,
+        fallback_reason=window.reason,
+        max_tokens=window.max_tokens,
+        summarize_after=settings_for(record, model).summarize_after,
+        total_messages=record.message_count,
+        context_messages=len(window.turns),
+        context_tokens=window.tokens,
+        window=SeqRange(from_seq=seqs[0] if seqs else None, to_seq=seqs[1] if seqs else None),
+        dropped=SeqRange(from_seq=window.dropped[0], to_seq=window.dropped[1]) if window.dropped else None,
+        summary=ContextSummary(
+            version=summary.version,
+            covers=SeqRange(from_seq=1, to_seq=summary.covers_to),
+            text=summary.text,
+            tokens=summary.tokens,
+        )
         if summary
         else None,
-        "hidden": {"count": built.hidden, "tokens": built.hidden_tokens},
-        "token_counting": "exact" if is_exact(model) else "estimate",
-        "last_call": last_call,
-    }
+        hidden=HiddenCount(count=built.hidden, tokens=built.hidden_tokens),
+        token_counting="exact" if is_exact(model) else "estimate",
+        last_call=last_call,
+    )
 
 
-def inject(principal: Principal, conversation_id: str, content: str, model: str) -> dict[str, Any]:
+def inject(principal: Principal, conversation_id: str, content: str, model: str) -> HiddenContextItem:
     """Store hidden context: the model sees it in every call, the default history never shows it."""
     store = lifecycle.store()
     tokens = count_message(model, content)
 
-    def attempt() -> dict[str, Any]:
+    def attempt() -> HiddenContextItem:
         record = lifecycle.load(principal, conversation_id, store)
         hidden, _ = store.pinned(principal.project_id, conversation_id)
         if len(hidden) >= MAX_HIDDEN:
@@ -330,7 +342,7 @@ def inject(principal: Principal, conversation_id: str, content: str, model: str)
         )
         store.add_hidden(record, item)
         lifecycle._changed("conversation.context_injected", record)
-        return {**item.model_dump(), "seq": None}
+        return HiddenContextItem.of(item)
 
-    result: dict[str, Any] = retry_stale(attempt)
+    result: HiddenContextItem = retry_stale(attempt)
     return result

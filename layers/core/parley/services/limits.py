@@ -27,6 +27,7 @@ from decimal import Decimal
 from parley.domain.errors import RateLimited
 from parley.domain.keys import Quota
 from parley.domain.principal import Principal
+from parley.domain.usage import BudgetStatus, Spend
 from parley.metrics import count
 from parley.storage.limits import LimitsRepository, Take
 
@@ -184,19 +185,20 @@ def _check_budgets(principal: Principal, user: str | None, now: datetime, deps: 
             )
 
 
-def budget_status(principal: Principal, deps: Deps | None = None) -> dict[str, object]:
+def budget_status(principal: Principal, deps: Deps | None = None) -> BudgetStatus:
     """This month's spend of the caller's project and key against their budgets (fresh, not cached)."""
     deps = deps or Deps()
     month = deps.clock().strftime("%Y-%m")
     scopes = {"project": "project", "key": f"key#{principal.key_id}"}
     spent = deps.repository.spend(principal.project_id, month, list(scopes.values()))
     project, key = principal.project_limits, principal.key_limits
-    budgets = {
-        "project": project.monthly_budget_usd if project is not None else None,
-        "key": key.monthly_budget_usd if key is not None else None,
-    }
-    status: dict[str, object] = {"month": month}
-    for name, scope in scopes.items():
-        status[name] = {"spent_usd": float(Decimal(spent.get(scope, 0)) / NANOS), "budget_usd": budgets[name]}
-    status["user_budget_usd"] = project.user_monthly_budget_usd if project is not None else None
-    return status
+
+    def usd(scope: str) -> float:
+        return float(Decimal(spent.get(scope, 0)) / NANOS)
+
+    return BudgetStatus(
+        month=month,
+        project=Spend(spent_usd=usd("project"), budget_usd=project.monthly_budget_usd if project is not None else None),
+        key=Spend(spent_usd=usd(scopes["key"]), budget_usd=key.monthly_budget_usd if key is not None else None),
+        user_budget_usd=project.user_monthly_budget_usd if project is not None else None,
+    )

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from parley.domain.chat import ToolCall, Usage
 from parley.domain.conversations import (
     ConversationRecord,
+    HiddenContextItem,
     Message,
     MessageRecord,
     MessageSend,
@@ -460,22 +461,11 @@ def _stream(
     return relay(events, end, first=_started(prepared.reply, prepared.conversation.id))
 
 
-def hidden_context(principal: Principal, conversation_id: str) -> list[dict[str, Any]]:
+def hidden_context(principal: Principal, conversation_id: str) -> list[HiddenContextItem]:
     """The injected hidden context, in injection order (only for keys allowed to read it)."""
     principal.require("conversations:ReadHiddenContext")
     hidden, _ = lifecycle.store().pinned(principal.project_id, conversation_id)
-    return [
-        {
-            "id": h.id,
-            "object": "hidden_context",
-            "conversation_id": conversation_id,
-            "role": "system",
-            "content": h.content,
-            "tokens": h.tokens,
-            "created_at": h.created_at,
-        }
-        for h in hidden
-    ]
+    return [HiddenContextItem.of(h) for h in hidden]
 
 
 def history(

@@ -18,6 +18,7 @@ from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
 from parley.domain.paging import Pages, Position
 from parley.domain.principal import Principal
+from parley.domain.usage import AuditEvent, Outcome, UsageGroup, UsageReport, UsageSummary
 from parley.metrics import count
 from parley.providers.pricing import PRICE_VERSION, cost_usd
 from parley.storage.queues import MeteringQueue
@@ -26,7 +27,6 @@ from parley.storage.usage import AUDIT_RETENTION_DAYS, UsageRepository
 log = logging.getLogger(__name__)
 NANOS = Decimal(1_000_000_000)
 MAX_REPORT_DAYS = 92
-Outcome = Literal["succeeded", "failed", "incomplete"]
 
 
 @dataclass
@@ -168,7 +168,7 @@ def usage_report(
     group_by: Literal["model", "key"],
     repository: UsageRepository | None = None,
     today: date | None = None,
-) -> dict[str, Any]:
+) -> UsageReport:
     today = today or datetime.now(UTC).date()
     end = end or today
     start = start or end - timedelta(days=29)
@@ -195,20 +195,19 @@ def usage_report(
             ):
                 sums[counter] = sums.get(counter, 0) + int(item.get(counter, 0))
     label = "model" if group_by == "model" else "key_id"
-    data = [{label: name, **_summary(sums)} for name, sums in sorted(groups.items())]
+    data = [UsageGroup(**{label: name}, **_summary(sums)) for name, sums in sorted(groups.items())]
     totals: dict[str, int] = {}
     for sums in groups.values():
         for counter, value in sums.items():
             totals[counter] = totals.get(counter, 0) + value
-    return {
-        "object": "usage",
-        "start_date": start.isoformat(),
-        "end_date": end.isoformat(),
-        "group_by": group_by,
-        "price_version": PRICE_VERSION,
-        "data": data,
-        "totals": _summary(totals),
-    }
+    return UsageReport(
+        start_date=start.isoformat(),
+        end_date=end.isoformat(),
+        group_by=group_by,
+        price_version=PRICE_VERSION,
+        data=data,
+        totals=UsageSummary(**_summary(totals)),
+    )
 
 
 def _summary(sums: dict[str, int]) -> dict[str, Any]:
@@ -231,7 +230,7 @@ AUDIT_PAGES = Pages("audit_events", {"before": str})
 
 def audit_events(
     principal: Principal, limit: int, position: Position | None, repository: UsageRepository | None = None
-) -> tuple[list[dict[str, Any]], Position | None]:
+) -> tuple[list[AuditEvent], Position | None]:
     before = position["before"] if position else None
     events, last = (repository or UsageRepository()).audit_page(principal.project_id, limit, before)
-    return events, ({"before": last} if last else None)
+    return [AuditEvent.model_validate(e) for e in events], ({"before": last} if last else None)

@@ -25,9 +25,18 @@ def _prepare(value: Any) -> Any:
     return value
 
 
+# DynamoDB numbers hold 38 digits: a larger integral value (a float such as 2e100 stored as 2E+100)
+# comes back as a float, so writing it back does not need 101 digits.
+_MAX_INT_DIGITS = 38
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value == value.to_integral_value():
+            whole = int(value)
+            if len(str(abs(whole))) <= _MAX_INT_DIGITS:
+                return whole
+        return float(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | set):
