@@ -75,6 +75,16 @@ def config(route_table: Any, document: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def own_key_id(server: Server) -> str:
+    """The id of the key schemathesis authenticates with (the hooks keep it from being changed)."""
+    headers = {"Authorization": f"Bearer {server.key}"}
+    listed = httpx.get(f"{server.url}/v1/api-keys", params={"limit": 100}, headers=headers, timeout=30)
+    assert listed.status_code == 200, listed.text
+    found = [k["id"] for k in listed.json()["data"] if server.key.startswith(k["prefix"])]
+    assert len(found) == 1, listed.text
+    return str(found[0])
+
+
 def run_schemathesis(server: Server, document: Path, settings: Path, report: Path) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable,
@@ -111,6 +121,7 @@ def run_schemathesis(server: Server, document: Path, settings: Path, report: Pat
     environment = {
         **os.environ,
         "SCHEMATHESIS_HOOKS": "tests.local.schemathesis_hooks",
+        "PARLEY_SCHEMATHESIS_KEY_ID": own_key_id(server),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "NO_COLOR": "1",
     }

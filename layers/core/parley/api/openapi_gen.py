@@ -317,7 +317,11 @@ def _errors(route: Route, operation: dict[str, Any], schemas: dict[str, Any]) ->
     statuses = ["400"]
     if route.permission is not None:
         statuses += ["401", "403"]
-    if route.params or (has_body and _references_ids(operation["requestBody"], schemas)):
+    if (
+        route.params
+        or (has_body and _references_ids(operation["requestBody"], schemas))
+        or any(_names_a_resource(p) for p in operation.get("parameters", []))
+    ):
         statuses.append("404")
     writes = route.method != "GET" or any(r.endswith(":update") for r in route.resources)
     if writes and route.resources:
@@ -331,6 +335,12 @@ def _errors(route: Route, operation: dict[str, Any], schemas: dict[str, Any]) ->
         statuses.append("503")
     statuses.append("504")
     return {status: {"$ref": f"#/components/responses/{ERRORS[status][0]}"} for status in statuses}
+
+
+def _names_a_resource(parameter: dict[str, Any]) -> bool:
+    """A query parameter naming a resource (`project_id`); org_id only has to match the key's (400)."""
+    name = str(parameter.get("name", ""))
+    return parameter.get("in") == "query" and bool(_ID_FIELD.match(name)) and name not in _NOT_A_REFERENCE | {"org_id"}
 
 
 def _references_ids(body: dict[str, Any], schemas: dict[str, Any]) -> bool:
