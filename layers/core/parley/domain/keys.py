@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from parley.domain.clock import iso
-from parley.domain.records import ProjectRecord, StoredRecord
+from parley.domain.records import IdentifiedRecord, ProjectRecord
 
 # Every action of functions/routes.py (tests/unit/test_permissions.py checks they are the same).
 ACTIONS = frozenset(
@@ -153,8 +153,7 @@ class Project(BaseModel):
     updated_at: str
 
 
-class ProjectStored(StoredRecord):
-    id: str
+class ProjectStored(IdentifiedRecord):
     org_id: str
     name: str
     limits: dict[str, Any] | None = None

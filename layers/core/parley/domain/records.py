@@ -18,8 +18,13 @@ class StoredRecord(BaseModel):
         return self.model_dump()
 
 
-class ProjectRecord(StoredRecord):
-    """A resource of one project, stored by id."""
+class IdentifiedRecord(StoredRecord):
+    """A record stored by id within its scope (a project, an organization)."""
 
     id: str
+
+
+class ProjectRecord(IdentifiedRecord):
+    """A resource of one project, stored by id."""
+
     project_id: str

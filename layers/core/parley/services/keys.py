@@ -143,7 +143,8 @@ def ensure_project(org_id: str, project_id: str, projects: ProjectRepository | N
     projects = projects or ProjectRepository()
     if projects.get(org_id, project_id) is None:
         now = iso()
-        projects.put_new(ProjectStored(id=project_id, org_id=org_id, name=project_id, created_at=now, updated_at=now))
+        # False when another request created it meanwhile: it exists either way
+        projects.insert(ProjectStored(id=project_id, org_id=org_id, name=project_id, created_at=now, updated_at=now))
 
 
 # --- authentication (the authorizer) -------------------------------------------------------
@@ -213,7 +214,7 @@ def create_project(principal: Principal, body: ProjectCreate, deps: Deps | None 
         created_at=now,
         updated_at=now,
     )
-    if not deps.projects.put_new(record):  # a fresh ULID never collides; refuse rather than overwrite
+    if not deps.projects.insert(record):  # a fresh ULID never collides; refuse rather than overwrite
         raise Conflict(f"A project {record.id!r} exists already.", code="project_exists")
     return record.view()
 

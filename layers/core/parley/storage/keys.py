@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -29,7 +29,10 @@ from parley.storage.base import (
     write_with_retry,
 )
 from parley.storage.items import from_item, to_item, to_value
-from parley.storage.resources import ResourceRepository
+from parley.storage.resources import ResourceRepository, ScopedRepository
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 def hash_secret(secret: str) -> str:
@@ -269,70 +272,16 @@ class KeyRepository(TableRepository):
             raise
 
 
-class ProjectRepository(TableRepository):
-    logical_table = "chats"
+class ProjectRepository(ScopedRepository[ProjectStored]):
+    """An organization's projects: pk = org#{org}#projects, sk = the project id (oldest first)."""
 
-    @staticmethod
-    def _key(org_id: str, project_id: str) -> dict[str, Any]:
-        return {"pk": {"S": f"org#{org_id}#projects"}, "sk": {"S": project_id}}
+    newest_first = False
 
-    def put_new(self, record: ProjectStored) -> bool:
-        """False when a project with this id exists already."""
-        item = {**self._key(record.org_id, record.id), **to_item(record.stored())}
-        try:
-            write_with_retry(
-                lambda: self.client.put_item(
-                    TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)"
-                ),
-                what="the project",
-            )
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+    def __init__(self, client: DynamoDBClient | None = None, table: str | None = None) -> None:
+        super().__init__("project", ProjectStored, client, table)
 
-    def get(self, org_id: str, project_id: str) -> ProjectStored | None:
-        found = self.client.get_item(TableName=self.table, Key=self._key(org_id, project_id), ConsistentRead=True)
-        item = found.get("Item")
-        return self._record(item) if item else None
+    def partition(self, scope: str) -> str:
+        return f"org#{scope}#projects"
 
-    def page(self, org_id: str, limit: int, after: str | None) -> tuple[list[ProjectStored], str | None]:
-        request: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"org#{org_id}#projects"}},
-            "Limit": limit,
-        }
-        if after is not None:
-            request["ExclusiveStartKey"] = self._key(org_id, after)
-        page = self.client.query(**request)
-        last = page.get("LastEvaluatedKey")
-        return [self._record(i) for i in page.get("Items", [])], (str(last["sk"]["S"]) if last else None)
-
-    def replace(self, record: ProjectStored, expected_version: int) -> None:
-        item = {**self._key(record.org_id, record.id), **to_item(record.stored())}
-        try:
-            write_with_retry(
-                lambda: self.client.put_item(
-                    TableName=self.table,
-                    Item=item,
-                    ConditionExpression="#v = :v",
-                    ExpressionAttributeNames={"#v": "version"},
-                    ExpressionAttributeValues={":v": to_value(expected_version)},
-                ),
-                what="the project",
-            )
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                raise Conflict(
-                    "The project changed while this request ran; read it again and retry.", code="concurrent_update"
-                ) from None
-            raise
-
-    @staticmethod
-    def _record(item: dict[str, Any]) -> ProjectStored:
-        data = from_item(item)
-        data.pop("pk", None)
-        data.pop("sk", None)
-        return ProjectStored(**data)
+    def scope_of(self, record: ProjectStored) -> str:
+        return record.org_id

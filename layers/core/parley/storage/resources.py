@@ -1,14 +1,16 @@
-"""Simple project-scoped resources (chats, documents) in the `chats` table:
-pk = {project}#{kind}, sk = id. A query per page; a version for conditional updates."""
+"""Simple resources in the `chats` table, one partition per scope, sk = id: a project's chats,
+documents and listed API keys (pk = {project}#{kind}), an organization's projects
+(pk = org#{org}#projects). A query per page; a version for conditional updates."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from botocore.exceptions import ClientError
 
 from parley.domain.errors import Conflict
-from parley.domain.records import ProjectRecord
+from parley.domain.records import IdentifiedRecord, ProjectRecord
 from parley.storage.base import TableRepository, error_code, write_with_retry
 from parley.storage.items import from_item, to_item, to_value
 
@@ -16,60 +18,82 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
+S = TypeVar("S", bound=IdentifiedRecord)
 R = TypeVar("R", bound=ProjectRecord)
 
 
-class ResourceRepository(TableRepository, Generic[R]):
-    """Records of one kind, typed as `model`."""
+class ScopedRepository(TableRepository, Generic[S]):
+    """Records of one kind, typed as `model`, in one partition per scope (`partition`), each
+    record's scope given by `scope_of`."""
 
     logical_table = "chats"
+    newest_first = True  # ids are ULIDs: a page is newest first
 
     def __init__(
-        self, kind: str, model: type[R], client: DynamoDBClient | None = None, table: str | None = None
+        self, kind: str, model: type[S], client: DynamoDBClient | None = None, table: str | None = None
     ) -> None:
         super().__init__(client, table)
         self.kind = kind
         self.model = model
 
-    def _key(self, project_id: str, resource_id: str) -> dict[str, Any]:
-        return {"pk": {"S": f"{project_id}#{self.kind}"}, "sk": {"S": resource_id}}
+    def partition(self, scope: str) -> str:
+        raise NotImplementedError
 
-    def _record(self, item: dict[str, Any]) -> R:
+    def scope_of(self, record: S) -> str:
+        raise NotImplementedError
+
+    def _key(self, scope: str, resource_id: str) -> dict[str, Any]:
+        return {"pk": {"S": self.partition(scope)}, "sk": {"S": resource_id}}
+
+    def _record(self, item: dict[str, Any]) -> S:
         data = from_item(item)
         data.pop("pk", None)
         data.pop("sk", None)
         return self.model(**data)
 
-    def put_new(self, record: R) -> None:
-        item = {**self._key(record.project_id, record.id), **to_item(record.stored())}
-        write_with_retry(
+    def _item(self, record: S) -> dict[str, Any]:
+        return {**self._key(self.scope_of(record), record.id), **to_item(record.stored())}
+
+    def insert(self, record: S) -> bool:
+        """False when a record with this id exists already (nothing is overwritten)."""
+        item = self._item(record)
+        return self._conditional(
             lambda: self.client.put_item(
                 TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)"
-            ),
-            what=f"the {self.kind}",
+            )
         )
 
-    def get(self, project_id: str, resource_id: str) -> R | None:
-        found = self.client.get_item(TableName=self.table, Key=self._key(project_id, resource_id), ConsistentRead=True)
+    def _conditional(self, write: Callable[[], object]) -> bool:
+        """A conditional write, retried as every write is; False when its condition failed."""
+        try:
+            write_with_retry(write, what=f"the {self.kind}")
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get(self, scope: str, resource_id: str) -> S | None:
+        found = self.client.get_item(TableName=self.table, Key=self._key(scope, resource_id), ConsistentRead=True)
         item = found.get("Item")
         return self._record(item) if item else None
 
-    def page(self, project_id: str, limit: int, after: str | None) -> tuple[list[R], str | None]:
+    def page(self, scope: str, limit: int, after: str | None) -> tuple[list[S], str | None]:
         request: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"{project_id}#{self.kind}"}},
-            "ScanIndexForward": False,  # ids are ULIDs: newest first
+            "ExpressionAttributeValues": {":pk": {"S": self.partition(scope)}},
+            "ScanIndexForward": not self.newest_first,
             "Limit": limit,
         }
         if after is not None:
-            request["ExclusiveStartKey"] = self._key(project_id, after)
+            request["ExclusiveStartKey"] = self._key(scope, after)
         page = self.client.query(**request)
         last = page.get("LastEvaluatedKey")
         return [self._record(i) for i in page.get("Items", [])], (str(last["sk"]["S"]) if last else None)
 
-    def replace(self, record: R, expected_version: int) -> None:
-        item = {**self._key(record.project_id, record.id), **to_item(record.stored())}
+    def replace(self, record: S, expected_version: int) -> None:
+        item = self._item(record)
         try:
             write_with_retry(
                 lambda: self.client.put_item(
@@ -89,18 +113,23 @@ class ResourceRepository(TableRepository, Generic[R]):
                 ) from None
             raise
 
-    def delete(self, project_id: str, resource_id: str) -> bool:
-        try:
-            write_with_retry(
-                lambda: self.client.delete_item(
-                    TableName=self.table,
-                    Key=self._key(project_id, resource_id),
-                    ConditionExpression="attribute_exists(pk)",
-                ),
-                what=f"the {self.kind}",
-            )
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+    def delete(self, scope: str, resource_id: str) -> bool:
+        """False when there was nothing to delete."""
+        key = self._key(scope, resource_id)
+        return self._conditional(
+            lambda: self.client.delete_item(TableName=self.table, Key=key, ConditionExpression="attribute_exists(pk)")
+        )
+
+
+class ResourceRepository(ScopedRepository[R]):
+    """A project's records of one kind: pk = {project}#{kind}."""
+
+    def partition(self, scope: str) -> str:
+        return f"{scope}#{self.kind}"
+
+    def scope_of(self, record: R) -> str:
+        return record.project_id
+
+    def put_new(self, record: R) -> None:
+        if not self.insert(record):  # a fresh ULID never collides; refuse rather than overwrite
+            raise Conflict(f"A {self.kind} with id {record.id!r} exists already.", code="already_exists")
