@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     import boto3
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
@@ -65,6 +67,20 @@ class Clients:
     @cached_property
     def sqs(self) -> SQSClient:
         client: SQSClient = self._client("sqs")
+        return client
+
+    @cached_property
+    def events(self) -> EventBridgeClient:
+        client: EventBridgeClient = self._client("events")
+        return client
+
+    @cached_property
+    def dynamodbstreams(self) -> DynamoDBStreamsClient:
+        # only the local server reads streams (Lambda's event source mappings do it in AWS); the
+        # regional endpoint, not the account-based one, is the one emulations answer
+        client: DynamoDBStreamsClient = self._client(
+            "dynamodbstreams", {**_RETRIES, "account_id_endpoint_mode": "disabled"}
+        )
         return client
 
     @cached_property

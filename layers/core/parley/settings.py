@@ -24,6 +24,12 @@ class Settings:
     # where a usage record goes when DynamoDB would not take it (folded in by the sweep); by name
     # locally, by URL in AWS (set by CDK)
     metering_queue: str = "parley-metering"
+    # events: the EventBridge bus the emitter puts Parley's events on; the queue its webhook rule
+    # feeds (one message per event); the queue of webhook deliveries (one message per attempt).
+    # Queues by name locally, by URL in AWS (set by CDK).
+    event_bus: str = "parley-events"
+    events_queue: str = "parley-webhook-events"
+    deliveries_queue: str = "parley-webhook-deliveries"
     echo_delay_ms: int = 0
     max_body_bytes: int = 1_048_576
     service_name: str = "parley"
@@ -49,6 +55,9 @@ class Settings:
             tables=tables,
             documents_bucket=env.get("PARLEY_DOCUMENTS_BUCKET", defaults.documents_bucket),
             metering_queue=env.get("PARLEY_METERING_QUEUE", defaults.metering_queue),
+            event_bus=env.get("PARLEY_EVENT_BUS", defaults.event_bus),
+            events_queue=env.get("PARLEY_EVENTS_QUEUE", defaults.events_queue),
+            deliveries_queue=env.get("PARLEY_DELIVERIES_QUEUE", defaults.deliveries_queue),
             echo_delay_ms=_int(env, "PARLEY_ECHO_DELAY_MS", defaults.echo_delay_ms, minimum=0),
             max_body_bytes=_int(env, "PARLEY_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
             service_name=env.get("POWERTOOLS_SERVICE_NAME", defaults.service_name),

@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Literal
 
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
@@ -81,11 +82,42 @@ class Scheduled:
 
 
 @dataclass(frozen=True)
+class Consumer:
+    """A function fed by an event source (no route): functions/<function>/handler.py.
+
+    `stream`: DynamoDB Streams of the logical tables in `sources` (an event source mapping per
+    table; batches of `batch_size`, ReportBatchItemFailures, bisect on error, then `dead_letter`).
+    `queue`: the SQS queues in `sources` (ReportBatchItemFailures; a message received
+    `max_receives` times goes to the queue's DLQ). CDK wires both; the local server polls them
+    and invokes the same handler with the same event shapes."""
+
+    function: str
+    kind: Literal["stream", "queue"]
+    sources: tuple[str, ...]
+    batch_size: int = 100
+    resources: tuple[str, ...] = ()
+    timeout_seconds: int = 60
+    memory_mb: int = 512
+    max_attempts: int = 5  # stream: retries of a failing batch before it goes to dead_letter
+    dead_letter: str | None = None  # stream: the queue a batch that keeps failing is reported to
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise ValueError(f"{self.function}: a consumer needs at least one source")
+        if not 1 <= self.batch_size <= (1000 if self.kind == "stream" else 10):
+            raise ValueError(f"{self.function}: batch_size out of range for a {self.kind} source")
+        if not 1 <= self.timeout_seconds <= 900:
+            raise ValueError(f"{self.function}: timeout_seconds must be 1..900")
+
+
+@dataclass(frozen=True)
 class RouteTable:
     routes: tuple[Route, ...]
     authorizer: str  # the function that authenticates API keys
     root: Path  # the functions/ directory
     scheduled: tuple[Scheduled, ...] = ()
+    consumers: tuple[Consumer, ...] = ()
     # How long API Gateway (and the local server) cache an authorization: a revoked key's bound.
     authorizer_cache_seconds: int = 30
 

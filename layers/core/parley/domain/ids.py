@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -27,11 +28,24 @@ def ulid() -> str:
             _last_rand = int.from_bytes(os.urandom(10), "big")
         _last_ms = now
         value = (now << 80) | _last_rand
+    return _encode(value)
+
+
+def _encode(value: int) -> str:
     out = []
     for _ in range(26):
         out.append(_ALPHABET[value & 31])
         value >>= 5
     return "".join(reversed(out))
+
+
+def derived_id(prefix: str, at_ms: int, key: str) -> str:
+    """An id with a ULID's shape whose time part is `at_ms` and whose random part is a hash of
+    `key`: the same change always gets the same id (an event redelivered from its stream record)."""
+    if prefix not in PREFIXES:
+        raise ValueError(f"unknown id prefix {prefix!r}")
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:10], "big")
+    return f"{prefix}_{_encode(((at_ms & ((1 << 48) - 1)) << 80) | digest)}"
 
 
 def new_id(prefix: str) -> str:
