@@ -335,8 +335,8 @@ def test_a_summary_finishing_after_a_delete_writes_nothing(api: Api) -> None:
     late = SummaryRecord(
         id="msg_late", version=1, covers_to=2, text="late", tokens=3, created_at="2026-01-01T00:00:00Z"
     )
-    stored = ConversationStore().put_summary(OWNER.project_id, cid, late, None)
-    assert stored is False
+    stored = ConversationStore().put_summary(OWNER.project_id, cid, late, None, 1)
+    assert stored is None
     assert [i for i in all_items("messages") if cid in json.dumps(i)] == []
 
 

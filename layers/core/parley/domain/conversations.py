@@ -272,6 +272,11 @@ class MessageRecord(StoredRecord):
     error: dict[str, Any] | None = None
     error_status: int | None = None  # the status a failed send answered, for its idempotent retries
     completed_at: str | None = None
+    # events (parley.events): the organization, and the conversation version the send reserved for
+    # this message's event (its `sequence`)
+    org_id: str | None = None
+    event_seq: int | None = None
+    user_id: str | None = None  # the conversation's end user when the message was sent
 
 
 class SendKeyRecord(StoredRecord):
@@ -311,6 +316,8 @@ class SummaryRecord(StoredRecord):
     tokens: int
     model: str | None = None
     created_at: str
+    org_id: str | None = None
+    event_seq: int | None = None  # the conversation version its write moved to (its event's sequence)
 
 
 class WindowLine(StoredRecord):

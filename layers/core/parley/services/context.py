@@ -83,6 +83,8 @@ class Built:
     hidden: int  # how many hidden context items
     hidden_tokens: int
     stored_summary: Summary | None  # the conversation's summary, whether or not this window uses it
+    # the conversation's version when the window was built: a summary stored on the way moves it
+    version: int
 
     def record(self) -> dict[str, Any]:
         """What the reply stores about its context (shown by GET .../context as last_call)."""
@@ -154,9 +156,11 @@ def build(
         )
 
     window = choose(summary)
+    version = record.version
     if window.needs_summary is not None and summarize:
         try:
-            summary = _summarize(principal, record, model, runner, summary, window, history, store, request_id)
+            summary, moved = _summarize(principal, record, model, runner, summary, window, history, store, request_id)
+            version = moved or version
             window = choose(summary)
         except ParleyError as error:
             log.warning(
@@ -178,7 +182,7 @@ def build(
     messages += [ChatMessage(role=t.role, content=t.content) for t in window.turns]  # type: ignore[arg-type]
     if new_content is not None:
         messages.append(ChatMessage(role="user", content=new_content))
-    return Built(window, messages, new_tokens, len(hidden), hidden_tokens, summary)
+    return Built(window, messages, new_tokens, len(hidden), hidden_tokens, summary, version)
 
 
 def _summarize(
@@ -191,8 +195,10 @@ def _summarize(
     history: list[Turn],
     store: ConversationStore,
     request_id: str,
-) -> Summary:
-    """Summarize the previous summary and the messages that left the window; store it as a new version."""
+) -> tuple[Summary, int | None]:
+    """Summarize the previous summary and the messages that left the window; store it as a new
+    version. With it, the conversation's version after the write (None when another send's
+    summary was stored first and is used instead)."""
     assert window.needs_summary is not None
     first, last = window.needs_summary
     leaving = [t for t in reversed(history) if first <= t.seq <= last]
@@ -241,24 +247,18 @@ def _summarize(
             tokens=summary.tokens,
             model=outcome.target.model,
             created_at=lifecycle.now(),
+            org_id=principal.org_id,
         ),
         previous.version if previous else None,
+        record.version,
     )
-    if not stored:  # another send summarized first: use theirs
+    if stored is None:  # another send summarized first: use theirs
         _, current = store.pinned(principal.project_id, record.id)
         other = _summary(current)
         if other is None:
             raise ParleyError("The summary could not be stored.", code="summary_conflict")
-        return other
-    lifecycle._changed(
-        "chat.context_summarized",
-        record.model_copy(
-            update={
-                "summary": {"version": summary.version, "covers_to": summary.covers_to, "message_count": len(leaving)}
-            }
-        ),
-    )
-    return summary
+        return other, None
+    return summary, stored
 
 
 def state(principal: Principal, conversation_id: str, model: str, runner: Resilient) -> ContextState:
@@ -341,7 +341,6 @@ def inject(principal: Principal, conversation_id: str, content: str, model: str)
             created_at=lifecycle.now(),
         )
         store.add_hidden(record, item)
-        lifecycle._changed("conversation.context_injected", record)
         return HiddenContextItem.of(item)
 
     result: HiddenContextItem = retry_stale(attempt)

@@ -1,7 +1,7 @@
 """Conversation lifecycle: create, read, list, update, archive, unarchive, delete, and chat sessions.
 
-Every state change goes through `_changed`, the one hook point for events (the events issue
-wires it to EventBridge; events themselves derive from committed writes).
+Events are not raised here: they derive from the committed writes (the tables' streams feed
+parley.events.emitter), so a write that fails yields none.
 """
 
 from __future__ import annotations
@@ -37,19 +37,6 @@ from parley.storage.conversations import (
 
 log = logging.getLogger(__name__)
 StatusFilter = Literal["active", "archived", "handed_off", "all"]
-ChangeHook = Callable[[str, ConversationRecord], None]
-_hooks: list[ChangeHook] = []
-
-
-def on_change(hook: ChangeHook) -> None:
-    """Register a listener for every conversation state change (name, record)."""
-    _hooks.append(hook)
-
-
-def _changed(name: str, record: ConversationRecord) -> None:
-    log.info("conversation changed", extra={"change": name, "conversation_id": record.id})
-    for hook in _hooks:
-        hook(name, record)
 
 
 def now() -> str:
@@ -129,7 +116,6 @@ def create(principal: Principal, body: ConversationCreate) -> Conversation:
         **list_keys(principal.project_id, body.user_id, status),
     )
     store().put_new(record)
-    _changed("conversation.created", record)
     return view(record)
 
 
@@ -180,7 +166,6 @@ def _modify(
     principal: Principal,
     conversation_id: str,
     change: Callable[[ConversationRecord], ConversationRecord | None],
-    event: str,
 ) -> ConversationRecord:
     """Read, change, write with the version as condition; again if someone wrote in between."""
     conversations = store()
@@ -198,7 +183,6 @@ def _modify(
             **{**fields, "updated_at": at, "activity": f"{at}#{conversation_id}", "version": record.version + 1, **keys}
         )
         conversations.replace(updated, record.version)
-        _changed(event, updated)
         return updated
 
     result: ConversationRecord = retry_stale(attempt)
@@ -220,7 +204,7 @@ def update(principal: Principal, conversation_id: str, body: ConversationUpdate)
             record.context = body.context.model_dump(exclude_none=True) if body.context else {}
         return record
 
-    return view(_modify(principal, conversation_id, change, "conversation.updated"))
+    return view(_modify(principal, conversation_id, change))
 
 
 def archive(principal: Principal, conversation_id: str) -> Conversation:
@@ -230,7 +214,7 @@ def archive(principal: Principal, conversation_id: str) -> Conversation:
         record.status = "archived"
         return record
 
-    return view(_modify(principal, conversation_id, change, "chat.conversation_archived"))
+    return view(_modify(principal, conversation_id, change))
 
 
 def unarchive(principal: Principal, conversation_id: str) -> Conversation:
@@ -240,14 +224,13 @@ def unarchive(principal: Principal, conversation_id: str) -> Conversation:
         record.status = "active"
         return record
 
-    return view(_modify(principal, conversation_id, change, "chat.conversation_unarchived"))
+    return view(_modify(principal, conversation_id, change))
 
 
 def delete(principal: Principal, conversation_id: str) -> None:
-    record = load(principal, conversation_id)
+    load(principal, conversation_id)  # another project's id is not found
     if not store().delete_all(principal.project_id, conversation_id):
         raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
-    _changed("chat.conversation_deleted", record)
 
 
 def create_session(principal: Principal, conversation_id: str, body: SessionCreate) -> ChatSession:
@@ -277,7 +260,6 @@ def create_session(principal: Principal, conversation_id: str, body: SessionCrea
         updated_at=at,
     )
     store().put_session(principal.project_id, conversation_id, session)
-    _changed("conversation.session_created", record)
     return session_view(session)
 
 

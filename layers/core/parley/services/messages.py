@@ -145,7 +145,9 @@ def _prepare(
     built = context.build(principal, record, model, runner, model_content, request_id=request_id, store=conversations)
     # admitted (budgets, rate limits) before anything is stored: a refused send stores nothing
     quota = limits.admit(principal, built.window.tokens, record.user_id)
-    reads = [record]  # the first attempt uses the record already read; a retry reads again
+    # the first attempt uses the record already read (at the version a summary stored on the way
+    # moved it to); a retry reads again
+    reads = [record.model_copy(update={"version": built.version})]
 
     def reserve() -> tuple[ConversationRecord, MessageRecord, MessageRecord]:
         current = reads.pop() if reads else lifecycle.load(principal, conversation_id, conversations)
@@ -162,6 +164,9 @@ def _prepare(
             attachments=body.attachments or None,
             tokens=built.new_tokens,
             created_at=at,
+            org_id=principal.org_id,
+            event_seq=current.version + 1,  # the send moves the version by 2: one per message's event
+            user_id=current.user_id,
         )
         reply = MessageRecord(
             id=new_id("msg"),
@@ -175,13 +180,16 @@ def _prepare(
             model=model,
             context=built.record(),
             created_at=at,
+            org_id=principal.org_id,
+            event_seq=current.version + 2,
+            user_id=current.user_id,
         )
         changes: dict[str, Any] = {
             "next_seq": seq + 2,
             "message_count": current.message_count + 2,
             "updated_at": at,
             "activity": f"{at}#{conversation_id}",
-            "version": current.version + 1,
+            "version": current.version + 2,
         }
         send_key = None
         # the token names this attempt (key, seq, message id): a request whose outcome is unknown is
@@ -200,7 +208,6 @@ def _prepare(
         return current.model_copy(update=changes), user, reply
 
     current, user, reply = retry_stale(reserve)
-    lifecycle._changed("chat.message_sent", current)
     request = ModelRequest(model=model, messages=built.messages)
     return Prepared(current, user, reply, runner, request, request_id, quota)
 
@@ -257,11 +264,7 @@ def _finish(
     }
     stored = lifecycle.store().finish_message(principal.project_id, conversation_id, prepared.reply.seq, fields)
     record_call(principal, call)
-    if stored:
-        lifecycle._changed(
-            "chat.response_completed" if status == "completed" else "chat.response_failed", prepared.conversation
-        )
-    else:
+    if not stored:
         log.info("reply not stored: its conversation is gone", extra={"conversation_id": conversation_id})
     return message_from_item(prepared.reply.model_copy(update=fields))
 

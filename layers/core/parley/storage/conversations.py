@@ -290,7 +290,7 @@ class ConversationStore:
         token: str | None = None,
     ) -> None:
         """Write the user message (seq n) and the reply placeholder (n + 1) and move next_seq to
-        n + 2, if the conversation is still at next_seq n and active; with `send_key` (a send's
+        n + 2, if the conversation is still at next_seq n, at its version and active; with `send_key` (a send's
         Idempotency-Key record), also claim that key, in the same transaction.
 
         `token` is the transaction's ClientRequestToken: a retry of the same call (the SDK's,
@@ -309,12 +309,15 @@ class ConversationStore:
                     "TableName": self.conversations,
                     "Key": {"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
                     "UpdateExpression": "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(changes))),
-                    "ConditionExpression": "next_seq = :expected AND #status = :active",
-                    "ExpressionAttributeNames": {**names, "#status": "status"},
+                    # the version too: every write of the conversation item is conditioned on it,
+                    # so none of them is lost to another's stale read (and the version orders events)
+                    "ConditionExpression": "next_seq = :expected AND #status = :active AND #version = :version",
+                    "ExpressionAttributeNames": {**names, "#status": "status", "#version": "version"},
                     "ExpressionAttributeValues": {
                         **values,
                         ":expected": to_value(conversation.next_seq),
                         ":active": {"S": "active"},
+                        ":version": to_value(conversation.version),
                     },
                 }
             },
@@ -521,45 +524,79 @@ class ConversationStore:
         return [HiddenRecord(**i) for i in items if int(i["seq"]) < SUMMARY_SEQ], summary
 
     def put_summary(
-        self, project_id: str, conversation_id: str, summary: SummaryRecord, previous_version: int | None
-    ) -> bool:
+        self,
+        project_id: str,
+        conversation_id: str,
+        summary: SummaryRecord,
+        previous_version: int | None,
+        conversation_version: int,
+    ) -> int | None:
         """Store a new summary version unless another writer stored one first, or the conversation
-        is gone (then False: a summary finishing after a delete must not bring the partition back)."""
+        is gone (then None: a summary finishing after a delete must not bring the partition back);
+        the conversation's version after the write when it was stored.
+        The conversation's version moves with it (conditioned, as every write of the conversation
+        item is; the summary keeps the new version as its event's sequence): when another write
+        moved the version first, the version is read again and the write retried."""
         pk = _pk(project_id, conversation_id)
-        item = {**summary.stored(), "pk": pk, "sk": SUMMARY_SEQ, "seq": SUMMARY_SEQ}
-        put: dict[str, Any] = {"TableName": self.messages, "Item": to_item(item)}
-        if previous_version is None:
-            put["ConditionExpression"] = "attribute_not_exists(pk)"
-        else:
-            put["ConditionExpression"] = "#v = :v"
-            put["ExpressionAttributeNames"] = {"#v": "version"}
-            put["ExpressionAttributeValues"] = {":v": to_value(previous_version)}
-        writes: list[TransactWriteItemTypeDef] = [
-            {
-                "ConditionCheck": {
-                    "TableName": self.conversations,
-                    "Key": {"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
-                    "ConditionExpression": "attribute_exists(pk)",
-                }
-            },
-            {"Put": put},  # type: ignore[typeddict-item]
-        ]
-        for attempt in range(6):
+        version = conversation_version
+        for attempt in range(8):
+            stored = summary.model_copy(update={"event_seq": version + 1})
+            item = {**stored.stored(), "pk": pk, "sk": SUMMARY_SEQ, "seq": SUMMARY_SEQ}
+            put: dict[str, Any] = {"TableName": self.messages, "Item": to_item(item)}
+            if previous_version is None:
+                put["ConditionExpression"] = "attribute_not_exists(pk)"
+            else:
+                put["ConditionExpression"] = "#v = :v"
+                put["ExpressionAttributeNames"] = {"#v": "version"}
+                put["ExpressionAttributeValues"] = {":v": to_value(previous_version)}
+            writes: list[TransactWriteItemTypeDef] = [
+                {
+                    "Update": {
+                        "TableName": self.conversations,
+                        "Key": {"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
+                        "UpdateExpression": "SET #version = :new_version",
+                        "ConditionExpression": "attribute_exists(pk) AND #version = :version",
+                        "ExpressionAttributeNames": {"#version": "version"},
+                        "ExpressionAttributeValues": {
+                            ":version": to_value(version),
+                            ":new_version": to_value(version + 1),
+                        },
+                    }
+                },
+                {"Put": put},  # type: ignore[typeddict-item]
+            ]
             try:
                 self.client.transact_write_items(TransactItems=writes)
             except ClientError as error:
                 code, reasons = error_code(error), cancellation_reasons(error)
-                if code == "TransactionCanceledException" and REASON_CONDITION in reasons:
-                    return False
+                if code == "TransactionCanceledException" and len(reasons) > 1 and reasons[1] == REASON_CONDITION:
+                    return None  # another summary version was stored first
+                if code == "TransactionCanceledException" and reasons and reasons[0] == REASON_CONDITION:
+                    current = self._version(pk)
+                    if current is None:
+                        return None  # the conversation is gone
+                    version = current  # another write moved it: again, at its version
+                    continue
                 conflict = code == "TransactionConflictException" or REASON_CONFLICT in reasons
-                if conflict and attempt < 5:
+                if conflict and attempt < 7:
                     time.sleep(backoff(attempt))
                     continue
                 if conflict or any(r in REASON_THROTTLED for r in reasons):
                     raise unavailable("the summary write") from error
                 raise
-            return True
-        return False  # pragma: no cover - the loop returns or raises
+            return version + 1
+        raise unavailable("the summary write")
+
+    def _version(self, pk: str) -> int | None:
+        found = self.client.get_item(
+            TableName=self.conversations,
+            Key={"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
+            ConsistentRead=True,
+            ProjectionExpression="#version",
+            ExpressionAttributeNames={"#version": "version"},
+        )
+        item = found.get("Item")
+        return int(item["version"]["N"]) if item else None
 
     def add_hidden(self, conversation: ConversationRecord, item: HiddenRecord) -> None:
         """Store a hidden context item as number conversation.next_hidden (StaleConversation if it moved)."""
@@ -573,10 +610,14 @@ class ConversationStore:
                         "Update": {
                             "TableName": self.conversations,
                             "Key": {"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
-                            "UpdateExpression": "SET next_hidden = :next",
-                            "ConditionExpression": "attribute_exists(pk) AND (attribute_not_exists(next_hidden) OR "
-                            "next_hidden = :expected)",
-                            "ExpressionAttributeValues": {":next": to_value(number + 1), ":expected": to_value(number)},
+                            "UpdateExpression": "SET next_hidden = :next, #version = :new_version",
+                            "ConditionExpression": "attribute_exists(pk) AND #version = :version",
+                            "ExpressionAttributeNames": {"#version": "version"},
+                            "ExpressionAttributeValues": {
+                                ":next": to_value(number + 1),
+                                ":version": to_value(conversation.version),
+                                ":new_version": to_value(conversation.version + 1),
+                            },
                         }
                     },
                     {
