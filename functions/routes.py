@@ -7,7 +7,7 @@ that every handler registers exactly the routes the table gives it, with the sam
 
 from pathlib import Path
 
-from parley.api.routing import Route, RouteTable, Scheduled
+from parley.api.routing import Consumer, Route, RouteTable, Scheduled
 
 # Resource kinds: a table's name ("conversations") grants reading and writing its items;
 # "<table>:read" only GetItem, BatchGetItem and Query (GET routes); "<table>:update" those and
@@ -405,10 +405,25 @@ SCHEDULED = (
     ),
 )
 
+CONSUMERS = (
+    Consumer(
+        "events_emit",
+        kind="stream",
+        sources=("conversations", "messages"),
+        batch_size=100,
+        resources=("events:put",),
+        timeout_seconds=60,
+        max_attempts=10,
+        dead_letter="events_dlq",
+        description="Committed changes of conversations and messages -> Parley's events on EventBridge.",
+    ),
+)
+
 TABLE = RouteTable(
     routes=ROUTES,
     authorizer="authorizer",
     root=Path(__file__).resolve().parent,
     scheduled=SCHEDULED,
+    consumers=CONSUMERS,
     authorizer_cache_seconds=AUTHORIZER_CACHE_SECONDS,
 )
