@@ -414,7 +414,7 @@ CONSUMERS = (
         resources=("events:put",),
         timeout_seconds=60,
         max_attempts=10,
-        dead_letter="events_dlq",
+        dead_letter="events_dlq",  # settings.events_dlq
         description="Committed changes of conversations and messages -> Parley's events on EventBridge.",
     ),
 )
