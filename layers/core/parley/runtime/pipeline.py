@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from parley.api.routing import Consumer
@@ -37,7 +38,7 @@ def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     ApproximateCreationDateTime; Lambda sends epoch seconds)."""
     images = dict(record.get("dynamodb", {}))
     at = images.get("ApproximateCreationDateTime")
-    if hasattr(at, "timestamp"):
+    if isinstance(at, datetime):
         images["ApproximateCreationDateTime"] = int(at.timestamp())
     return {**record, "dynamodb": images, "eventSourceARN": stream_arn}
 
