@@ -19,6 +19,7 @@ from parley.services import events as emitter
 from parley.settings import get_settings
 from tests.handlers.api import Api
 from tests.handlers.faults import Faults, on_table, run_first
+from tests.unit.test_event_catalogue import schema_of
 
 OWNER = Principal("org_a", "proj_a", "key_a", ("*",))
 EVENTS = TypeAdapter(Event)
@@ -99,6 +100,7 @@ def test_a_scripted_conversation_yields_each_event_once_in_order(api: Api, pipel
     assert sequences == sorted(set(sequences))  # strictly increasing
     for event, detail in zip(sorted(delivered, key=lambda e: e["detail"]["sequence"]), details, strict=True):
         assert (event["source"], event["detail-type"]) == ("parley", detail["type"])
+        schema_of(detail["type"]).validate(detail)  # events/schemas/<type>.json
         parsed = EVENTS.validate_python(detail)
         assert (parsed.project_id, parsed.org_id, parsed.conversation_id) == ("proj_a", "org_a", cid)
     summarized = next(d for d in details if d["type"] == "chat.context_summarized")["data"]
