@@ -150,7 +150,9 @@ def documents() -> dict[Path, str]:
 def main(argv: list[str]) -> int:
     files = documents()
     if "--check" in argv:
-        stale = [str(p.relative_to(ROOT.parent)) for p, text in files.items() if not p.exists() or p.read_text() != text]
+        stale = [
+            str(p.relative_to(ROOT.parent)) for p, text in files.items() if not p.exists() or p.read_text() != text
+        ]
         known = {p.name for p in files}
         extra = [str(p) for d in (SCHEMAS, EXAMPLES) if d.exists() for p in d.glob("*.json") if p.name not in known]
         for name in stale + extra:

@@ -654,14 +654,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(server: LocalServer, table: RouteTable, api: LocalApi, schedule_minute: float) -> None:
-    """Serve until shut down, with the table's scheduled functions running on their interval."""
+    """Serve until shut down, with the table's scheduled functions running on their interval and
+    its consumers fed from the streams and queues (the event pipeline), all in the background."""
+    from parley.aws import clients  # noqa: PLC0415
+    from parley.runtime.pipeline import Pipeline  # noqa: PLC0415
     from parley.runtime.schedule import Schedule  # noqa: PLC0415
+    from parley.settings import get_settings  # noqa: PLC0415
 
     schedule = Schedule(table.scheduled, api.invoke, seconds_per_minute=schedule_minute)
+    pipeline = Pipeline(table.consumers, api.invoke, clients(), get_settings())
     schedule.start()
+    pipeline.start()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        pipeline.stop()
         schedule.stop()
         server.server_close()
 
