@@ -1,4 +1,4 @@
-"""Builds Parley's CDK app: the data stack and the api stack, tagged, checked by cdk-nag.
+"""Builds Parley's CDK app: the data, api and events stacks, tagged, checked by cdk-nag.
 
 Context (cdk.json or `cdk -c key=value`):
     stage       deployment stage, part of every stack and API name (default "prod")
@@ -21,6 +21,7 @@ from cdk_nag import AwsSolutionsChecks
 from infra.paths import CDK_JSON, DEFAULT_LAYERS_DIR, REPO_ROOT, ROUTES_FILE
 from infra.stacks.api import ApiStack
 from infra.stacks.data import DataStack
+from infra.stacks.events import EventsStack
 from parley.api.routing import RouteTable, load_route_table
 
 DEFAULT_STAGE = "prod"
@@ -33,6 +34,7 @@ class ParleyApp:
     stage: str
     data: DataStack
     api: ApiStack
+    events: EventsStack
 
 
 def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
@@ -66,12 +68,21 @@ def build_app(app: App | None = None, *, route_table: RouteTable | None = None) 
         queues=data.queues,
         layers_dir=layers_dir,
     )
+    events = EventsStack(
+        app,
+        f"parley-{stage}-events",
+        description=f"Parley {stage}: event bus, stream emitter, webhook queues and consumers",
+        stage=stage,
+        route_table=route_table,
+        tables=data.tables,
+        layers_dir=layers_dir,
+    )
     Tags.of(app).add("project", "parley")
     Tags.of(app).add("parley:stage", stage)
     # cdk-nag 3 is a policy validation plugin; findings fail the synth unless acknowledged with
     # Validations.of(construct).acknowledge(...) next to the resource they concern.
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return ParleyApp(app=app, stage=stage, data=data, api=api)
+    return ParleyApp(app=app, stage=stage, data=data, api=api, events=events)
 
 
 def main() -> None:

@@ -31,6 +31,10 @@ class Synth:
     def api(self) -> dict[str, Any]:
         return self.templates[f"parley-{self.stage}-api"]
 
+    @property
+    def events(self) -> dict[str, Any]:
+        return self.templates[f"parley-{self.stage}-events"]
+
     @classmethod
     def load(cls, outdir: Path) -> Synth:
         templates = {

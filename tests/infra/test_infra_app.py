@@ -609,7 +609,7 @@ def test_given_the_synthesized_templates_when_cfn_lint_runs_then_it_reports_no_e
     from cfnlint.api import ManualArgs, lint_by_config
 
     templates = [str(p) for p in sorted(synth.outdir.glob("*.template.json"))]
-    assert len(templates) == 2
+    assert len(templates) == 3  # data, api, events
     matches = lint_by_config(ManualArgs(templates=templates, regions=["us-east-1"]))
     problems = [
         f"{m.rule.id} {Path(m.filename).name}:{m.linenumber} {m.message}"

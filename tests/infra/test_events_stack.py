@@ -1,0 +1,85 @@
+"""The events stack, from the synthesized template: the bus and its archive, the emitter's stream
+mappings, the webhook rule and queues, dead-letter queues with alarms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.constructs.tables import pascal_case
+from tests.infra.infra_synth import Synth
+from tests.infra.test_infra_app import ROUTE_TABLE, by_path, get_att_targets, statements, walk
+
+
+def resources(synth: Synth, type_: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    return by_path(synth.events, type_)
+
+
+def function_id(synth: Synth, function: str) -> str:
+    return resources(synth, "AWS::Lambda::Function")[f"{pascal_case(function)}/Function/Resource"][0]
+
+
+def test_the_bus_is_archived_and_its_webhook_rule_feeds_the_events_queue(synth: Synth) -> None:
+    (bus_id, bus) = resources(synth, "AWS::Events::EventBus")["Bus/Resource"]
+    assert bus["Properties"]["Name"] == f"parley-{synth.stage}"
+    (_, archive) = resources(synth, "AWS::Events::Archive")["Bus/Archive/Archive"]
+    assert archive["Properties"]["RetentionDays"] == 30
+    assert archive["Properties"]["EventPattern"] == {"source": ["parley"]}
+    (_, rule) = resources(synth, "AWS::Events::Rule")["Webhooks/Resource"]
+    assert rule["Properties"]["EventPattern"] == {"source": ["parley"]}
+    queue_id = resources(synth, "AWS::SQS::Queue")["EventsQueue/Resource"][0]
+    assert get_att_targets(rule["Properties"]["Targets"]) == {queue_id}
+    assert bus_id in get_att_targets(rule["Properties"]["EventBusName"]) | {
+        v["Ref"] for v in walk(rule["Properties"]["EventBusName"]) if isinstance(v, dict) and "Ref" in v
+    }
+
+
+def test_the_emitter_reads_both_streams_in_order_with_partial_failures_bisect_and_a_destination(synth: Synth) -> None:
+    emitter = function_id(synth, "events_emit")
+    mappings = [
+        m
+        for _, m in resources(synth, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": emitter}
+    ]
+    assert len(mappings) == 2  # conversations, messages
+    consumer = next(c for c in ROUTE_TABLE.consumers if c.function == "events_emit")
+    dlq = resources(synth, "AWS::SQS::Queue")["EventsDeadLetters/Resource"][0]
+    for mapping in mappings:
+        properties = mapping["Properties"]
+        assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert properties["BisectBatchOnFunctionError"] is True
+        assert properties["MaximumRetryAttempts"] == consumer.max_attempts
+        assert properties["ParallelizationFactor"] == 1
+        assert properties["StartingPosition"] == "TRIM_HORIZON"
+        assert get_att_targets(properties["DestinationConfig"]) == {dlq}
+
+
+def test_the_emitter_may_put_events_on_its_bus_only(synth: Synth) -> None:
+    policies = resources(synth, "AWS::IAM::Policy")
+    (_, policy) = policies["EventsEmit/Role/DefaultPolicy/Resource"]
+    puts = [s for s in statements(policy) if "events:PutEvents" in str(s["Action"])]
+    bus_id = resources(synth, "AWS::Events::EventBus")["Bus/Resource"][0]
+    assert len(puts) == 1 and get_att_targets(puts[0]["Resource"]) == {bus_id}
+    actions = {a for s in statements(policy) for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert not {
+        a
+        for a in actions
+        if a.startswith("dynamodb:")
+        and not a.startswith(
+            ("dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:DescribeStream", "dynamodb:ListStreams")
+        )
+    }
+
+
+def test_every_dead_letter_queue_has_an_alarm_on_its_depth(synth: Synth) -> None:
+    queues = resources(synth, "AWS::SQS::Queue")
+    dead = {logical for path, (logical, _) in queues.items() if "DeadLetters" in path}
+    assert len(dead) == 3  # events_queue's, deliveries_queue's, the emitter's destination
+    alarms = [a for _, a in resources(synth, "AWS::CloudWatch::Alarm").values()]
+    watched = {
+        d["Value"]["Fn::GetAtt"][0]
+        for a in alarms
+        for d in a["Properties"]["Dimensions"]
+        if isinstance(d.get("Value"), dict) and "Fn::GetAtt" in d["Value"]
+    }
+    assert dead <= watched
+    assert all(a["Properties"]["Threshold"] == 0 for a in alarms)
