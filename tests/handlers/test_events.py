@@ -210,3 +210,28 @@ def test_a_record_that_cannot_be_read_is_reported_and_the_ones_before_it_are_put
     result = emitter.emit(broken, put=lambda events: put.extend(e.type for e in events) or [])  # type: ignore[func-returns-value]
     assert result.failed == [records[1]["dynamodb"]["SequenceNumber"]]
     assert len(put) == 1
+
+
+def test_locally_a_record_that_keeps_failing_is_parked_alone_and_the_stream_goes_on(
+    api: Api, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from parley.events import mapping
+
+    cid = create(api)
+    send(api, cid, "hello")
+    real = mapping.events_of
+
+    def poisoned(change: mapping.Change) -> list[Any]:
+        if change.kind == "INSERT" and change.table == "messages" and (change.new or {}).get("role") == "user":
+            raise ValueError("a record this version cannot read")
+        return real(change)
+
+    monkeypatch.setattr(emitter, "events_of", poisoned)
+    pipeline.drain()
+    types = sorted(e["detail"]["type"] for e in published())
+    assert types == ["chat.conversation_created", "chat.response_completed"]  # all but the poisoned one
+    assert pipeline.parked == {"events_emit": 1}
+    sqs = clients().sqs
+    url = sqs.get_queue_url(QueueName=get_settings().events_dlq)["QueueUrl"]
+    (parked,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert json.loads(parked["Body"])["DDBStreamBatchInfo"]["batchSize"] == 1

@@ -4,10 +4,12 @@ fed as Lambda feeds them, in the same execution environments as the routes.
 A `stream` consumer gets its tables' DynamoDB stream records in order, in batches, with the
 event shape Lambda's mapping delivers; a reported failure (batchItemFailures) or an error
 redelivers from the first failed record, after a backoff, up to the consumer's `max_attempts`;
-then the batch is parked on the consumer's dead-letter queue (as the mapping's on-failure
-destination does) and the stream goes on. A `queue` consumer gets its queues' messages (SQS's
-event shape); what it reports as failed (or all of a batch that raised) is left on the queue
-and comes back after its visibility timeout, as on AWS.
+then that record is parked on the consumer's dead-letter queue (where the mapping's bisecting
+and on-failure destination end up) and the stream goes on with the records after it.
+
+A `queue` consumer gets its queues' messages (SQS's event shape); what it reports as failed (or
+all of a batch that raised) is left on the queue and comes back after its visibility timeout,
+as on AWS.
 """
 
 from __future__ import annotations
@@ -183,9 +185,10 @@ class Pipeline:
         del shard.pending[: len(done)]  # checkpointed; the rest comes again
         shard.attempts = 1 if done else shard.attempts + 1
         if shard.attempts >= consumer.max_attempts:
-            failed = batch[len(done) :]
-            self._park(consumer, shard, failed)
-            del shard.pending[: len(failed)]
+            # where bisecting ends on AWS: the record that keeps failing, alone, goes to the
+            # destination; the records after it are delivered again
+            self._park(consumer, shard, shard.pending[:1])
+            del shard.pending[:1]
             shard.attempts = 0
             return
         shard.retry_at = time.monotonic() + self.backoff_seconds * 2 ** (shard.attempts - 1)
