@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -87,3 +90,68 @@ def check_histories(server: Server, outcome: dict[str, object]) -> None:
         for user, reply in zip(data[0::2], data[1::2], strict=False):
             pair = [(m["seq"], m["role"], m["status"], m["content"]) for m in (user, reply)]
             assert (user["role"], reply["role"], reply["content"]) == ("user", "assistant", user["content"]), pair
+
+
+@dataclass
+class Stall:
+    """What `slow_sends_in_flight` saw."""
+
+    reached: int  # slow calls that reached the model before the timed requests
+    waiting: list[int]  # calls in flight around each timed request
+    health_ms: list[float]
+    echo_ms: list[float]
+    timed_statuses: list[int]
+    statuses: list[int]  # of the slow sends
+    peak: int
+
+
+def _timed(call: httpx.Client, method: str, path: str, **kwargs: Any) -> tuple[float, int]:
+    started = time.perf_counter()
+    response = call.request(method, path, **kwargs)
+    return round((time.perf_counter() - started) * 1000, 1), response.status_code
+
+
+def slow_sends_in_flight(server: Server, count: int, delay: float = 4.0, reach_seconds: float = 240) -> Stall:
+    """`count` sends to a model that takes `delay` s, all in flight; meanwhile 5 health checks and
+    5 echo completions, timed (tests/local/test_concurrency_http.py, bench/local_stall.py)."""
+    from tests.local.upstream import slow_model
+
+    with slow_model(delay=delay) as model, http(server) as client:
+        provider = client.post(
+            "/v1/providers", json={"type": "openai", "name": "slow", "base_url": model.base_url, "default_model": "m"}
+        ).json()
+        conversation = client.post("/v1/conversations", json={"provider_id": provider["id"]}).json()
+        for _ in range(3):  # warm environments for the two routes timed below (as a running server has)
+            client.get("/v1/health")
+            client.post("/v1/chat/completions", json=ECHO)
+
+        def send(i: int) -> int:
+            with http(server) as own:
+                body = {"content": f"slow question {i}", "stream": i % 2 == 0}
+                return own.post(f"/v1/conversations/{conversation['id']}/messages", json=body).status_code
+
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            sends = [pool.submit(send, i) for i in range(count)]
+            deadline = time.monotonic() + reach_seconds  # cold starts on a busy 2-core box take a while
+            while model.in_flight < count and time.monotonic() < deadline:
+                time.sleep(0.05)
+            reached = model.in_flight
+            waiting: list[int] = []
+            health: list[tuple[float, int]] = []
+            echo: list[tuple[float, int]] = []
+            for _ in range(5):
+                waiting.append(model.in_flight)
+                health.append(_timed(client, "GET", "/v1/health"))
+                echo.append(_timed(client, "POST", "/v1/chat/completions", json=ECHO))
+            waiting.append(model.in_flight)
+            model.release()
+            statuses = [s.result() for s in sends]
+    return Stall(
+        reached=reached,
+        waiting=waiting,
+        health_ms=[ms for ms, _ in health],
+        echo_ms=[ms for ms, _ in echo],
+        timed_statuses=[status for _, status in health + echo],
+        statuses=statuses,
+        peak=model.peak,
+    )

@@ -16,6 +16,7 @@ class _SlowModel(BaseHTTPRequestHandler):
     delay: float = 4.0
     in_flight: list[int]  # [current, peak], shared by the server's threads
     lock: threading.Lock
+    gate: threading.Event | None = None  # when set up: every call waits for it (at most `delay`)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         return
@@ -26,7 +27,10 @@ class _SlowModel(BaseHTTPRequestHandler):
             self.in_flight[0] += 1
             self.in_flight[1] = max(self.in_flight[1], self.in_flight[0])
         try:
-            time.sleep(self.delay)
+            if self.gate is not None:
+                self.gate.wait(timeout=self.delay)
+            else:
+                time.sleep(self.delay)
             text = "slow " + str(request["messages"][-1].get("content", ""))[:40]
             if request.get("stream"):
                 self._stream(text, request.get("model", "slow"))
@@ -86,11 +90,23 @@ class SlowModel:
     def peak(self) -> int:
         return self._handler.in_flight[1]
 
+    def release(self) -> None:
+        """Let every held call (and every later one) answer now."""
+        if self._handler.gate is not None:
+            self._handler.gate.set()
+
 
 @contextmanager
-def slow_model(delay: float = 4.0) -> Iterator[SlowModel]:
-    """A model server answering every call after `delay` seconds."""
-    handler = type("Handler", (_SlowModel,), {"delay": delay, "in_flight": [0, 0], "lock": threading.Lock()})
+def slow_model(delay: float = 4.0, *, gated: bool = False) -> Iterator[SlowModel]:
+    """A model server answering every call after `delay` seconds; `gated`, when the test calls
+    `release()` instead (or after `delay` at the latest), so calls stay in flight until then."""
+    attributes = {
+        "delay": delay,
+        "in_flight": [0, 0],
+        "lock": threading.Lock(),
+        "gate": threading.Event() if gated else None,
+    }
+    handler = type("Handler", (_SlowModel,), attributes)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -65,8 +65,14 @@ class StreamSource:
     aws: Clients
     table: str
     shards: dict[str, Shard] = field(default_factory=dict)
+    refreshed_at: float | None = None
 
-    def refresh(self) -> None:
+    def refresh(self, every: float = 0.0) -> None:
+        """Look for new shards (at most every `every` seconds: the emulation serves one call at a time)."""
+        now = time.monotonic()
+        if self.refreshed_at is not None and now - self.refreshed_at < every:
+            return
+        self.refreshed_at = now
         streams = self.aws.dynamodbstreams.list_streams(TableName=self.table).get("Streams", [])
         for stream in streams:
             arn = stream["StreamArn"]
@@ -104,7 +110,9 @@ class Pipeline:
     invoke: Invoke
     aws: Clients
     settings: Settings
-    poll_seconds: float = 0.2
+    poll_seconds: float = 0.5  # between passes that found nothing (Lambda polls a stream 4 times a second)
+    busy_seconds: float = 0.05  # between passes that delivered something
+    refresh_seconds: float = 30.0  # how often the streams' shards are listed again
     backoff_seconds: float = 1.0  # first redelivery delay of a failing stream batch (doubling)
     delivered: dict[str, int] = field(default_factory=dict)  # records / messages handed to each consumer
     parked: dict[str, int] = field(default_factory=dict)  # stream records sent to a dead-letter queue
@@ -127,8 +135,7 @@ class Pipeline:
     def _loop(self) -> None:
         while not self._stop.is_set():
             busy = self.run_once()
-            if not busy:
-                self._stop.wait(self.poll_seconds)
+            self._stop.wait(self.busy_seconds if busy else self.poll_seconds)
 
     def run_once(self) -> bool:
         """One pass over every consumer's sources; whether anything was delivered."""
@@ -158,7 +165,7 @@ class Pipeline:
             self._streams[consumer.function] = sources
         busy = False
         for source in sources:
-            source.refresh()
+            source.refresh(self.refresh_seconds)
             for shard in source.shards.values():
                 source.read(shard, consumer.batch_size)
                 if shard.pending and time.monotonic() >= shard.retry_at:
