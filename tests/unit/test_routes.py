@@ -23,7 +23,8 @@ def test_every_handler_declares_exactly_its_table_routes(route_table: RouteTable
 def test_every_function_directory_is_in_the_table(route_table: RouteTable) -> None:
     on_disk = {p.parent.name for p in route_table.root.glob("*/handler.py")}
     scheduled = {s.function for s in route_table.scheduled}
-    assert on_disk == {*route_table.functions(), route_table.authorizer, *scheduled}
+    consumers = {c.function for c in route_table.consumers}
+    assert on_disk == {*route_table.functions(), route_table.authorizer, *scheduled, *consumers}
 
 
 def test_every_function_has_a_sample_event_of_one_of_its_routes(route_table: RouteTable) -> None:

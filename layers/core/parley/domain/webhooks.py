@@ -96,6 +96,7 @@ class Webhook(BaseModel):
     disabled_reason: str | None = Field(
         default=None, description="Why Parley disabled the endpoint (410 Gone, or failing for 5 days)"
     )
+    disabled_at: str | None = Field(default=None, description="When Parley disabled the endpoint")
     failing_since: str | None = Field(default=None, description="The first failed attempt since the last success")
     secret_rotated_at: str | None = None
     previous_secret_expires_at: str | None = Field(
@@ -121,6 +122,8 @@ class WebhookRecord(ProjectRecord):
     enabled: bool = True
     description: str | None = None
     disabled_reason: str | None = None
+    disabled_at: str | None = None  # set when Parley disabled it (410, failing), with
+    disabled_announced: bool | None = None  # whether webhook.endpoint_disabled went out
     failing_since: str | None = None
     secret_name: str
     secret_rotated_at: str | None = None

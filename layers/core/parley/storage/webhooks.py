@@ -120,9 +120,20 @@ class WebhookRepository(ResourceRepository[WebhookRecord]):
         return self._update(
             project_id,
             webhook_id,
-            "SET enabled = :no, disabled_reason = :reason, updated_at = :at",
+            "SET enabled = :no, disabled_reason = :reason, disabled_at = :at, disabled_announced = :no,"
+            " updated_at = :at",
             "enabled = :yes",
             {":no": False, ":yes": True, ":reason": reason, ":at": at},
+        )
+
+    def mark_announced(self, project_id: str, webhook_id: str, disabled_at: str) -> bool:
+        """The disable of `disabled_at` was announced (False: re-enabled or disabled again since)."""
+        return self._update(
+            project_id,
+            webhook_id,
+            "SET disabled_announced = :yes",
+            "disabled_at = :at",
+            {":yes": True, ":at": disabled_at},
         )
 
 
