@@ -599,6 +599,15 @@ def test_create_list_update_delete(api: Api) -> None:
     assert [s["Name"].rsplit("/", 1)[1] for s in secrets if "DeletedDate" in s] == [one["id"]]
 
 
+def test_a_project_has_at_most_max_webhooks(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(webhooks, "MAX_WEBHOOKS", 2)
+    create(api, "http://127.0.0.1:9/a")
+    create(api, "http://127.0.0.1:9/b")
+    reply = api.call("webhooks_create", {"url": "http://127.0.0.1:9/c", "event_types": ["*"]})
+    assert reply.status == 400
+    assert reply.body["error"]["code"] == "webhook_limit_reached"
+
+
 def test_an_idempotency_key_never_makes_a_second_webhook(api: Api) -> None:
     body = {"url": "http://127.0.0.1:9/x", "event_types": ["*"]}
     first = api.call("webhooks_create", body, headers={"Idempotency-Key": "create-1"})

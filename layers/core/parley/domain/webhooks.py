@@ -24,6 +24,7 @@ SECRET_BYTES = 32  # the spec asks for 24 to 64
 DEFAULT_GRACE = timedelta(hours=24)  # how long a rotated-out secret still signs
 MAX_GRACE_SECONDS = 7 * 24 * 3600
 MAX_EVENT_TYPES = 50
+MAX_WEBHOOKS = 50  # per project: every event reads them all
 ATTEMPT_LOG_LIMIT = 20  # attempts kept on a delivery (the newest); `attempts` counts them all
 # Exact types, `<prefix>.*` for a family of them (a prefix some type has), or `*` for all.
 EVENT_TYPE_PATTERN = r"^(\*|[a-z_]+\.\*|[a-z_]+\.[a-z_]+)$"

@@ -64,6 +64,7 @@ from parley.domain.webhooks import (
     ATTEMPT_LOG_LIMIT,
     DEFAULT_GRACE,
     EVENT_TYPE_PATTERN,
+    MAX_WEBHOOKS,
     Delivery,
     DeliveryAttempt,
     DeliveryDetail,
@@ -205,6 +206,10 @@ def create(
         earlier = deps.webhooks.by_idempotency(principal.project_id, marker[0])
         if earlier is not None:
             raise _already_created(earlier, marker[1])
+    if len(deps.webhooks.page(principal.project_id, MAX_WEBHOOKS, None)[0]) >= MAX_WEBHOOKS:
+        raise InvalidRequest(
+            f"A project has at most {MAX_WEBHOOKS} webhooks; delete one first.", code="webhook_limit_reached"
+        )
     webhook_id = new_id("whk")
     secret = new_secret()
     now = iso(deps.clock())
