@@ -47,6 +47,8 @@ BODIES: dict[str, Any] = {
     "projects_update": {"limits": {"requests_per_minute": 1200}},
     "api_keys_create": {"name": "ci", "permissions": ["conversations:*"], "limits": {"requests_per_minute": 60}},
     "api_keys_update": {"name": "ci-narrow"},
+    "webhooks_create": {"url": "https://example.com/parley-events", "event_types": ["chat.*"]},
+    "webhooks_update": {"event_types": ["chat.response_completed"], "description": "Replies only"},
     "context_inject": {"content": "User is on the Enterprise plan. Account created 2024-01-15."},
 }
 PATH_VALUES = {
@@ -56,6 +58,8 @@ PATH_VALUES = {
     "document_id": f"doc_{SAMPLE_ID}",
     "project_id": f"proj_{SAMPLE_ID}",
     "key_id": f"key_{SAMPLE_ID}",
+    "webhook_id": f"whk_{SAMPLE_ID}",
+    "delivery_id": f"dlv_{SAMPLE_ID}",
 }
 AUTHORIZER = {
     "principalId": "key_01JZ0000000000000000000000",

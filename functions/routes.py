@@ -25,6 +25,12 @@ CURSORS = "cursors"
 CONVERSATIONS = ("conversations", "chats")
 # A key is its authorizer item (keys) and its listed record (chats), written together.
 KEYS = ("keys", "chats")
+# Webhooks: their records and deliveries (chats) and their signing secrets. Manual attempts
+# (test, retry) POST from the API's function itself; "deliveries" sends to the webhook
+# deliveries queue (consumers only: the scheduled attempts).
+WEBHOOKS = ("chats", "secrets")
+WEBHOOK_ATTEMPTS = ("chats", "secrets:read")
+DELIVERIES = "deliveries"
 # API Gateway caches an authorization this long: the bound within which a revoked or rotated-out
 # secret is refused, and a change of limits applies.
 AUTHORIZER_CACHE_SECONDS = 30
@@ -393,6 +399,85 @@ ROUTES += (
     ),
 )
 
+WEBHOOK = "/v1/webhooks/{webhook_id}"
+ROUTES += (
+    Route(
+        "POST",
+        "/v1/webhooks",
+        "webhooks_create",
+        "webhooks:CreateWebhook",
+        resources=WEBHOOKS,
+        description="Create a webhook (its signing secret is shown once).",
+    ),
+    Route(
+        "GET",
+        "/v1/webhooks",
+        "webhooks_list",
+        "webhooks:ListWebhooks",
+        resources=("chats:read", CURSORS),
+        description="List the project's webhooks (never their secrets).",
+    ),
+    Route(
+        "GET", WEBHOOK, "webhooks_get", "webhooks:GetWebhook", resources=("chats:read",), description="Get a webhook."
+    ),
+    Route(
+        "PATCH",
+        WEBHOOK,
+        "webhooks_update",
+        "webhooks:UpdateWebhook",
+        resources=("chats",),
+        description="Change a webhook's URL, event types, description; enable or disable it.",
+    ),
+    Route(
+        "DELETE",
+        WEBHOOK,
+        "webhooks_delete",
+        "webhooks:DeleteWebhook",
+        resources=WEBHOOKS,
+        description="Delete a webhook and its signing secret.",
+    ),
+    Route(
+        "POST",
+        f"{WEBHOOK}/rotate",
+        "webhooks_rotate",
+        "webhooks:RotateWebhookSecret",
+        resources=WEBHOOKS,
+        description="A new signing secret (shown once); the previous one also signs for a grace period.",
+    ),
+    Route(
+        "POST",
+        f"{WEBHOOK}/test",
+        "webhooks_test",
+        "webhooks:TestWebhook",
+        resources=WEBHOOK_ATTEMPTS,
+        description="Send a webhook.test event to the endpoint now; answers the delivery.",
+    ),
+    Route(
+        "GET",
+        f"{WEBHOOK}/deliveries",
+        "webhook_deliveries_list",
+        "webhooks:ListWebhookDeliveries",
+        resources=("chats:read", CURSORS),
+        description="A webhook's deliveries, newest first (status filters them).",
+    ),
+    Route(
+        "GET",
+        f"{WEBHOOK}/deliveries/{{delivery_id}}",
+        "webhook_deliveries_get",
+        "webhooks:GetWebhookDelivery",
+        resources=("chats:read",),
+        description="A delivery and its attempts.",
+    ),
+    Route(
+        "POST",
+        f"{WEBHOOK}/deliveries/{{delivery_id}}/retry",
+        "webhook_deliveries_retry",
+        "webhooks:RetryWebhookDelivery",
+        resources=WEBHOOK_ATTEMPTS,
+        description="Attempt a delivery again now, whatever its status.",
+    ),
+)
+
 # Functions without a route, run on a schedule.
 SCHEDULED = (
     Scheduled(
@@ -405,6 +490,8 @@ SCHEDULED = (
     ),
 )
 
+# Functions fed by event sources: the tables' streams (parley.services.events, the emitter) and
+# queues (parley.services.webhooks: the delivery pipeline).
 CONSUMERS = (
     Consumer(
         "events_emit",
@@ -416,6 +503,25 @@ CONSUMERS = (
         max_attempts=10,
         dead_letter="events_dlq",  # settings.events_dlq
         description="Committed changes of conversations and messages -> Parley's events on EventBridge.",
+    ),
+    Consumer(
+        "webhooks_fanout",
+        "queue",
+        ("events_queue",),
+        batch_size=10,
+        resources=("chats", DELIVERIES),
+        timeout_seconds=60,
+        description="Each Parley event: one delivery per webhook that wants it, queued for its first attempt.",
+    ),
+    Consumer(
+        "webhooks_deliver",
+        "queue",
+        ("deliveries_queue",),
+        batch_size=5,
+        # sends to its own queue: the next attempt, and waits longer than SQS's 900 s delay
+        resources=("chats", "secrets:read", DELIVERIES),
+        timeout_seconds=90,  # 5 attempts of at most 10 s each, and their records
+        description="A scheduled webhook attempt: signed POST, recorded, retried on its schedule.",
     ),
 )
 

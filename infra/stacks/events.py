@@ -33,6 +33,8 @@ from parley.api.routing import Consumer, RouteTable
 from parley.domain.events import SOURCE
 
 EVENTS_PUT = "events:put"  # consumer resource: PutEvents on Parley's bus
+# consumer resources that send to a queue of this stack -> the queue's logical name
+QUEUE_SENDS = {"deliveries": "deliveries_queue"}
 MAX_RECEIVES = 5
 ARCHIVE_DAYS = 30
 # logical queue names (the route table's sources and resources) -> environment variable
@@ -130,20 +132,17 @@ class EventsStack(Stack):
         log_retention: logs.RetentionDays,
     ) -> ParleyFunction:
         grants = [access for r in consumer.resources if (access := table_access(r, tables.tables))]
-        queue_resources = [r for r in consumer.resources if r.split(":", 1)[0] in self.queues]
-        known = {EVENTS_PUT, SECRETS_READ}
+        sends = [QUEUE_SENDS[r] for r in consumer.resources if r in QUEUE_SENDS]
+        known = {EVENTS_PUT, SECRETS_READ, *QUEUE_SENDS}
         unknown = sorted(
-            set(consumer.resources)
-            - known
-            - {r for r in consumer.resources if table_access(r, tables.tables)}
-            - set(queue_resources)
+            set(consumer.resources) - known - {r for r in consumer.resources if table_access(r, tables.tables)}
         )
         if unknown:
             raise ValueError(f"functions/{consumer.function}: unknown resources {unknown}")
         environment = base_environment(stage) | dict(tables.table_names(t for t, _ in grants))
         environment["PARLEY_EVENT_BUS"] = self.bus.event_bus_name
         for logical, queue in self.queues.items():
-            if logical in consumer.sources or logical in {r.split(":", 1)[0] for r in queue_resources}:
+            if logical in consumer.sources or logical in sends:
                 environment[QUEUE_SETTINGS[logical]] = queue.queue_url
         if consumer.kind == "stream":
             environment["PARLEY_EVENTS_DLQ"] = self.queues["events_dlq"].queue_url
@@ -164,8 +163,8 @@ class EventsStack(Stack):
             self.bus.grant_put_events_to(function.function)
         if SECRETS_READ in consumer.resources:
             grant_provider_secrets(function, stage, SECRET_READ_ACTIONS)
-        for resource in queue_resources:
-            self.queues[resource.split(":", 1)[0]].grant_send_messages(function.function)
+        for logical in sends:
+            self.queues[logical].grant_send_messages(function.function)
         if consumer.kind == "stream":
             for logical in consumer.sources:
                 function.function.add_event_source(

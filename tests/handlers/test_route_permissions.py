@@ -123,6 +123,11 @@ MAKERS: dict[str, Callable[[World], str]] = {
     "document_id": lambda w: w.create("POST", "/v1/documents", {"name": "policy.md", "content": "Refunds: 30 days."}),
     "key_id": lambda w: w.create("POST", "/v1/api-keys", {"name": "ci", "permissions": ["conversations:*"]}),
     "project_id": lambda w: w.create("POST", "/v1/projects", {"name": "Mobile app"}),
+    # a local receiver that is not listening: attempts fail fast (connection refused), and are logged
+    "webhook_id": lambda w: w.create(
+        "POST", "/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "event_types": ["chat.*", "webhook.test"]}
+    ),
+    "delivery_id": lambda w: str(w.admin_call("POST", "/v1/webhooks/{webhook_id}/test").body["id"]),
 }
 
 
@@ -150,6 +155,7 @@ class Recipe:
 COMPLETION = {"model": "echo", "messages": [{"role": "user", "content": "Hello!"}], "stream": False}
 CHAT_COMPLETION = {"messages": [{"role": "user", "content": "Hello!"}], "stream": False}
 CONVERSATION = "/v1/conversations/{conversation_id}"
+WEBHOOK = "/v1/webhooks/{webhook_id}"
 
 
 def archived(w: World) -> None:
@@ -206,6 +212,16 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("PATCH", "/v1/api-keys/{key_id}"): Recipe({"name": "renamed"}),
     ("DELETE", "/v1/api-keys/{key_id}"): Recipe(),
     ("POST", "/v1/api-keys/{key_id}/rotate"): Recipe(),
+    ("POST", "/v1/webhooks"): Recipe({"url": "http://127.0.0.1:9/hook", "event_types": ["chat.message_sent"]}),
+    ("GET", "/v1/webhooks"): Recipe(query={"limit": "5"}),
+    ("GET", WEBHOOK): Recipe(),
+    ("PATCH", WEBHOOK): Recipe({"description": "Replies", "event_types": ["chat.response_completed"]}),
+    ("DELETE", WEBHOOK): Recipe(),
+    ("POST", f"{WEBHOOK}/rotate"): Recipe(query={"grace_seconds": "60"}),
+    ("POST", f"{WEBHOOK}/test"): Recipe(),
+    ("GET", f"{WEBHOOK}/deliveries"): Recipe(query={"status": "failed"}),
+    ("GET", f"{WEBHOOK}/deliveries/{{delivery_id}}"): Recipe(),
+    ("POST", f"{WEBHOOK}/deliveries/{{delivery_id}}/retry"): Recipe(),
 }
 
 

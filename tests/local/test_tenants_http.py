@@ -29,6 +29,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/chats/{chat_id}/chat/completions"): {"messages": [{"role": "user", "content": "x"}]},
     ("PATCH", "/v1/projects/{project_id}"): {"name": "taken"},
     ("PATCH", "/v1/api-keys/{key_id}"): {"name": "taken"},
+    ("PATCH", "/v1/webhooks/{webhook_id}"): {"description": "taken"},
 }
 
 
@@ -81,6 +82,9 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
         document = a.post("/v1/documents", json={"name": "a.md", "content": "A's text"}).json()["id"]
         key = a.post("/v1/api-keys", json={"name": "a-key"}).json()["id"]
         project = a.get("/v1/api-keys").json()["data"][0]["project_id"]  # A's project (org_local's)
+        # a local receiver nobody listens on: the test delivery fails fast, and is logged
+        webhook = a.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/a", "event_types": ["*"]}).json()["id"]
+        delivery = a.post(f"/v1/webhooks/{webhook}/test").json()["id"]
     ids = {
         "provider_id": provider,
         "conversation_id": conversation,
@@ -88,6 +92,8 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
         "document_id": document,
         "key_id": key,
         "project_id": project,
+        "webhook_id": webhook,
+        "delivery_id": delivery,
     }
 
     checked = []
@@ -108,6 +114,7 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
             "/v1/conversations": conversation,
             "/v1/chats": chat,
             "/v1/documents": document,
+            "/v1/webhooks": webhook,
         }
         for path, a_id in lists.items():
             listed = b_http.get(path)
@@ -119,3 +126,4 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
         for path in (f"/v1/providers/{provider}", f"/v1/conversations/{conversation}", f"/v1/chats/{chat}"):
             assert a.get(path).status_code == 200, path
         assert a.get(f"/v1/documents/{document}").status_code == 200
+        assert a.get(f"/v1/webhooks/{webhook}/deliveries/{delivery}").status_code == 200

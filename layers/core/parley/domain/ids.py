@@ -8,7 +8,24 @@ import threading
 import time
 
 PREFIXES = frozenset(
-    {"conv", "msg", "thr", "ses", "cht", "aip", "doc", "idx", "agt", "whk", "key", "proj", "evt", "req", "chatcmpl"}
+    {
+        "conv",
+        "msg",
+        "thr",
+        "ses",
+        "cht",
+        "aip",
+        "doc",
+        "idx",
+        "agt",
+        "whk",
+        "dlv",
+        "key",
+        "proj",
+        "evt",
+        "req",
+        "chatcmpl",
+    }
 )
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 _lock = threading.Lock()

@@ -61,6 +61,16 @@ ACTIONS = frozenset(
         "providers:ListProviders",
         "providers:UpdateProvider",
         "usage:GetUsage",
+        "webhooks:CreateWebhook",
+        "webhooks:DeleteWebhook",
+        "webhooks:GetWebhook",
+        "webhooks:GetWebhookDelivery",
+        "webhooks:ListWebhookDeliveries",
+        "webhooks:ListWebhooks",
+        "webhooks:RetryWebhookDelivery",
+        "webhooks:RotateWebhookSecret",
+        "webhooks:TestWebhook",
+        "webhooks:UpdateWebhook",
     }
 )
 RESOURCES = frozenset(a.split(":", 1)[0] for a in ACTIONS)

@@ -13,8 +13,6 @@ revoked or rotated-out secret is refused within that bound; an expired key is re
 
 from __future__ import annotations
 
-import hashlib
-import json
 import secrets
 import threading
 import time
@@ -46,6 +44,7 @@ from parley.domain.keys import (
 from parley.domain.paging import Pages, Position
 from parley.domain.principal import Principal
 from parley.metrics import count
+from parley.services import once
 from parley.storage.keys import ApiKeyRecord, KeyRepository, ProjectRepository, hash_secret
 
 SECRET_PREFIX = "prl_"  # noqa: S105 - a visible prefix, not a secret
@@ -306,10 +305,6 @@ def _capped(principal: Principal, limits: Limits | None) -> Limits | None:
     return Limits(**merged)
 
 
-def _fingerprint(body: ApiKeyCreate) -> str:
-    return hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
-
-
 def create_key(
     principal: Principal, body: ApiKeyCreate, idempotency_key: str | None = None, deps: Deps | None = None
 ) -> ApiKeyWithSecret:
@@ -334,29 +329,28 @@ def create_key(
     )
     marker = None
     if idempotency_key is not None:
-        marker = hashlib.sha256(f"{principal.project_id}\n{idempotency_key}".encode()).hexdigest()
+        marker = once.marker(principal.project_id, idempotency_key)
     listed = _listed(record, now, created_by=principal.key_id, idempotency=marker)
     if marker is not None:
         earlier = deps.keys.by_idempotency(project_id, marker)
         if earlier is not None:
-            raise _already_created(earlier, _fingerprint(body))
+            raise _already_created(earlier, once.fingerprint(body))
     try:
-        deps.keys.put(record, listed, marker=(marker, _fingerprint(body)) if marker else None)
+        deps.keys.put(record, listed, marker=(marker, once.fingerprint(body)) if marker else None)
     except Conflict:
         earlier = deps.keys.by_idempotency(project_id, marker) if marker else None
         if earlier is None:
             raise
-        raise _already_created(earlier, _fingerprint(body)) from None  # a concurrent twin won
+        raise _already_created(earlier, once.fingerprint(body)) from None  # a concurrent twin won
     return ApiKeyWithSecret(**listed.view().model_dump(), secret=secret)
 
 
 def _already_created(earlier: tuple[str, str], fingerprint: str) -> Conflict:
-    key_id, stored_fingerprint = earlier
-    if stored_fingerprint != fingerprint:
-        return Conflict("This Idempotency-Key was used with a different request body.", code="idempotency_key_reused")
-    return Conflict(
-        f"This Idempotency-Key already created API key {key_id}. Its secret is shown only once: "
-        f"rotate the key (POST /v1/api-keys/{key_id}/rotate) for a new secret.",
+    return once.already_created(
+        earlier,
+        fingerprint,
+        what="API key",
+        rotate="rotate the key (POST /v1/api-keys/{id}/rotate)",
         code="api_key_already_created",
     )
 

@@ -106,14 +106,16 @@ class SecretStore:
     def name_for(project_id: str, provider_id: str) -> str:
         return f"parley/{get_settings().stage}/{project_id}/providers/{provider_id}"
 
-    def create(self, name: str, value: str, project_id: str) -> None:
+    def create(
+        self, name: str, value: str, project_id: str, description: str = "Parley AI provider API key and header values"
+    ) -> None:
         """Store a new secret. One deleted before (still in its recovery window: a provider's
         key removed and set again) is restored and given the value as a new version."""
         try:
             self.client.create_secret(
                 Name=name,
                 SecretString=value,
-                Description="Parley AI provider API key and header values",
+                Description=description,
                 Tags=[{"Key": "parley:project", "Value": project_id}],
             )
         except ClientError as error:
@@ -139,11 +141,12 @@ class SecretStore:
             raise ParleyError(f"Could not store the API key ({error_code(error) or 'unknown error'}).") from None
         self._remember(name, value)
 
-    def get(self, name: str) -> str:
+    def get(self, name: str, *, fresh: bool = False) -> str:
+        """The value, from this process's cache unless `fresh` (or older than CACHE_SECONDS)."""
         now = self._clock()
         with self._lock:
             cached = self._cache.get(name)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > now and not fresh:
             return cached[1]
         try:
             value = self.client.get_secret_value(SecretId=name)["SecretString"]
