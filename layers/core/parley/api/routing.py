@@ -87,8 +87,8 @@ class Consumer:
 
     `stream`: DynamoDB Streams of the logical tables in `sources` (an event source mapping per
     table; batches of `batch_size`, ReportBatchItemFailures, bisect on error, then `dead_letter`).
-    `queue`: the SQS queues in `sources` (ReportBatchItemFailures; a message received
-    `max_receives` times goes to the queue's DLQ). CDK wires both; the local server polls them
+    `queue`: the SQS queues in `sources` (ReportBatchItemFailures; a message received 5 times,
+    the events stack's MAX_RECEIVES, goes to the queue's DLQ). CDK wires both; the local server polls them
     and invokes the same handler with the same event shapes."""
 
     function: str

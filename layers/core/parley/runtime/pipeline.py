@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("parley.local.pipeline")
 Invoke = Callable[[str, dict[str, Any], float], Any]
-VISIBILITY_SECONDS = 30  # a failed queue message comes back after this
+VISIBILITY_SECONDS = 30  # a failed queue message comes back after this (or the consumer's timeout)
 
 
 def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
@@ -232,7 +232,7 @@ class Pipeline:
             answer = self.aws.sqs.receive_message(
                 QueueUrl=url,
                 MaxNumberOfMessages=consumer.batch_size,
-                VisibilityTimeout=VISIBILITY_SECONDS,
+                VisibilityTimeout=max(VISIBILITY_SECONDS, consumer.timeout_seconds),
                 AttributeNames=["All"],
             )
             messages = answer.get("Messages", [])
