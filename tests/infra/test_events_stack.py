@@ -83,3 +83,32 @@ def test_every_dead_letter_queue_has_an_alarm_on_its_depth(synth: Synth) -> None
     }
     assert dead <= watched
     assert all(a["Properties"]["Threshold"] == 0 for a in alarms)
+
+
+def test_each_queue_consumer_reads_its_queue_with_partial_failures_and_sends_where_it_says(synth: Synth) -> None:
+    queues = resources(synth, "AWS::SQS::Queue")
+    mappings = [m for _, m in resources(synth, "AWS::Lambda::EventSourceMapping").values()]
+    policies = resources(synth, "AWS::IAM::Policy")
+    deliveries = queues["DeliveriesQueue/Resource"][0]
+    for consumer in (c for c in ROUTE_TABLE.consumers if c.kind == "queue"):
+        function = function_id(synth, consumer.function)
+        (mapping,) = [m for m in mappings if m["Properties"]["FunctionName"] == {"Ref": function}]
+        properties = mapping["Properties"]
+        assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert properties["BatchSize"] == consumer.batch_size
+        (source,) = consumer.sources
+        assert get_att_targets(properties["EventSourceArn"]) == {queues[f"{pascal_case(source)}/Resource"][0]}
+        (_, policy) = policies[f"{pascal_case(consumer.function)}/Role/DefaultPolicy/Resource"]
+        sends = [s for s in statements(policy) if "sqs:SendMessage" in str(s["Action"])]
+        assert bool(sends) == ("deliveries" in consumer.resources)
+        if sends:
+            assert get_att_targets([s["Resource"] for s in sends]) == {deliveries}
+        environment = resources(synth, "AWS::Lambda::Function")[f"{pascal_case(consumer.function)}/Function/Resource"][
+            1
+        ]
+        assert "PARLEY_DELIVERIES_QUEUE" in environment["Properties"]["Environment"]["Variables"]
+    # a message is tried 5 times, then waits in the queue's dead-letter queue
+    for logical in ("EventsQueue", "DeliveriesQueue"):
+        redrive = queues[f"{logical}/Resource"][1]["Properties"]["RedrivePolicy"]
+        assert redrive["maxReceiveCount"] == 5
+        assert get_att_targets(redrive["deadLetterTargetArn"]) == {queues[f"{logical}DeadLetters/Resource"][0]}
