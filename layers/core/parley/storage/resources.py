@@ -4,6 +4,7 @@ documents and listed API keys (pk = {project}#{kind}), an organization's project
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -22,7 +23,7 @@ S = TypeVar("S", bound=IdentifiedRecord)
 R = TypeVar("R", bound=ProjectRecord)
 
 
-class ScopedRepository(TableRepository, Generic[S]):
+class ScopedRepository(TableRepository, Generic[S], ABC):
     """Records of one kind, typed as `model`, in one partition per scope (`partition`), each
     record's scope given by `scope_of`."""
 
@@ -36,11 +37,13 @@ class ScopedRepository(TableRepository, Generic[S]):
         self.kind = kind
         self.model = model
 
+    @abstractmethod
     def partition(self, scope: str) -> str:
-        raise NotImplementedError
+        """The partition key of a scope's records."""
 
+    @abstractmethod
     def scope_of(self, record: S) -> str:
-        raise NotImplementedError
+        """The scope a record belongs to."""
 
     def _key(self, scope: str, resource_id: str) -> dict[str, Any]:
         return {"pk": {"S": self.partition(scope)}, "sk": {"S": resource_id}}
