@@ -146,6 +146,8 @@ class EventsStack(Stack):
                 environment[QUEUE_SETTINGS[logical]] = queue.queue_url
         if consumer.kind == "stream":
             environment["PARLEY_EVENTS_DLQ"] = self.queues["events_dlq"].queue_url
+            # which table a record comes from is told by its eventSourceARN's table name
+            environment |= dict(tables.table_names(consumer.sources))
         function = ParleyFunction(
             self,
             pascal_case(consumer.function),

@@ -235,3 +235,10 @@ def test_locally_a_record_that_keeps_failing_is_parked_alone_and_the_stream_goes
     url = sqs.get_queue_url(QueueName=get_settings().events_dlq)["QueueUrl"]
     (parked,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert json.loads(parked["Body"])["DDBStreamBatchInfo"]["batchSize"] == 1
+
+
+def test_a_record_of_another_table_is_reported_not_dropped(api: Api) -> None:
+    cid = create(api)
+    (record,) = [r for r in stream_records() if cid in json.dumps(r)][:1]
+    stray = {**record, "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/somebody-else/stream/x"}
+    assert emitter.emit([stray], put=lambda events: []).failed == [record["dynamodb"]["SequenceNumber"]]

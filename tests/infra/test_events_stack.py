@@ -53,6 +53,13 @@ def test_the_emitter_reads_both_streams_in_order_with_partial_failures_bisect_an
         assert get_att_targets(properties["DestinationConfig"]) == {dlq}
 
 
+def test_the_emitter_knows_its_source_tables_names(synth: Synth) -> None:
+    """services.events tells a record's table by the name in its eventSourceARN."""
+    (_, function) = resources(synth, "AWS::Lambda::Function")["EventsEmit/Function/Resource"]
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert {"PARLEY_TABLE_CONVERSATIONS", "PARLEY_TABLE_MESSAGES", "PARLEY_EVENT_BUS"} <= variables.keys()
+
+
 def test_the_emitter_may_put_events_on_its_bus_only(synth: Synth) -> None:
     policies = resources(synth, "AWS::IAM::Policy")
     (_, policy) = policies["EventsEmit/Role/DefaultPolicy/Resource"]

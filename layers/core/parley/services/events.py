@@ -42,10 +42,11 @@ def _table_of(source_arn: str) -> str | None:
     return next((logical for logical in TABLES if settings.table(logical) == name), None)
 
 
-def change_of(record: dict[str, Any]) -> Change | None:
-    table = _table_of(str(record.get("eventSourceARN", "")))
-    if table is None:
-        return None
+def change_of(record: dict[str, Any]) -> Change:
+    source = str(record.get("eventSourceARN", ""))
+    table = _table_of(source)
+    if table is None:  # a mapping or a setting is wrong: reported, never dropped quietly
+        raise ValueError(f"{source!r} is the stream of neither the conversations nor the messages table")
     images = record.get("dynamodb", {})
     old, new = images.get("OldImage"), images.get("NewImage")
     return Change(
@@ -70,7 +71,7 @@ def emit(records: list[dict[str, Any]], put: Callable[[list[Envelope]], list[int
         sequence = str(record.get("dynamodb", {}).get("SequenceNumber", ""))
         try:
             change = change_of(record)
-            mapped.append((sequence, events_of(change) if change is not None else []))
+            mapped.append((sequence, events_of(change)))
         except Exception:  # redelivered, then parked by the event source mapping's destination
             log.exception("a stream record could not be mapped to events", extra={"event_id": record.get("eventID")})
             count("EventsUnreadable")
