@@ -127,7 +127,7 @@ def slow_sends_in_flight(server: Server, count: int, delay: float = 4.0, reach_s
 
         def send(i: int) -> int:
             with http(server) as own:
-                body = {"content": f"slow question {i}", "stream": i % 2 == 0}
+                body = {"content": f"slow question {i}", "stream": True}
                 return own.post(f"/v1/conversations/{conversation['id']}/messages", json=body).status_code
 
         with ThreadPoolExecutor(max_workers=count) as pool:
