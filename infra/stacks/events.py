@@ -145,7 +145,7 @@ class EventsStack(Stack):
             if logical in consumer.sources or logical in sends:
                 environment[QUEUE_SETTINGS[logical]] = queue.queue_url
         if consumer.kind == "stream":
-            environment["PARLEY_EVENTS_DLQ"] = self.queues["events_dlq"].queue_url
+            environment["PARLEY_EVENTS_DLQ"] = self.queues[consumer.dead_letter or "events_dlq"].queue_url
             # which table a record comes from is told by its eventSourceARN's table name
             environment |= dict(tables.table_names(consumer.sources))
         function = ParleyFunction(
@@ -178,7 +178,7 @@ class EventsStack(Stack):
                         retry_attempts=consumer.max_attempts,
                         report_batch_item_failures=True,
                         parallelization_factor=1,  # one batch per shard at a time: order per item
-                        on_failure=sources.SqsDlq(self.queues["events_dlq"]),
+                        on_failure=sources.SqsDlq(self.queues[consumer.dead_letter or "events_dlq"]),
                     )
                 )
         else:

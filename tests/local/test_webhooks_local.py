@@ -7,17 +7,16 @@ rule's queue -> webhooks_fanout -> the deliveries queue -> webhooks_deliver -> t
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 from standardwebhooks import Webhook
 
+from tests.handlers.webhook_receiver import Received, Receiver
 from tests.local.conftest import Server
 
 pytestmark = pytest.mark.local
@@ -36,42 +35,14 @@ EXPECTED = [
 ]
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.lock = threading.Lock()
-        received, lock = self.received, self.lock
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                with lock:
-                    received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/parley"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def of(self, conversation_id: str) -> list[tuple[dict[str, str], bytes]]:
-        with self.lock:
-            return [(h, b) for h, b in self.received if json.loads(b).get("conversation_id") == conversation_id]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    running = Receiver()
-    yield running
-    running.close()
+    with Receiver() as running:
+        yield running
+
+
+def of(receiver: Receiver, conversation_id: str) -> list[Received]:
+    return [r for r in list(receiver.requests) if json.loads(r.body).get("conversation_id") == conversation_id]
 
 
 def call(server: Server, method: str, path: str, body: Any = None) -> httpx.Response:
@@ -99,18 +70,18 @@ def test_a_receiver_gets_every_event_of_a_conversation_once_in_order_and_signed(
         assert call(server, "DELETE", f"/v1/conversations/{cid}").status_code == 200
 
         deadline = time.monotonic() + 90
-        while len(receiver.of(cid)) < len(EXPECTED) and time.monotonic() < deadline:
+        while len(of(receiver, cid)) < len(EXPECTED) and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(2)  # anything sent twice would arrive by now
-        deliveries = receiver.of(cid)
-        events = [json.loads(body) for _, body in deliveries]
+        deliveries = of(receiver, cid)
+        events = [json.loads(r.body) for r in deliveries]
         assert Counter(e["type"] for e in events) == Counter(EXPECTED), [e["type"] for e in events]
         assert len({e["id"] for e in events}) == len(EXPECTED)  # each exactly once
         ordered = sorted(events, key=lambda e: e["sequence"])
         assert [e["type"] for e in ordered] == EXPECTED
         verifier = Webhook(secret)
-        for headers, body in deliveries:
-            verified = verifier.verify(body, headers)  # raises unless the signature is right
-            assert headers["webhook-id"] == verified["id"]
+        for request in deliveries:
+            verified = verifier.verify(request.body, request.headers)  # raises unless the signature is right
+            assert request.headers["webhook-id"] == verified["id"]
     finally:
         assert call(server, "DELETE", f"/v1/webhooks/{webhook_id}").status_code == 200
