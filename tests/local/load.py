@@ -111,12 +111,14 @@ def _timed(call: httpx.Client, method: str, path: str, **kwargs: Any) -> tuple[f
     return round((time.perf_counter() - started) * 1000, 1), response.status_code
 
 
-def slow_sends_in_flight(server: Server, count: int, delay: float = 4.0, reach_seconds: float = 240) -> Stall:
-    """`count` sends to a model that takes `delay` s, all in flight; meanwhile 5 health checks and
-    5 echo completions, timed (tests/local/test_concurrency_http.py, bench/local_stall.py)."""
+def slow_sends_in_flight(server: Server, count: int, reach_seconds: float = 240) -> Stall:
+    """`count` streamed sends to a model that holds every call until released, all in flight;
+    meanwhile 5 health checks and 5 echo completions, timed (tests/local/test_concurrency_http.py,
+    bench/local_stall.py). The hold lasts until every call has reached the model (cold starts on a
+    busy 2-core box take a while), however long that is, up to `reach_seconds`."""
     from tests.local.upstream import slow_model
 
-    with slow_model(delay=delay) as model, http(server) as client:
+    with slow_model(delay=reach_seconds + 60, gated=True) as model, http(server) as client:
         provider = client.post(
             "/v1/providers", json={"type": "openai", "name": "slow", "base_url": model.base_url, "default_model": "m"}
         ).json()
@@ -128,7 +130,8 @@ def slow_sends_in_flight(server: Server, count: int, delay: float = 4.0, reach_s
         def send(i: int) -> int:
             with http(server) as own:
                 body = {"content": f"slow question {i}", "stream": True}
-                return own.post(f"/v1/conversations/{conversation['id']}/messages", json=body).status_code
+                path = f"/v1/conversations/{conversation['id']}/messages"
+                return own.post(path, json=body, timeout=reach_seconds + 120).status_code
 
         with ThreadPoolExecutor(max_workers=count) as pool:
             sends = [pool.submit(send, i) for i in range(count)]

@@ -27,14 +27,13 @@ class _SlowModel(BaseHTTPRequestHandler):
             self.in_flight[0] += 1
             self.in_flight[1] = max(self.in_flight[1], self.in_flight[0])
         try:
-            if self.gate is not None:
-                self.gate.wait(timeout=self.delay)
-            else:
-                time.sleep(self.delay)
             text = "slow " + str(request["messages"][-1].get("content", ""))[:40]
             if request.get("stream"):
+                self._start_stream()
+                self._hold(stream=True)
                 self._stream(text, request.get("model", "slow"))
             else:
+                self._hold(stream=False)
                 self._json(text, request.get("model", "slow"))
         finally:
             with self.lock:
@@ -57,11 +56,29 @@ class _SlowModel(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _stream(self, text: str, model: str) -> None:
+    def _hold(self, *, stream: bool) -> None:
+        """Wait `delay` s, or for the gate (at most `delay`). A held stream sends an SSE comment
+        every 5 s, as real providers keep a slow stream alive, so the caller's read timeout (60 s
+        between bytes) never ends a call the test is still holding."""
+        if self.gate is None:
+            time.sleep(self.delay)
+            return
+        deadline = time.monotonic() + self.delay
+        while not self.gate.wait(timeout=min(5.0, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return
+            if stream:
+                self.wfile.write(b": held\n\n")
+                self.wfile.flush()
+
+    def _start_stream(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
         self.end_headers()
+        self.wfile.flush()
+
+    def _stream(self, text: str, model: str) -> None:
         base = {"id": "chatcmpl-slow", "object": "chat.completion.chunk", "created": 1, "model": model}
         chunks = [
             {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}]},
