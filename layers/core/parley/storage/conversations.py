@@ -290,8 +290,25 @@ class ConversationStore:
         token: str | None = None,
     ) -> None:
         """Write the user message (seq n) and the reply placeholder (n + 1) and move next_seq to
-        n + 2, if the conversation is still at next_seq n, at its version and active; with `send_key` (a send's
-        Idempotency-Key record), also claim that key, in the same transaction.
+        n + 2, if the conversation is still at next_seq n, at its version and active; with
+        `send_key` (a send's Idempotency-Key record), also claim that key, in the same transaction
+        (see append_messages)."""
+        self.append_messages(conversation, [user, reply], changes, send_key=send_key, token=token)
+
+    def append_messages(
+        self,
+        conversation: ConversationRecord,
+        messages: list[MessageRecord],
+        changes: dict[str, Any],
+        *,
+        send_key: SendKeyRecord | None = None,
+        token: str | None = None,
+        statuses: tuple[str, ...] = ("active",),
+    ) -> None:
+        """Write `messages` (at their seqs, from the conversation's next_seq on; a `pending` one
+        joins the sparse pending index) and apply `changes` to the conversation item, if it is
+        still at its next_seq and version and its status is one of `statuses`; with `send_key`,
+        also claim that Idempotency-Key, all in one transaction.
 
         `token` is the transaction's ClientRequestToken: a retry of the same call (the SDK's,
         after a lost response) is then answered from the committed transaction, never applied
@@ -303,6 +320,7 @@ class ConversationStore:
         pk = _pk(project, conversation_id)
         names = {f"#f{i}": name for i, name in enumerate(changes)}
         values = {f":f{i}": to_value(value) for i, value in enumerate(changes.values())}
+        allowed = {f":status{i}": {"S": status} for i, status in enumerate(statuses)}
         writes: list[TransactWriteItemTypeDef] = [
             {
                 "Update": {
@@ -311,33 +329,32 @@ class ConversationStore:
                     "UpdateExpression": "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(changes))),
                     # the version too: every write of the conversation item is conditioned on it,
                     # so none of them is lost to another's stale read (and the version orders events)
-                    "ConditionExpression": "next_seq = :expected AND #status = :active AND #version = :version",
+                    "ConditionExpression": (
+                        f"next_seq = :expected AND #status IN ({', '.join(allowed)}) AND #version = :version"
+                    ),
                     "ExpressionAttributeNames": {**names, "#status": "status", "#version": "version"},
                     "ExpressionAttributeValues": {
                         **values,
+                        **allowed,
                         ":expected": to_value(conversation.next_seq),
-                        ":active": {"S": "active"},
                         ":version": to_value(conversation.version),
                     },
                 }
-            },
-            {
-                "Put": {
-                    "TableName": self.messages,
-                    "Item": to_item({"pk": pk, "sk": user.seq, **user.stored()}),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-            {
-                "Put": {
-                    "TableName": self.messages,
-                    "Item": to_item(
-                        {"pk": pk, "sk": reply.seq, "pending_shard": pending_shard(conversation_id), **reply.stored()}
-                    ),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
+            }
         ]
+        for message in messages:
+            item = {"pk": pk, "sk": message.seq, **message.stored()}
+            if message.status == "pending":
+                item["pending_shard"] = pending_shard(conversation_id)
+            writes.append(
+                {
+                    "Put": {
+                        "TableName": self.messages,
+                        "Item": to_item(item),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
         if send_key is not None:
             writes.append(
                 {
@@ -365,9 +382,10 @@ class ConversationStore:
             if code != "TransactionCanceledException":
                 raise
             reasons = cancellation_reasons(error)
-            if REASON_CONDITION in reasons and self._landed(pk, user):
+            if REASON_CONDITION in reasons and self._landed(pk, messages[0]):
                 return  # an earlier try of this very request committed; only its answer was lost
-            if send_key is not None and len(reasons) > 3 and reasons[3] == REASON_CONDITION:
+            key_at = 1 + len(messages)
+            if send_key is not None and len(reasons) > key_at and reasons[key_at] == REASON_CONDITION:
                 raise DuplicateSend from None
             if any(r in REASON_THROTTLED for r in reasons):
                 raise unavailable("the message write") from error
