@@ -13,6 +13,7 @@ from parley.domain.records import StoredRecord
 
 ConversationStatus = Literal["active", "archived", "handed_off"]
 MessageStatus = Literal["pending", "completed", "incomplete", "error"]
+MessageRole = Literal["user", "assistant", "tool"]
 MAX_METADATA_BYTES = 8192
 # Limits in UTF-8 bytes, so every stored item stays under DynamoDB's 400 KB (a CJK character is
 # 3 bytes: 200,000 bytes is about 66,000 of them).
@@ -158,15 +159,28 @@ class Cost(BaseModel):
     currency: Literal["usd"] = "usd"
 
 
+class Author(_Strict):
+    """Who wrote a message: the conversation's end user, the agent (a model), or a human operator
+    (during a handoff)."""
+
+    type: Literal["user", "agent", "human"]
+    id: str | None = Field(default=None, min_length=1, max_length=256)
+    name: str | None = Field(default=None, min_length=1, max_length=256)
+
+
 class Message(BaseModel):
     id: str
     object: Literal["message"] = "message"
     conversation_id: str
     seq: int
-    role: Literal["user", "assistant"]
+    role: MessageRole
     content: str
     status: MessageStatus = "completed"
     tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = Field(default=None, exclude_if=_absent, description="a tool message's call")
+    author: Author | None = Field(default=None, exclude_if=_absent)
+    agent_id: str | None = Field(default=None, exclude_if=_absent, description="the agent that answered")
+    agent_version: int | None = Field(default=None, exclude_if=_absent)
     attachments: list[str] | None = None
     model: str | None = None
     provider_id: str | None = None
@@ -239,6 +253,16 @@ class ConversationRecord(StoredRecord):
     updated_at: str
     activity: str
     version: int = 1
+    # agents: the agent that answers, and its version when pinned (None: the latest)
+    agent_id: str | None = None
+    agent_version: int | None = None
+    # threads: the conversation and message a thread is anchored to
+    parent_id: str | None = None
+    parent_message_id: str | None = None
+    # handoffs: the pending one ({id, target, agent_id, reason, metadata, requested_at}), if any
+    handoff: dict[str, Any] | None = None
+    # client tools: the calls the turn waits for ({reply_seq, call_ids, step, started_seq})
+    awaiting_tools: dict[str, Any] | None = None
 
 
 class SessionRecord(StoredRecord):
@@ -255,10 +279,14 @@ class MessageRecord(StoredRecord):
     id: str
     conversation_id: str
     seq: int
-    role: Literal["user", "assistant"]
+    role: MessageRole
     content: str = ""
     status: MessageStatus = "completed"
     session_id: str | None = None
+    tool_call_id: str | None = None  # a tool message: the call it answers
+    author: dict[str, Any] | None = None  # an operator's reply: {type: human, id, name}
+    agent_id: str | None = None
+    agent_version: int | None = None
     attachments: list[str] | None = None
     tokens: int | None = None
     created_at: str
@@ -328,3 +356,5 @@ class WindowLine(StoredRecord):
     status: str = "completed"
     content: str = ""
     tokens: int | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None

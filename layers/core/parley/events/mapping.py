@@ -170,8 +170,7 @@ def _conversation_events(change: Change) -> list[Envelope]:
     before: ConversationRecord = _record(change.old or {}, ConversationRecord) if change.old else record
     moved = STATUS_EVENTS.get((before.status, record.status))
     if moved is HandoffRequested or moved is HandoffResolved:
-        handoff = record.model_extra.get("handoff") if record.model_extra else None
-        details = handoff if isinstance(handoff, dict) else {}
+        details = record.handoff or before.handoff or {}
         data_handoff = HandoffData(
             conversation_id=record.id,
             user_id=record.user_id,

@@ -27,6 +27,7 @@ from parley.aws import clients
 from parley.domain.chat import ToolCall, Usage
 from parley.domain.clock import iso
 from parley.domain.conversations import (
+    Author,
     ConversationRecord,
     Cost,
     HiddenRecord,
@@ -519,7 +520,7 @@ class ConversationStore:
             ScanIndexForward=False,
             Limit=limit,
             # only what a context window needs: less to read (and to pay for) on every send
-            ProjectionExpression="seq, #r, #s, content, tokens",
+            ProjectionExpression="seq, #r, #s, content, tokens, tool_calls, tool_call_id",
             ExpressionAttributeNames={"#r": "role", "#s": "status"},
         )
         items = [WindowLine(**_strip(from_item(i))) for i in page.get("Items", [])]
@@ -719,6 +720,10 @@ def message_from_item(item: MessageRecord, now: datetime | None = None) -> Messa
         content=item.content,
         status=item.status,
         tool_calls=[ToolCall(**t) for t in item.tool_calls] if item.tool_calls else None,
+        tool_call_id=item.tool_call_id,
+        author=Author(**item.author) if item.author else None,
+        agent_id=item.agent_id,
+        agent_version=item.agent_version,
         attachments=item.attachments,
         model=item.model,
         provider_id=item.provider_id,
