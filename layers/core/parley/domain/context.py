@@ -14,11 +14,12 @@ priming, system prompt, injected hidden context, the new message) and then:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from parley.domain.chat import ToolCall
 from parley.domain.errors import InvalidRequest
 
 Strategy = Literal["full", "sliding_window", "summarize"]
@@ -31,6 +32,28 @@ class Turn:
     role: str
     content: str
     tokens: int  # framing included
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant's calls
+    tool_call_id: str | None = None  # a tool result's call
+
+
+def coherent(turns: Sequence[Turn]) -> tuple[Turn, ...]:
+    """The window's turns as a model accepts them: each tool result right after the assistant
+    turn that called it (a send may land between a call and its result), calls without a result
+    in the window left out (the window cut them off, or a turn ended before running them), and
+    results whose call the window cut off left out."""
+    results = {t.tool_call_id: t for t in turns if t.role == "tool" and t.tool_call_id}
+    kept: list[Turn] = []
+    for turn in turns:
+        if turn.role == "tool":
+            continue  # placed after its call below
+        if not turn.tool_calls:
+            kept.append(turn)
+            continue
+        answered = tuple(c for c in turn.tool_calls if c.id in results)
+        if answered or turn.content:
+            kept.append(replace(turn, tool_calls=answered))
+        kept += [results[c.id] for c in answered]
+    return tuple(kept)
 
 
 @dataclass(frozen=True)

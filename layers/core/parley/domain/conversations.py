@@ -6,7 +6,7 @@ import json
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from parley.domain.chat import ToolCall, Usage
 from parley.domain.records import StoredRecord
@@ -102,6 +102,15 @@ class ConversationCreate(_Strict):
     metadata: dict[str, Any] | None = None
     context: ContextSettings | None = None
     is_archived: bool = False  # seed 002's create field
+    agent: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="the agent (agt_ id or name) that answers; its settings fill what the conversation leaves unset",
+    )
+    agent_version: int | None = Field(
+        default=None, ge=1, description="pin this version of the agent (default: follow its latest)"
+    )
 
     _metadata = field_validator("metadata")(_bounded_metadata)
 
@@ -117,6 +126,15 @@ class ConversationUpdate(_Strict):
     system_prompt: PromptText | None = None
     metadata: dict[str, Any] | None = None
     context: ContextSettings | None = None
+    agent: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="another agent (its agt_ id or name) answers from now on; null: none",
+    )
+    agent_version: int | None = Field(
+        default=None, ge=1, description="pin this version of the agent (default: follow its latest)"
+    )
 
     _metadata = field_validator("metadata")(_bounded_metadata)
 
@@ -140,6 +158,14 @@ class SessionCreate(_Strict):
     provider_id: str | None = Field(default=None, max_length=64)
 
 
+class ToolResultIn(_Strict):
+    """What a client tool returned, for the call the reply asked for."""
+
+    tool_call_id: str = Field(min_length=1, max_length=128)
+    output: Annotated[str, utf8_at_most(MAX_MESSAGE_BYTES // 2)]
+    is_error: bool = False
+
+
 class MessageSend(_Strict):
     model_config = ConfigDict(
         json_schema_extra={
@@ -147,11 +173,29 @@ class MessageSend(_Strict):
         }
     )
 
-    content: MessageText
+    content: MessageText | None = Field(default=None, description="the user's message (or give tool_results)")
+    tool_results: list[ToolResultIn] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="the outputs of the client tools the last reply called: the turn continues with them",
+    )
     attachments: list[str] = Field(default_factory=list, max_length=20)
     session_id: str | None = Field(default=None, max_length=64)
     stream: bool = False
     # seed 002 names the text `message`; accepted as an alias would clash with strictness, so not here.
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MessageSend:
+        if (self.content is None) == (self.tool_results is None):
+            raise ValueError("give content (a new message) or tool_results (to continue the turn), not both")
+        if self.tool_results is not None:
+            if self.attachments:
+                raise ValueError("attachments go with content, not with tool_results")
+            ids = [r.tool_call_id for r in self.tool_results]
+            if len(set(ids)) != len(ids):
+                raise ValueError("each tool_call_id appears once in tool_results")
+        return self
 
 
 class Cost(BaseModel):
@@ -203,6 +247,8 @@ class Conversation(BaseModel):
     system_prompt: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     context: ContextSettings = Field(default_factory=ContextSettings)
+    agent_id: str | None = Field(default=None, exclude_if=_absent, description="the agent that answers")
+    agent_version: int | None = Field(default=None, exclude_if=_absent, description="the pinned version, if any")
     message_count: int = 0
     created_at: str
     updated_at: str

@@ -6,9 +6,12 @@ reports usage from the token estimate, and streams word by word, pausing
 PARLEY_ECHO_DELAY_MS between words so streaming can be observed.
 
 Tools, deterministically: when tools are offered (and tool_choice is not "none") and the last
-message is the user's, it calls the chosen tool (the named one, else the first) with arguments
-`{"input": <the user's text>}`; when the last message is a tool result, it replies with that
-result's text. So a client's tool round trip runs locally end to end.
+message is the user's, it calls a tool with arguments `{"input": <that message's text>}`: the one
+tool_choice names, else the first tool the text names as `@<tool name>` (so a user picks it:
+"@lookup_order where is 42?"), else the first tool. When the last message is a tool result, it
+replies with that result's text, unless the text names a tool as `@<tool name>`: then it calls
+that tool (with the result as input), so a tool can chain another, or loop up to a step limit.
+A client's tool round trip and an agent's http tools thus run locally end to end.
 """
 
 from __future__ import annotations
@@ -40,13 +43,16 @@ class EchoProvider:
     @staticmethod
     def _tool_call(request: ModelRequest) -> ToolCall | None:
         last = request.messages[-1] if request.messages else None
-        if not request.tools or request.tool_choice == "none" or last is None or last.role != "user":
+        if not request.tools or request.tool_choice == "none" or last is None or last.role not in ("user", "tool"):
             return None
-        name = (
-            request.tool_choice.function.name
-            if isinstance(request.tool_choice, ToolChoiceFunction)
-            else request.tools[0].function.name
-        )
+        offered = [t.function.name for t in request.tools]
+        mentioned = [n for n in offered if f"@{n}" in last.text()]
+        if last.role == "tool" and not mentioned:
+            return None  # a tool's result is answered, unless it names a tool to call next
+        if isinstance(request.tool_choice, ToolChoiceFunction):
+            name = request.tool_choice.function.name
+        else:
+            name = mentioned[0] if mentioned else offered[0]
         arguments = json.dumps({"input": last.text()})
         call_id = "call_" + hashlib.sha256(f"{name}:{arguments}".encode()).hexdigest()[:24]
         return ToolCall(id=call_id, function=FunctionCall(name=name, arguments=arguments))

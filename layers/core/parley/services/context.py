@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from parley.domain.chat import ChatMessage
+from parley.domain.chat import ChatMessage, ToolCall
 from parley.domain.context import (
     MAX_WINDOW_MESSAGES,
     ContextState,
@@ -24,6 +24,7 @@ from parley.domain.context import (
     Summary,
     Turn,
     Window,
+    coherent,
     select,
 )
 from parley.domain.conversations import (
@@ -105,10 +106,32 @@ class Built:
 
 
 def _turn(item: WindowLine, model: str) -> Turn | None:
-    if item.status != "completed" or not item.content or item.role not in ("user", "assistant"):
+    calls = tuple(ToolCall(**c) for c in item.tool_calls or ()) if item.role == "assistant" else ()
+    if item.status != "completed" or item.role not in ("user", "assistant", "tool"):
         return None
-    tokens = item.tokens if item.tokens is not None else count_message(model, item.content)
-    return Turn(item.seq, item.role, item.content, tokens)
+    if not item.content and not calls and item.role != "tool":
+        return None
+    if item.role == "tool" and not item.tool_call_id:
+        return None
+    tokens = item.tokens
+    if tokens is None:
+        tokens = count_message(model, item.content + "".join(c.function.arguments for c in calls))
+    return Turn(item.seq, item.role, item.content, tokens, calls, item.tool_call_id)
+
+
+def _line(turn: Turn) -> str:
+    """A turn in a summary's transcript."""
+    calls = "".join(f" [called {c.function.name}({c.function.arguments})]" for c in turn.tool_calls)
+    return f"{turn.role}: {turn.content}{calls}"
+
+
+def chat_message(turn: Turn) -> ChatMessage:
+    """A window's turn as the model receives it."""
+    if turn.role == "tool":
+        return ChatMessage(role="tool", content=turn.content, tool_call_id=turn.tool_call_id)
+    if turn.tool_calls:
+        return ChatMessage(role="assistant", content=turn.content or None, tool_calls=list(turn.tool_calls))
+    return ChatMessage(role=turn.role, content=turn.content)  # type: ignore[arg-type]
 
 
 def _summary(item: SummaryRecord | None) -> Summary | None:
@@ -179,7 +202,7 @@ def build(
     messages += [ChatMessage(role="system", content=h.content) for h in hidden]
     if window.summary is not None:
         messages.append(ChatMessage(role="system", content=SUMMARY_PREFIX + window.summary.text))
-    messages += [ChatMessage(role=t.role, content=t.content) for t in window.turns]  # type: ignore[arg-type]
+    messages += [chat_message(t) for t in coherent(window.turns)]
     if new_content is not None:
         messages.append(ChatMessage(role="user", content=new_content))
     return Built(window, messages, new_tokens, len(hidden), hidden_tokens, summary, version)
@@ -202,7 +225,7 @@ def _summarize(
     assert window.needs_summary is not None
     first, last = window.needs_summary
     leaving = [t for t in reversed(history) if first <= t.seq <= last]
-    transcript = "\n".join(f"{t.role}: {t.content}" for t in leaving)
+    transcript = "\n".join(_line(t) for t in leaving)
     prompt = (f"Summary so far: {previous.text}\n\n" if previous else "") + f"Conversation:\n{transcript}"
     limit = max(64, min(1024, window.max_tokens // 4))
     request = ModelRequest(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from parley.domain.clock import iso
 from parley.domain.conversations import (
@@ -34,6 +34,9 @@ from parley.storage.conversations import (
     message_from_item,
     retry_stale,
 )
+
+if TYPE_CHECKING:
+    from parley.domain.agents import AgentRecord
 
 log = logging.getLogger(__name__)
 StatusFilter = Literal["active", "archived", "handed_off", "all"]
@@ -91,8 +94,56 @@ def load(
     return record
 
 
+def agent_of(principal: Principal, record: ConversationRecord) -> AgentRecord | None:
+    """The agent that answers the conversation's next message: its pinned version, else the
+    latest (None: the conversation has no agent). 409 `agent_not_found` when it was deleted."""
+    if record.agent_id is None:
+        return None
+    from parley.services import agents  # noqa: PLC0415 - only conversations with an agent read it
+
+    try:
+        if record.agent_version is not None:
+            return agents.version_of(principal, record.agent_id, record.agent_version)
+        return agents.resolve(principal, record.agent_id)
+    except NotFound:
+        raise Conflict(
+            f"The conversation's agent {record.agent_id!r} no longer exists; set another one.",
+            code="agent_not_found",
+        ) from None
+
+
+def effective(record: ConversationRecord, agent: AgentRecord | None) -> ConversationRecord:
+    """The conversation's settings for a model call: its own, and its agent's where it has none
+    (provider, model, system prompt, context settings)."""
+    if agent is None:
+        return record
+    return record.model_copy(
+        update={
+            "provider_id": record.provider_id or agent.provider_id,
+            "model": record.model or agent.model,
+            "system_prompt": record.system_prompt if record.system_prompt is not None else agent.system_prompt,
+            "context": record.context or (agent.context.model_dump(exclude_none=True) if agent.context else {}),
+        }
+    )
+
+
+def _agent_ref(principal: Principal, ref: str | None, version: int | None) -> tuple[str | None, int | None]:
+    """The agent a conversation names, checked now (404 `agent_not_found`), with its pinned version."""
+    if ref is None:
+        if version is not None:
+            raise InvalidRequest("agent_version pins a version of an agent: name the agent.", param="agent_version")
+        return None, None
+    from parley.services import agents  # noqa: PLC0415 - only conversations with an agent read it
+
+    agent = agents.resolve(principal, ref)
+    if version is not None:
+        agents.version_of(principal, agent.id, version)
+    return agent.id, version
+
+
 def create(principal: Principal, body: ConversationCreate) -> Conversation:
     _check_provider(principal, body.provider_id)
+    agent_id, agent_version = _agent_ref(principal, body.agent, body.agent_version)
     conversation_id, at = new_id("conv"), now()
     status = "archived" if body.is_archived else "active"
     record = ConversationRecord(
@@ -113,6 +164,8 @@ def create(principal: Principal, body: ConversationCreate) -> Conversation:
         updated_at=at,
         activity=f"{at}#{conversation_id}",
         version=1,
+        agent_id=agent_id,
+        agent_version=agent_version,
         **list_keys(principal.project_id, body.user_id, status),
     )
     store().put_new(record)
@@ -193,8 +246,13 @@ def update(principal: Principal, conversation_id: str, body: ConversationUpdate)
     fields = body.model_fields_set
     if "provider_id" in fields:
         _check_provider(principal, body.provider_id)
+    if "agent_version" in fields and "agent" not in fields:
+        raise InvalidRequest("agent_version pins a version of an agent: name the agent too.", param="agent_version")
+    agent = _agent_ref(principal, body.agent, body.agent_version) if "agent" in fields else None
 
     def change(record: ConversationRecord) -> ConversationRecord:
+        if agent is not None:
+            record.agent_id, record.agent_version = agent
         for name in ("title", "provider_id", "model", "system_prompt"):
             if name in fields:
                 setattr(record, name, getattr(body, name))

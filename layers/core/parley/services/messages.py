@@ -21,14 +21,16 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal
 
 from parley.domain.chat import ToolCall, Usage
 from parley.domain.conversations import (
     ConversationRecord,
+    Cost,
     HiddenContextItem,
     Message,
     MessageRecord,
@@ -41,7 +43,15 @@ from parley.domain.ids import new_id
 from parley.domain.keys import Quota
 from parley.domain.paging import Pages, Position
 from parley.domain.principal import Principal
-from parley.domain.replies import ReplyDone, ReplyEvent, ReplyFailed, ReplyStarted, TextDelta, ToolCallDone
+from parley.domain.replies import (
+    ReplyDone,
+    ReplyEvent,
+    ReplyFailed,
+    ReplyStarted,
+    TextDelta,
+    ToolCallDone,
+    ToolResult,
+)
 from parley.providers.base import ModelRequest, StreamEvent
 from parley.providers.resilient import Outcome, Resilient, RetryPolicy
 from parley.providers.tokenizer import count_message
@@ -49,6 +59,7 @@ from parley.services import context, documents, limits, registry
 from parley.services import conversations as lifecycle
 from parley.services.metering import CallRecord, call_cost, record_call
 from parley.services.replies import Ending, relay
+from parley.services.tools import CallContext, ToolRun, run_http
 from parley.storage.conversations import (
     SEND_KEY_TTL,
     ConversationStore,
@@ -58,6 +69,9 @@ from parley.storage.conversations import (
     retry_stale,
     send_key_sk,
 )
+
+if TYPE_CHECKING:
+    from parley.domain.agents import AgentRecord
 
 log = logging.getLogger(__name__)
 ROUTE = "POST /v1/conversations/{conversation_id}/messages"
@@ -85,27 +99,72 @@ class Streamed:
 
 
 @dataclass
+class Totals:
+    """A turn's usage and cost over its model calls (what `done` reports)."""
+
+    usage: Usage | None = None
+    cost: Decimal | None = None
+
+    def add(self, message: Message) -> None:
+        if message.usage is not None:
+            before = self.usage
+            self.usage = Usage.of(
+                (before.prompt_tokens if before else 0) + message.usage.prompt_tokens,
+                (before.completion_tokens if before else 0) + message.usage.completion_tokens,
+            )
+        if message.cost is not None:
+            self.cost = (self.cost or Decimal(0)) + Decimal(str(message.cost.amount_usd))
+
+    def shown(self) -> Cost | None:
+        return Cost(amount_usd=float(self.cost)) if self.cost is not None else None
+
+
+@dataclass
 class Prepared:
     conversation: ConversationRecord
-    user: MessageRecord
+    user: MessageRecord  # what this step answers: the user's message, or the turn's first tool result
     reply: MessageRecord
     runner: Resilient
     request: ModelRequest
     request_id: str
     quota: Quota | None = None
     started: float = field(default_factory=time.monotonic)
+    agent: AgentRecord | None = None
+    step: int = 1  # the turn's model calls so far, this one included
+    totals: Totals = field(default_factory=Totals)
+    context_record: dict[str, Any] | None = None  # a later step's window, stored when it finishes
 
 
-def _check_sendable(record: ConversationRecord) -> None:
+def _check_sendable(record: ConversationRecord, body: MessageSend | None = None) -> None:
     if record.status == "archived":
         raise Conflict(
             "The conversation is archived and accepts no messages; unarchive it first.", code="conversation_archived"
         )
     if record.status == "handed_off":
         raise Conflict("The conversation is handed off; resolve the handoff first.", code="conversation_handed_off")
+    if body is None:
+        return
+    awaited = (record.awaiting_tools or {}).get("call_ids") or []
+    if body.tool_results is None and awaited:
+        raise Conflict(
+            f"The last reply waits for the results of its tool calls ({', '.join(awaited)}): post them as "
+            "tool_results first.",
+            code="tool_results_required",
+        )
+    if body.tool_results is not None:
+        given = [r.tool_call_id for r in body.tool_results]
+        if not awaited:
+            raise Conflict("No reply of this conversation waits for tool results.", code="no_tool_calls_pending")
+        if sorted(given) != sorted(awaited):
+            raise InvalidRequest(
+                f"tool_results must answer exactly the calls the reply made: {', '.join(awaited)}.",
+                code="tool_results_mismatch",
+                param="tool_results",
+            )
 
 
 def _targets(principal: Principal, record: ConversationRecord, session: SessionRecord | None) -> Resilient:
+    """The call chain for `record`'s effective settings (lifecycle.effective: an agent's fill in)."""
     model = (session.model if session else None) or record.model
     provider_id = (session.provider_id if session else None) or record.provider_id
     # a conversation with no model in a project with no provider gets the built-in model
@@ -115,8 +174,15 @@ def _targets(principal: Principal, record: ConversationRecord, session: SessionR
 def model_for(principal: Principal, conversation_id: str) -> tuple[str, Resilient]:
     """The model (and its call chain) that answers this conversation's next message."""
     record = lifecycle.load(principal, conversation_id)
-    runner = _targets(principal, record, None)
+    runner = _targets(principal, lifecycle.effective(record, lifecycle.agent_of(principal, record)), None)
     return runner.targets[0].model, runner
+
+
+def _tools(agent: AgentRecord | None) -> dict[str, Any]:
+    """The model request's tools: the agent's."""
+    if agent is None or not agent.tools:
+        return {}
+    return {"tools": tuple(agent.chat_tools()), "tool_choice": "auto"}
 
 
 def _prepare(
@@ -128,7 +194,12 @@ def _prepare(
     conversations: ConversationStore,
 ) -> Prepared:
     record = lifecycle.load(principal, conversation_id, conversations)
-    _check_sendable(record)
+    _check_sendable(record, body)
+    if body.tool_results is not None:
+        return _prepare_results(principal, record, body, request_id, key, conversations)
+    assert body.content is not None
+    agent = lifecycle.agent_of(principal, record)
+    settings = lifecycle.effective(record, agent)
     session = None
     if body.session_id is not None:
         session = conversations.get_session(principal.project_id, conversation_id, body.session_id)
@@ -137,12 +208,12 @@ def _prepare(
                 f"No session {body.session_id!r} in this conversation.", code="session_not_found", param="session_id"
             )
     attached = [documents.text_of(principal, doc, f"attachments[{i}]") for i, doc in enumerate(body.attachments)]
-    runner = _targets(principal, record, session)
+    runner = _targets(principal, settings, session)
     model = runner.targets[0].model
     # The window is chosen before anything is stored: a message too large for it is refused cleanly.
     # Attachments add their documents' text to this message's model context; the stored message keeps the ids.
     model_content = body.content + "".join(f"\n\n[Attachment: {name}]\n{text}" for name, text in attached)
-    built = context.build(principal, record, model, runner, model_content, request_id=request_id, store=conversations)
+    built = context.build(principal, settings, model, runner, model_content, request_id=request_id, store=conversations)
     # admitted (budgets, rate limits) before anything is stored: a refused send stores nothing
     quota = limits.admit(principal, built.window.tokens, record.user_id)
     # the first attempt uses the record already read (at the version a summary stored on the way
@@ -151,7 +222,7 @@ def _prepare(
 
     def reserve() -> tuple[ConversationRecord, MessageRecord, MessageRecord]:
         current = reads.pop() if reads else lifecycle.load(principal, conversation_id, conversations)
-        _check_sendable(current)
+        _check_sendable(current, body)
         seq, at = current.next_seq, lifecycle.now()
         user = MessageRecord(
             id=new_id("msg"),
@@ -183,6 +254,8 @@ def _prepare(
             org_id=principal.org_id,
             event_seq=current.version + 2,
             user_id=current.user_id,
+            agent_id=agent.id if agent else None,
+            agent_version=agent.version if agent else None,
         )
         changes: dict[str, Any] = {
             "next_seq": seq + 2,
@@ -208,8 +281,149 @@ def _prepare(
         return current.model_copy(update=changes), user, reply
 
     current, user, reply = retry_stale(reserve)
-    request = ModelRequest(model=model, messages=built.messages)
-    return Prepared(current, user, reply, runner, request, request_id, quota)
+    request = ModelRequest(model=model, messages=built.messages, **_tools(agent))
+    return Prepared(current, user, reply, runner, request, request_id, quota, agent=agent)
+
+
+def _prepare_results(
+    principal: Principal,
+    record: ConversationRecord,
+    body: MessageSend,
+    request_id: str,
+    key: str | None,
+    conversations: ConversationStore,
+) -> Prepared:
+    """A client's tool results: stored after the reply that called the tools, and the turn goes on."""
+    assert body.tool_results is not None
+    agent = lifecycle.agent_of(principal, record)
+    awaiting = record.awaiting_tools or {}
+    runs = [
+        ToolRun(r.tool_call_id, str((awaiting.get("names") or {}).get(r.tool_call_id, "")), r.output, r.is_error)
+        for r in body.tool_results
+    ]
+    prepared = _next_step(
+        principal,
+        record,
+        agent,
+        runs,
+        step=int(awaiting.get("step") or 1) + 1,
+        user_message_id=str(awaiting.get("user_message_id") or ""),
+        request_id=request_id,
+        conversations=conversations,
+        fingerprint=(key, _fingerprint(record.id, body)) if key is not None else None,
+        expected=awaiting.get("call_ids") or [],
+    )
+    assert prepared is not None  # results continue the turn (nothing is awaited while they are stored)
+    return prepared
+
+
+def _next_step(
+    principal: Principal,
+    record: ConversationRecord,
+    agent: AgentRecord | None,
+    runs: list[ToolRun],
+    *,
+    step: int,
+    user_message_id: str,
+    request_id: str,
+    conversations: ConversationStore,
+    awaiting: dict[str, Any] | None = None,
+    fingerprint: tuple[str, str] | None = None,
+    expected: list[str] | None = None,
+) -> Prepared | None:
+    """Store the tool results of a step and, unless `awaiting` (client tools still to answer),
+    the placeholder of the turn's next reply, in one transaction; then the next model call's
+    request (built from the stored history, tool results included)."""
+    settings = lifecycle.effective(record, agent)
+    runner = _targets(principal, settings, None)
+    model = runner.targets[0].model
+    reads = [record]
+
+    def reserve() -> tuple[ConversationRecord, list[MessageRecord]]:
+        current = reads.pop() if reads else lifecycle.load(principal, record.id, conversations)
+        awaited = sorted((current.awaiting_tools or {}).get("call_ids") or [])
+        if expected is not None and awaited != sorted(expected):  # a client's results: still awaited?
+            raise Conflict("These tool results were already posted.", code="no_tool_calls_pending")
+        if current.status != "active":
+            _check_sendable(current)
+        seq, at = current.next_seq, lifecycle.now()
+        stored: list[MessageRecord] = [
+            MessageRecord(
+                id=new_id("msg"),
+                conversation_id=record.id,
+                seq=seq + i,
+                role="tool",
+                content=run.output,
+                status="completed",
+                tool_call_id=run.tool_call_id,
+                tokens=count_message(model, run.output),
+                created_at=at,
+                org_id=principal.org_id,
+                event_seq=current.version + 1 + i,
+                user_id=current.user_id,
+                **(
+                    {"error": {"type": "tool_error", "code": "tool_failed", "message": run.output}}
+                    if run.is_error
+                    else {}
+                ),
+            )
+            for i, run in enumerate(runs)
+        ]
+        if awaiting is None:
+            stored.append(
+                MessageRecord(
+                    id=new_id("msg"),
+                    conversation_id=record.id,
+                    seq=seq + len(stored),
+                    role="assistant",
+                    content="",
+                    status="pending",
+                    user_message_id=user_message_id or None,
+                    model=model,
+                    created_at=at,
+                    org_id=principal.org_id,
+                    event_seq=current.version + 1 + len(stored),
+                    user_id=current.user_id,
+                    agent_id=agent.id if agent else None,
+                    agent_version=agent.version if agent else None,
+                )
+            )
+        changes: dict[str, Any] = {
+            "next_seq": seq + len(stored),
+            "message_count": current.message_count + len(stored),
+            "updated_at": at,
+            "activity": f"{at}#{record.id}",
+            "version": current.version + len(stored),
+            "awaiting_tools": awaiting,
+        }
+        send_key = None
+        if fingerprint is not None:
+            send_key = SendKeyRecord(
+                sk=send_key_sk(fingerprint[0]),
+                request_hash=fingerprint[1],
+                user_seq=seq,
+                reply_seq=seq + len(stored) - 1,
+                created_at=at,
+                expiration=int(time.time() + SEND_KEY_TTL.total_seconds()),
+            )
+        first = stored[0].id if stored else ""
+        token = _token(principal.project_id, record.id, f"{fingerprint[0] if fingerprint else ''}\n{first}", seq)
+        if stored:
+            conversations.append_messages(current, stored, changes, send_key=send_key, token=token)
+        return current.model_copy(update=changes), stored
+
+    current, stored = retry_stale(reserve)
+    if awaiting is not None:
+        return None
+    reply = stored[-1]
+    built = context.build(
+        principal, settings, model, runner, None, request_id=request_id, summarize=False, store=conversations
+    )
+    request = ModelRequest(model=model, messages=built.messages, **_tools(agent))
+    first = stored[0] if runs else reply
+    return Prepared(
+        current, first, reply, runner, request, request_id, agent=agent, step=step, context_record=built.record()
+    )
 
 
 def _finish(
@@ -259,14 +473,92 @@ def _finish(
         "error": {"type": error.type, "code": error.code, "message": error.message} if error else None,
         # the status the send answered with, so a retry with the same key answers it again
         "error_status": error.status if error else None,
-        "tokens": count_message(model, content) if content else 0,
+        "tokens": count_message(model, spoken) if (spoken := content + _arguments(tool_calls)) else 0,
         "completed_at": lifecycle.now(),
     }
+    if prepared.context_record is not None:
+        fields["context"] = prepared.context_record
     stored = lifecycle.store().finish_message(principal.project_id, conversation_id, prepared.reply.seq, fields)
     record_call(principal, call)
     if not stored:
         log.info("reply not stored: its conversation is gone", extra={"conversation_id": conversation_id})
     return message_from_item(prepared.reply.model_copy(update=fields))
+
+
+def _arguments(calls: list[ToolCall] | None) -> str:
+    return "".join(c.function.name + c.function.arguments for c in calls or ())
+
+
+def _step_limit(agent: AgentRecord) -> ParleyError:
+    return Conflict(
+        f"The agent reached its limit of {agent.max_tool_steps} tool steps in this turn; the tool calls of its "
+        "last reply were not run. Send a new message to go on.",
+        code="tool_step_limit",
+    )
+
+
+def _over_limit(prepared: Prepared, calls: list[ToolCall]) -> bool:
+    """Whether this step's tool calls would go past the agent's step limit (they are not run)."""
+    return bool(calls) and prepared.agent is not None and prepared.step > prepared.agent.max_tool_steps
+
+
+def _run_tools(principal: Principal, prepared: Prepared, message: Message, calls: list[ToolCall]) -> Iterator[ToolRun]:
+    """The step's http tools, run one after the other (each result as it comes); client tools
+    are left to the caller."""
+    agent = prepared.agent
+    assert agent is not None
+    secret: str | None = None
+    for call in calls:
+        spec = agent.tool(call.function.name)
+        if spec is None:
+            yield ToolRun(
+                call.id, call.function.name, f"Error: the agent has no tool named {call.function.name!r}.", True
+            )
+        elif spec.type == "http":
+            secret = secret or agents_service().signing_secret(principal, agent.id)
+            where = CallContext(prepared.conversation.id, message.id, agent.id, agent.version)
+            yield run_http(spec, call, secret, where)  # type: ignore[arg-type]
+
+
+def _after_tools(
+    principal: Principal, prepared: Prepared, message: Message, calls: list[ToolCall], runs: list[ToolRun]
+) -> Prepared | None:
+    """After a step's http tools ran: the turn's next step, or None when client tools remain
+    (their calls are awaited: the caller posts tool_results)."""
+    assert prepared.agent is not None
+    done = {r.tool_call_id for r in runs}
+    client = [c for c in calls if c.id not in done]
+    awaiting = None
+    if client:
+        awaiting = {
+            "reply_seq": prepared.reply.seq,
+            "call_ids": [c.id for c in client],
+            "names": {c.id: c.function.name for c in client},
+            "step": prepared.step,
+            "user_message_id": prepared.reply.user_message_id,
+        }
+    conversations = lifecycle.store()
+    record = lifecycle.load(principal, prepared.conversation.id, conversations)
+    following = _next_step(
+        principal,
+        record,
+        prepared.agent,
+        runs,
+        step=prepared.step + 1,
+        user_message_id=prepared.reply.user_message_id or "",
+        request_id=prepared.request_id,
+        conversations=conversations,
+        awaiting=awaiting,
+    )
+    if following is not None:
+        following.totals, following.quota, following.started = prepared.totals, prepared.quota, time.monotonic()
+    return following
+
+
+def agents_service() -> Any:
+    from parley.services import agents  # noqa: PLC0415 - only agents' turns need it
+
+    return agents
 
 
 def _bounded(content: str) -> tuple[str, bool]:
@@ -282,6 +574,7 @@ def _fingerprint(conversation_id: str, body: MessageSend) -> str:
     shown = {
         "conversation_id": conversation_id,
         "content": body.content,
+        "tool_results": [r.model_dump() for r in body.tool_results] if body.tool_results else None,
         "attachments": body.attachments,
         "session_id": body.session_id,
     }
@@ -361,24 +654,33 @@ def send(
     begun = _begin(principal, conversation_id, body, request_id, key)
     if not isinstance(begun, Prepared):
         return Sent(message_from_item(begun), replayed=True)
-    prepared = begun
-    try:
-        reply, outcome = prepared.runner.complete(prepared.request)
-    except ParleyError as error:
-        _finish(principal, prepared, status="error", content="", usage=None, outcome=None, error=error)
-        raise
-    return Sent(
-        _finish(
+    prepared, quota = begun, begun.quota
+    while True:
+        try:
+            reply, outcome = prepared.runner.complete(prepared.request)
+        except ParleyError as error:
+            _finish(principal, prepared, status="error", content="", usage=None, outcome=None, error=error)
+            raise
+        calls = list(reply.tool_calls)
+        over = _over_limit(prepared, calls)
+        message = _finish(
             principal,
             prepared,
-            status="completed",
+            status="incomplete" if over else "completed",
             content=reply.content or "",
             usage=reply.usage,
             outcome=outcome,
-            tool_calls=list(reply.tool_calls) or None,
-        ),
-        quota=prepared.quota,
-    )
+            tool_calls=calls or None,
+            error=_step_limit(prepared.agent) if over and prepared.agent else None,
+        )
+        if over or not calls or prepared.agent is None or message.status != "completed":
+            return Sent(message, quota=quota)
+        following = _after_tools(
+            principal, prepared, message, calls, list(_run_tools(principal, prepared, message, calls))
+        )
+        if following is None:
+            return Sent(message, quota=quota)  # it waits for the client's tool results
+        prepared = following
 
 
 def send_stream(
@@ -433,6 +735,40 @@ def _replay_stream(reply: MessageRecord) -> Iterator[ReplyEvent]:
 def _stream(
     principal: Principal, prepared: Prepared, events: Iterator[StreamEvent], outcome: Outcome
 ) -> Iterator[ReplyEvent]:
+    """The turn's steps as one stream: each model call's events (each step starts with `start`,
+    naming its message), the tool calls, the http tools' results as they come, and `done` with the
+    turn's usage and cost (or `error`)."""
+    while True:
+        step: dict[str, Any] = {}
+        yield from relay(
+            events, _ender(principal, prepared, outcome, step), first=_started(prepared.reply, prepared.conversation.id)
+        )
+        if "calls" not in step:
+            return
+        message, calls = step["message"], step["calls"]
+        runs: list[ToolRun] = []
+        for run in _run_tools(principal, prepared, message, calls):
+            runs.append(run)
+            yield ToolResult(tool_call_id=run.tool_call_id, output=run.output, is_error=run.is_error)
+        following = _after_tools(principal, prepared, message, calls, runs)
+        if following is None:  # the client's tools: the turn goes on when it posts their results
+            yield ReplyDone(reply_id=message.id, usage=prepared.totals.usage, cost=prepared.totals.shown())
+            return
+        prepared = following
+        try:
+            events, outcome = prepared.runner.stream(prepared.request)
+        except ParleyError as error:
+            _finish(principal, prepared, status="error", content="", usage=None, outcome=None, error=error)
+            yield _started(prepared.reply, prepared.conversation.id)
+            yield ReplyFailed.of(error)
+            return
+
+
+def _ender(
+    principal: Principal, prepared: Prepared, outcome: Outcome, step: dict[str, Any]
+) -> Callable[[Ending], list[ReplyEvent]]:
+    """How one step's stream ends: stored, and either the turn's end or (`step` filled in) its tools."""
+
     def end(ending: Ending) -> list[ReplyEvent]:
         if ending.status == "incomplete":  # the model failed mid-way, or the client went away
             _finish(
@@ -445,23 +781,31 @@ def _stream(
                 error=ending.error,
             )
             return [ReplyFailed.of(ending.error)] if ending.error else []
+        calls = ending.tool_calls
+        over = _over_limit(prepared, calls)
         message = _finish(
             principal,
             prepared,
-            status="completed",
+            status="incomplete" if over else "completed",
             content=ending.text,
             usage=ending.usage,
             outcome=outcome,
-            tool_calls=ending.tool_calls or None,
+            tool_calls=calls or None,
+            error=_step_limit(prepared.agent) if over and prepared.agent else None,
         )
-        done: list[ReplyEvent] = [ToolCallDone(call=call) for call in ending.tool_calls]
-        if message.status == "completed":
-            done.append(ReplyDone(reply_id=message.id, usage=message.usage, cost=message.cost))
-        else:  # stored truncated: over MAX_REPLY_BYTES
+        prepared.totals.add(message)
+        done: list[ReplyEvent] = [ToolCallDone(call=call) for call in calls]
+        if over:
+            done.append(ReplyFailed.of(_step_limit(prepared.agent)))  # type: ignore[arg-type]
+        elif message.status != "completed":  # stored truncated: over MAX_REPLY_BYTES
             done.append(ReplyFailed.of(_replayed_error(message.error, 400)))
+        elif calls and prepared.agent is not None and not ending.consumer_left:
+            step.update(message=message, calls=calls)  # the turn goes on: its tools next
+        else:
+            done.append(ReplyDone(reply_id=message.id, usage=prepared.totals.usage, cost=prepared.totals.shown()))
         return done
 
-    return relay(events, end, first=_started(prepared.reply, prepared.conversation.id))
+    return end
 
 
 def hidden_context(principal: Principal, conversation_id: str) -> list[HiddenContextItem]:

@@ -383,7 +383,7 @@ class ConversationStore:
             if code != "TransactionCanceledException":
                 raise
             reasons = cancellation_reasons(error)
-            if REASON_CONDITION in reasons and self._landed(pk, messages[0]):
+            if REASON_CONDITION in reasons and messages and self._landed(pk, messages[0]):
                 return  # an earlier try of this very request committed; only its answer was lost
             key_at = 1 + len(messages)
             if send_key is not None and len(reasons) > key_at and reasons[key_at] == REASON_CONDITION:
