@@ -88,7 +88,7 @@ def test_a_conversation_with_an_agent_takes_its_settings_and_records_who_answere
     chat = conversation(api, agent="support_agent")
     assert chat["agent_id"] == made["id"] and "agent_version" not in chat
     reply = send(api, chat["id"], {"content": "hello"})
-    assert reply.status == 201, reply.body
+    assert reply.status == 200, reply.body
     assert (reply.body["agent_id"], reply.body["agent_version"], reply.body["model"]) == (made["id"], 1, "echo")
     context = api.call("context_get", path={"conversation_id": chat["id"]}).body
     assert context["model"] == "echo"
@@ -116,7 +116,7 @@ def test_an_unknown_agent_is_404_and_a_deleted_one_stops_its_conversations_with_
     other = agent(api, name="other_agent")
     moved = api.call("conversations_update", {"agent": "other_agent"}, path={"conversation_id": chat["id"]})
     assert moved.status == 200 and moved.body["agent_id"] == other["id"]
-    assert send(api, chat["id"], {"content": "hi"}).status == 201
+    assert send(api, chat["id"], {"content": "hi"}).status == 200
     # another project cannot name this project's agent
     stranger = api.call("conversations_create", {"agent": "other_agent"}, principal=STRANGER)
     assert (stranger.status, stranger.body["error"]["code"]) == (404, "agent_not_found")
@@ -131,7 +131,7 @@ def test_a_client_tool_stops_the_reply_and_posted_results_continue_the_same_turn
     made = agent(api, tools=[CLIENT_TOOL])
     chat = conversation(api, agent="support_agent")
     asked = send(api, chat["id"], {"content": "cancel my order"})
-    assert asked.status == 201, asked.body
+    assert asked.status == 200, asked.body
     call = asked.body["tool_calls"][0]
     assert call["function"]["name"] == "confirm"
     assert json.loads(call["function"]["arguments"]) == {"input": "cancel my order"}
@@ -144,7 +144,7 @@ def test_a_client_tool_stops_the_reply_and_posted_results_continue_the_same_turn
     both = send(api, chat["id"], {"content": "x", "tool_results": [{"tool_call_id": call["id"], "output": "y"}]})
     assert both.status == 400
     answered = send(api, chat["id"], {"tool_results": [{"tool_call_id": call["id"], "output": "confirmed by user"}]})
-    assert answered.status == 201, answered.body
+    assert answered.status == 200, answered.body
     assert (answered.body["role"], answered.body["content"]) == ("assistant", "confirmed by user")
     assert answered.body["agent_id"] == made["id"]
     again = send(api, chat["id"], {"tool_results": [{"tool_call_id": call["id"], "output": "twice"}]})
@@ -157,7 +157,7 @@ def test_a_client_tool_stops_the_reply_and_posted_results_continue_the_same_turn
         ("assistant", "confirmed by user", None),
     ]
     # the next message is an ordinary turn again
-    assert send(api, chat["id"], {"content": "thanks"}).status == 201
+    assert send(api, chat["id"], {"content": "thanks"}).status == 200
 
 
 def test_tool_results_with_an_idempotency_key_are_stored_once(api: Api) -> None:
@@ -167,7 +167,7 @@ def test_tool_results_with_an_idempotency_key_are_stored_once(api: Api) -> None:
     body = {"tool_results": [{"tool_call_id": call["id"], "output": "ok"}]}
     first = send(api, chat["id"], body, headers={"Idempotency-Key": "results-1"})
     second = send(api, chat["id"], body, headers={"Idempotency-Key": "results-1"})
-    assert first.status == 201 and second.body["id"] == first.body["id"], (first.body, second.body)
+    assert first.status == 200 and second.body["id"] == first.body["id"], (first.body, second.body)
     assert [m["role"] for m in history(api, chat["id"])] == ["user", "assistant", "tool", "assistant"]
 
 
@@ -204,7 +204,7 @@ def test_http_tool_failures_are_results_the_model_reads(api: Api, endpoint: Endp
     chat = conversation(api, agent="support_agent")
     endpoint.answer = lambda r: httpx.Response(500, text="down")
     failed = send(api, chat["id"], {"content": "@lookup_order 42"})
-    assert failed.status == 201 and "answered 500" in failed.body["content"], failed.body
+    assert failed.status == 200 and "answered 500" in failed.body["content"], failed.body
     endpoint.answer = lambda r: httpx.Response(200, text="x" * 50)
     big = send(api, chat["id"], {"content": "@big 42"})
     assert "over its limit of 10 bytes" in big.body["content"], big.body
@@ -217,7 +217,7 @@ def test_arguments_the_schema_refuses_never_reach_the_endpoint(api: Api, endpoin
     agent(api, tools=[strict])
     chat = conversation(api, agent="support_agent")
     reply = send(api, chat["id"], {"content": "where is my order"})
-    assert reply.status == 201
+    assert reply.status == 200
     assert "do not match the tool's parameters" in reply.body["content"], reply.body
     assert endpoint.requests == []
 
@@ -240,6 +240,6 @@ def test_the_step_limit_ends_the_turn_with_an_error_event_and_a_readable_history
     # the conversation goes on: the unrun calls are left out of the next window
     endpoint.answer = lambda r: httpx.Response(200, json={"output": "done"})
     after = send(api, chat["id"], {"content": "plain question, no tool"})
-    assert after.status == 201, after.body
+    assert after.status == 200, after.body
     context = api.call("context_get", path={"conversation_id": chat["id"]})
     assert context.status == 200, context.body
