@@ -50,7 +50,7 @@ def _absent(value: object) -> bool:
     return value is None
 
 
-def _bounded_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+def bounded_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is not None:
         if len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
             raise ValueError(f"metadata is limited to {MAX_METADATA_BYTES} bytes of JSON")
@@ -102,7 +102,7 @@ class ConversationCreate(_Strict):
     context: ContextSettings | None = None
     is_archived: bool = False  # seed 002's create field
 
-    _metadata = field_validator("metadata")(_bounded_metadata)
+    _metadata = field_validator("metadata")(bounded_metadata)
 
 
 class ConversationUpdate(_Strict):
@@ -117,7 +117,7 @@ class ConversationUpdate(_Strict):
     metadata: dict[str, Any] | None = None
     context: ContextSettings | None = None
 
-    _metadata = field_validator("metadata")(_bounded_metadata)
+    _metadata = field_validator("metadata")(bounded_metadata)
 
 
 class ChatSession(BaseModel):
