@@ -49,6 +49,20 @@ BODIES: dict[str, Any] = {
     "api_keys_update": {"name": "ci-narrow"},
     "webhooks_create": {"url": "https://example.com/parley-events", "event_types": ["chat.*"]},
     "webhooks_update": {"event_types": ["chat.response_completed"], "description": "Replies only"},
+    "agents_create": {
+        "name": "support_agent",
+        "model": "echo",
+        "system_prompt": "You are Acme's support agent.",
+        "tools": [
+            {
+                "type": "client",
+                "name": "lookup_order",
+                "description": "Find an order by its number",
+                "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}},
+            }
+        ],
+    },
+    "agents_update": {"system_prompt": "You are Acme's billing agent."},
     "context_inject": {"content": "User is on the Enterprise plan. Account created 2024-01-15."},
 }
 PATH_VALUES = {
@@ -60,6 +74,7 @@ PATH_VALUES = {
     "key_id": f"key_{SAMPLE_ID}",
     "webhook_id": f"whk_{SAMPLE_ID}",
     "delivery_id": f"dlv_{SAMPLE_ID}",
+    "agent_id": f"agt_{SAMPLE_ID}",
 }
 AUTHORIZER = {
     "principalId": "key_01JZ0000000000000000000000",

@@ -478,6 +478,70 @@ ROUTES += (
     ),
 )
 
+AGENT = "/v1/agents/{agent_id}"
+# Agents: their records (heads, versions, name claims: chats) and their signing secrets. A route
+# takes the agent's id or its name.
+AGENTS = ("chats", "secrets")
+ROUTES += (
+    Route(
+        "POST",
+        "/v1/agents",
+        "agents_create",
+        "agents:CreateAgent",
+        resources=AGENTS,
+        description="Create an agent (version 1); its signing secret is shown once.",
+    ),
+    Route(
+        "GET",
+        "/v1/agents",
+        "agents_list",
+        "agents:ListAgents",
+        resources=("chats:read", CURSORS),
+        description="List the project's agents at their latest versions.",
+    ),
+    Route(
+        "GET",
+        AGENT,
+        "agents_get",
+        "agents:GetAgent",
+        resources=("chats:read",),
+        description="Get an agent by id or name; version=N gets that stored version.",
+    ),
+    Route(
+        "PATCH",
+        AGENT,
+        "agents_update",
+        "agents:UpdateAgent",
+        # checks the provider it names
+        resources=("chats",),
+        description="Update an agent: a new version.",
+    ),
+    Route(
+        "DELETE",
+        AGENT,
+        "agents_delete",
+        "agents:DeleteAgent",
+        resources=AGENTS,
+        description="Delete an agent, its versions and its signing secret.",
+    ),
+    Route(
+        "GET",
+        f"{AGENT}/versions",
+        "agent_versions_list",
+        "agents:GetAgent",
+        resources=("chats:read", CURSORS),
+        description="An agent's stored versions, newest first.",
+    ),
+    Route(
+        "POST",
+        f"{AGENT}/rotate-secret",
+        "agents_rotate_secret",
+        "agents:RotateAgentSecret",
+        resources=AGENTS,
+        description="A new signing secret for the agent's http tools (shown once); the old one stops at once.",
+    ),
+)
+
 # Functions without a route, run on a schedule.
 SCHEDULED = (
     Scheduled(

@@ -128,6 +128,15 @@ MAKERS: dict[str, Callable[[World], str]] = {
         "POST", "/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "event_types": ["chat.*", "webhook.test"]}
     ),
     "delivery_id": lambda w: str(w.admin_call("POST", "/v1/webhooks/{webhook_id}/test").body["id"]),
+    "agent_id": lambda w: w.create(
+        "POST",
+        "/v1/agents",
+        {
+            "name": f"agent_{uuid.uuid4().hex[:12]}",
+            "system_prompt": "You are Acme's support agent.",
+            "tools": [{"type": "http", "name": "lookup", "url": "http://127.0.0.1:9/tool"}],
+        },
+    ),
 }
 
 
@@ -156,6 +165,7 @@ COMPLETION = {"model": "echo", "messages": [{"role": "user", "content": "Hello!"
 CHAT_COMPLETION = {"messages": [{"role": "user", "content": "Hello!"}], "stream": False}
 CONVERSATION = "/v1/conversations/{conversation_id}"
 WEBHOOK = "/v1/webhooks/{webhook_id}"
+AGENT = "/v1/agents/{agent_id}"
 
 
 def archived(w: World) -> None:
@@ -222,6 +232,18 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("GET", f"{WEBHOOK}/deliveries"): Recipe(query={"status": "failed"}),
     ("GET", f"{WEBHOOK}/deliveries/{{delivery_id}}"): Recipe(),
     ("POST", f"{WEBHOOK}/deliveries/{{delivery_id}}/retry"): Recipe(),
+    ("POST", "/v1/agents"): Recipe(
+        lambda w: {
+            "name": f"agent_{uuid.uuid4().hex[:12]}",
+            "tools": [{"type": "client", "name": "lookup_order", "parameters": {"type": "object"}}],
+        }
+    ),
+    ("GET", "/v1/agents"): Recipe(query={"limit": "5"}),
+    ("GET", AGENT): Recipe(query={"version": "1"}),
+    ("PATCH", AGENT): Recipe({"system_prompt": "You are Acme's billing agent.", "max_tool_steps": 3}),
+    ("DELETE", AGENT): Recipe(),
+    ("GET", f"{AGENT}/versions"): Recipe(query={"limit": "5"}),
+    ("POST", f"{AGENT}/rotate-secret"): Recipe(),
 }
 
 

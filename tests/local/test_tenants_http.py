@@ -30,6 +30,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/v1/projects/{project_id}"): {"name": "taken"},
     ("PATCH", "/v1/api-keys/{key_id}"): {"name": "taken"},
     ("PATCH", "/v1/webhooks/{webhook_id}"): {"description": "taken"},
+    ("PATCH", "/v1/agents/{agent_id}"): {"system_prompt": "taken"},
 }
 
 
@@ -85,6 +86,7 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
         # a local receiver nobody listens on: the test delivery fails fast, and is logged
         webhook = a.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/a", "event_types": ["*"]}).json()["id"]
         delivery = a.post(f"/v1/webhooks/{webhook}/test").json()["id"]
+        agent = a.post("/v1/agents", json={"name": "a_agent", "system_prompt": "A's prompt"}).json()["id"]
     ids = {
         "provider_id": provider,
         "conversation_id": conversation,
@@ -94,6 +96,7 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
         "project_id": project,
         "webhook_id": webhook,
         "delivery_id": delivery,
+        "agent_id": agent,
     }
 
     checked = []
@@ -115,11 +118,15 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
             "/v1/chats": chat,
             "/v1/documents": document,
             "/v1/webhooks": webhook,
+            "/v1/agents": agent,
         }
         for path, a_id in lists.items():
             listed = b_http.get(path)
             assert listed.status_code == 200
             assert a_id not in listed.text
+        # an agent's name is its project's too
+        by_name = b_http.get("/v1/agents/a_agent")
+        assert by_name.status_code == 404, by_name.text
     assert len(checked) >= 20
     # B's deletes changed nothing of A's
     with httpx.Client(base_url=server.url, headers=a_headers, timeout=60) as a:
@@ -127,3 +134,4 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
             assert a.get(path).status_code == 200, path
         assert a.get(f"/v1/documents/{document}").status_code == 200
         assert a.get(f"/v1/webhooks/{webhook}/deliveries/{delivery}").status_code == 200
+        assert a.get(f"/v1/agents/{agent}").json()["system_prompt"] == "A's prompt"

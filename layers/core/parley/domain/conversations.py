@@ -51,7 +51,7 @@ def _absent(value: object) -> bool:
     return value is None
 
 
-def _bounded_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+def bounded_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is not None:
         if len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
             raise ValueError(f"metadata is limited to {MAX_METADATA_BYTES} bytes of JSON")
@@ -112,7 +112,7 @@ class ConversationCreate(_Strict):
         default=None, ge=1, description="pin this version of the agent (default: follow its latest)"
     )
 
-    _metadata = field_validator("metadata")(_bounded_metadata)
+    _metadata = field_validator("metadata")(bounded_metadata)
 
 
 class ConversationUpdate(_Strict):
@@ -136,7 +136,7 @@ class ConversationUpdate(_Strict):
         default=None, ge=1, description="pin this version of the agent (default: follow its latest)"
     )
 
-    _metadata = field_validator("metadata")(_bounded_metadata)
+    _metadata = field_validator("metadata")(bounded_metadata)
 
 
 class ChatSession(BaseModel):

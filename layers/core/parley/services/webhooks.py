@@ -35,7 +35,6 @@ that had finished, is then `failed` (retry it again by hand).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import math
@@ -46,7 +45,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -81,8 +79,7 @@ from parley.egress import EgressRefused, Resolver
 from parley.metrics import count
 from parley.providers.http import make_client
 from parley.services import once
-from parley.services.urls import check_outbound_url
-from parley.settings import get_settings
+from parley.services.urls import check_callback_url
 from parley.storage.queues import MAX_DELAY_SECONDS, DeliveriesQueue
 from parley.storage.secrets import SecretStore, secrets
 from parley.storage.webhooks import DeliveryRepository, WebhookRepository, WebhookSecret, secret_name
@@ -142,25 +139,9 @@ def _deps(deps: Deps | None) -> Deps:
 # --- endpoints -----------------------------------------------------------------------------------
 
 
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_url(url: str, deps: Deps) -> str:
     """https to a public host; in local mode also http(s) to loopback (a receiver on 127.0.0.1)."""
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        host = None
-    loopback = get_settings().local and _is_loopback(host)
-    return check_outbound_url(url, local=loopback, param="url", resolver=deps.resolver)
+    return check_callback_url(url, param="url", resolver=deps.resolver)
 
 
 def _check_types(types: list[str]) -> list[str]:
