@@ -12,6 +12,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
+from parley import egress
 from parley.domain.principal import Principal
 from parley.services import tools
 from tests.handlers.api import Api
@@ -42,10 +43,14 @@ class Endpoint:
 
 @pytest.fixture
 def endpoint() -> Iterator[Endpoint]:
+    """The tool's host resolves to a public address (as its URL is checked at create); calls go
+    to the mock transport."""
     served = Endpoint()
+    egress.set_resolver(lambda host, port: ["93.184.216.34"])
     tools.set_runner(tools.Runner(transport=httpx.MockTransport(served)))
     yield served
     tools.set_runner(None)
+    egress.set_resolver(None)
 
 
 def agent(api: Api, **fields: Any) -> dict[str, Any]:
@@ -66,7 +71,7 @@ def send(api: Api, conversation_id: str, body: dict[str, Any], **kwargs: Any) ->
 
 
 def history(api: Api, conversation_id: str) -> list[dict[str, Any]]:
-    reply = api.call("messages_list", path={"conversation_id": conversation_id}, query={"limit": "100"})
+    reply = api.call("messages_list", path={"conversation_id": conversation_id}, query={"limit": "100", "order": "asc"})
     assert reply.status == 200, reply.body
     return reply.body["data"]  # type: ignore[no-any-return]
 
@@ -213,7 +218,8 @@ def test_http_tool_failures_are_results_the_model_reads(api: Api, endpoint: Endp
 
 
 def test_arguments_the_schema_refuses_never_reach_the_endpoint(api: Api, endpoint: Endpoint) -> None:
-    strict = {**HTTP_TOOL, "parameters": {"type": "object", "properties": {"order": {"type": "integer"}}, "required": ["order"]}}
+    schema = {"type": "object", "properties": {"order": {"type": "integer"}}, "required": ["order"]}
+    strict = {**HTTP_TOOL, "parameters": schema}
     agent(api, tools=[strict])
     chat = conversation(api, agent="support_agent")
     reply = send(api, chat["id"], {"content": "where is my order"})

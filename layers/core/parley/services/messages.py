@@ -408,16 +408,23 @@ def _next_step(
             )
         first = stored[0].id if stored else ""
         token = _token(principal.project_id, record.id, f"{fingerprint[0] if fingerprint else ''}\n{first}", seq)
-        if stored:
-            conversations.append_messages(current, stored, changes, send_key=send_key, token=token)
+        conversations.append_messages(current, stored, changes, send_key=send_key, token=token)
         return current.model_copy(update=changes), stored
 
     current, stored = retry_stale(reserve)
     if awaiting is not None:
         return None
     reply = stored[-1]
+    # the window from what is stored now: the turn's calls and their results
     built = context.build(
-        principal, settings, model, runner, None, request_id=request_id, summarize=False, store=conversations
+        principal,
+        lifecycle.effective(current, agent),
+        model,
+        runner,
+        None,
+        request_id=request_id,
+        summarize=False,
+        store=conversations,
     )
     request = ModelRequest(model=model, messages=built.messages, **_tools(agent))
     first = stored[0] if runs else reply
