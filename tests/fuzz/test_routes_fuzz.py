@@ -51,6 +51,11 @@ FUZZ = settings(
 )
 STATUSES: dict[int, int] = {}  # responses seen, by status (printed with -s)
 ERROR_FIELDS = {"type", "code", "message", "param", "request_id"}
+AGENT_TOOL = {
+    "type": "client",
+    "name": "lookup",
+    "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}},
+}
 
 
 @dataclass
@@ -88,6 +93,8 @@ def world(aws: None, route_table: RouteTable) -> World:
         post(f"/v1/conversations/{conversation['id']}/messages", {"content": text})
     post("/v1/conversations", {"title": "second", "user_id": "user_1"})
     post(f"/v1/conversations/{conversation['id']}/sessions", {"model": "echo"})
+    agent = post("/v1/agents", {"name": "fuzz_agent", "tools": [AGENT_TOOL]})
+    post(f"/v1/agents/{agent['id']}/rotate-secret", {})
     found = []
     for path in (
         f"/v1/conversations/{conversation['id']}/messages?limit=1",
@@ -102,6 +109,7 @@ def world(aws: None, route_table: RouteTable) -> World:
         "provider_id": provider["id"],
         "chat_id": chat["id"],
         "document_id": document["id"],
+        "agent_id": agent["id"],
     }
     principal = Principal("org_fuzz", "proj_fuzz", key.record.key_id, ("*",))
     return World(api, route_table, key.secret, principal, ids, found)
@@ -355,6 +363,8 @@ def valid_bodies(world: World) -> dict[str, dict[str, Any]]:
         "messages_create": {"content": "hello"},
         "context_inject": {"content": "hidden"},
         "sessions_create": {"model": "echo"},
+        "agents_create": {"name": "fuzz_agent_2", "system_prompt": "Be terse.", "tools": [AGENT_TOOL]},
+        "agents_update": {"system_prompt": "Be brief.", "tools": [AGENT_TOOL], "max_tool_steps": 2},
     }
 
 

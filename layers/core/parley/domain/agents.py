@@ -120,6 +120,8 @@ def check_parameters(schema: dict[str, Any], param: str) -> None:
             code="invalid_tool_schema",
             param=param,
         ) from None
+    except RecursionError:  # request bodies stop at 64 levels, far from this; a schema built in code may not
+        raise InvalidRequest(f"{param} is nested too deeply.", code="invalid_tool_schema", param=param) from None
     if schema.get("type") != "object":
         raise InvalidRequest(
             f'{param} must be a JSON Schema whose top-level "type" is "object".',

@@ -20,6 +20,12 @@ from parley.domain.records import IdentifiedRecord, ProjectRecord
 # Every action of functions/routes.py (tests/unit/test_permissions.py checks they are the same).
 ACTIONS = frozenset(
     {
+        "agents:CreateAgent",
+        "agents:DeleteAgent",
+        "agents:GetAgent",
+        "agents:ListAgents",
+        "agents:RotateAgentSecret",
+        "agents:UpdateAgent",
         "api_keys:CreateApiKey",
         "api_keys:DeleteApiKey",
         "api_keys:GetApiKey",
