@@ -51,7 +51,7 @@ def _absent(value: object) -> bool:
     return value is None
 
 
-def _bounded_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+def bounded_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is not None:
         if len(json.dumps(value, separators=(",", ":"))) > MAX_METADATA_BYTES:
             raise ValueError(f"metadata is limited to {MAX_METADATA_BYTES} bytes of JSON")
@@ -103,7 +103,7 @@ class ConversationCreate(_Strict):
     context: ContextSettings | None = None
     is_archived: bool = False  # seed 002's create field
 
-    _metadata = field_validator("metadata")(_bounded_metadata)
+    _metadata = field_validator("metadata")(bounded_metadata)
 
 
 class ConversationUpdate(_Strict):
@@ -118,7 +118,7 @@ class ConversationUpdate(_Strict):
     metadata: dict[str, Any] | None = None
     context: ContextSettings | None = None
 
-    _metadata = field_validator("metadata")(_bounded_metadata)
+    _metadata = field_validator("metadata")(bounded_metadata)
 
 
 class ChatSession(BaseModel):
@@ -206,6 +206,9 @@ class Conversation(BaseModel):
     message_count: int = 0
     created_at: str
     updated_at: str
+    # a thread's: the conversation and the message it is anchored to (absent on other conversations)
+    parent_id: str | None = Field(default=None, exclude_if=_absent, description="a thread's parent conversation")
+    parent_message_id: str | None = Field(default=None, exclude_if=_absent, description="a thread's anchor message")
     # only with include=sessions / include=messages (the newest, oldest first); absent otherwise
     sessions: list[ChatSession] | None = Field(default=None, exclude_if=_absent, description="with include=sessions")
     messages: list[Message] | None = Field(default=None, exclude_if=_absent, description="with include=messages")
@@ -256,9 +259,15 @@ class ConversationRecord(StoredRecord):
     # agents: the agent that answers, and its version when pinned (None: the latest)
     agent_id: str | None = None
     agent_version: int | None = None
-    # threads: the conversation and message a thread is anchored to
+    # threads: the conversation and message a thread is anchored to (the anchor's seq, and whether
+    # the thread's context also takes the parent's messages up to it)
     parent_id: str | None = None
     parent_message_id: str | None = None
+    parent_message_seq: int | None = None
+    include_parent_history: bool = False
+    last_message_at: str | None = None  # when the newest message was appended (storage sets it)
+    # a delete in progress (parley.storage.conversations.delete_conversation): gone for every route
+    deleting_at: str | None = None
     # handoffs: the pending one ({id, target, agent_id, reason, metadata, requested_at}), if any
     handoff: dict[str, Any] | None = None
     # client tools: the calls the turn waits for ({reply_seq, call_ids, step, started_seq})
