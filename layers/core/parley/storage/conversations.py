@@ -1,6 +1,7 @@
 """Conversations, chat sessions and messages in DynamoDB (DESIGN.md section 4).
 
-    conversations  pk = {project}#{conversation}  sk = conversation | session#{id}
+    conversations  pk = {project}#{conversation}  sk = conversation | session#{id} | send#{key hash}
+                                                  | msg#{message id} (its seq and role)
     messages       pk = {project}#{conversation}  sk = seq (dense integers from 1)
 
 The conversation item holds `next_seq`, the counters, the status and a version. A send
@@ -102,6 +103,9 @@ def list_keys(project_id: str, user_id: str | None, status: str) -> dict[str, st
     if user_id is not None:
         keys["list_owner"] = f"{project_id}#{user_id}#{status}"
     return keys
+
+
+MESSAGE_SK = "msg#"  # + a message's id: its seq and role (a thread's anchor is named by id)
 
 
 class ConversationStore:
@@ -280,6 +284,17 @@ class ConversationStore:
         item = found.get("Item")
         return SessionRecord(**_strip(from_item(item))) if item else None
 
+    # threads
+    def message_seq(self, project_id: str, conversation_id: str, message_id: str) -> tuple[int, str] | None:
+        """A visible message's seq and role, by its id (one read of the index item its append wrote)."""
+        found = self.client.get_item(
+            TableName=self.conversations,
+            Key={"pk": {"S": _pk(project_id, conversation_id)}, "sk": {"S": MESSAGE_SK + message_id}},
+            ConsistentRead=True,
+        )
+        item = found.get("Item")
+        return (int(item["seq"]["N"]), str(item["role"]["S"])) if item else None
+
     # messages
     def append_pair(
         self,
@@ -319,6 +334,8 @@ class ConversationStore:
         over DynamoDB's limit (413)."""
         project, conversation_id = conversation.project_id, conversation.id
         pk = _pk(project, conversation_id)
+        if messages:
+            changes = {**changes, "last_message_at": messages[-1].created_at}
         names = {f"#f{i}": name for i, name in enumerate(changes)}
         values = {f":f{i}": to_value(value) for i, value in enumerate(changes.values())}
         allowed = {f":status{i}": {"S": status} for i, status in enumerate(statuses)}
@@ -367,6 +384,16 @@ class ConversationStore:
                     }
                 }
             )
+        # each message's id -> seq (after the key's Put, whose place names a DuplicateSend below)
+        writes += [
+            {
+                "Put": {
+                    "TableName": self.conversations,
+                    "Item": to_item({"pk": pk, "sk": MESSAGE_SK + m.id, "seq": m.seq, "role": m.role}),
+                }
+            }
+            for m in messages
+        ]
         request: dict[str, Any] = {"TransactItems": writes}
         if token is not None:
             request["ClientRequestToken"] = token
