@@ -2,7 +2,13 @@
 
     conversations  pk = {project}#{conversation}  sk = conversation | session#{id} | send#{key hash}
                                                   | msg#{message id} (its seq and role)
+                                                  | thread#{thread id} (a thread of this conversation)
     messages       pk = {project}#{conversation}  sk = seq (dense integers from 1)
+
+A thread is a conversation of its own (id `thr_`, its own partitions) with `parent_id`; its
+parent's partition holds a `thread#{id}` item per thread, written in the thread's creating
+transaction, so a delete finds every thread with a consistent query (no index lag) and a thread
+list is one query and one BatchGetItem.
 
 The conversation item holds `next_seq`, the counters, the status and a version. A send
 reserves two sequence numbers (the user message and its reply) in the same transaction that
@@ -98,14 +104,18 @@ def _pk(project_id: str, conversation_id: str) -> str:
     return f"{project_id}#{conversation_id}"
 
 
-def list_keys(project_id: str, user_id: str | None, status: str) -> dict[str, str]:
-    keys = {"list_project": f"{project_id}#{status}"}
+def list_keys(project_id: str, user_id: str | None, status: str, thread: bool = False) -> dict[str, str]:
+    """The list indexes' partitions of a conversation; a thread's are apart (`...#thread#{status}`),
+    so the conversation lists leave threads out unless they ask for them."""
+    kind = f"thread#{status}" if thread else status
+    keys = {"list_project": f"{project_id}#{kind}"}
     if user_id is not None:
-        keys["list_owner"] = f"{project_id}#{user_id}#{status}"
+        keys["list_owner"] = f"{project_id}#{user_id}#{kind}"
     return keys
 
 
 MESSAGE_SK = "msg#"  # + a message's id: its seq and role (a thread's anchor is named by id)
+THREAD_SK = "thread#"  # + a thread's id, in its parent's partition
 
 
 class ConversationStore:
@@ -170,13 +180,21 @@ class ConversationStore:
             raise
 
     def page(
-        self, project_id: str, user_id: str | None, statuses: tuple[str, ...], limit: int, before: str | None
+        self,
+        project_id: str,
+        user_id: str | None,
+        statuses: tuple[str, ...],
+        limit: int,
+        before: str | None,
+        include_threads: bool = False,
     ) -> tuple[list[ConversationRecord], str | None]:
-        """Newest activity first across the given statuses: one bounded query per status."""
+        """Newest activity first across the given statuses (and threads too, when asked): one
+        bounded query per status (and kind)."""
         index, key = ("by_owner", "list_owner") if user_id is not None else ("by_project", "list_project")
         found: list[ConversationRecord] = []
-        for status in statuses:
-            partition = list_keys(project_id, user_id, status)[key]
+        kinds = (False, True) if include_threads else (False,)
+        for status, thread in ((status, thread) for status in statuses for thread in kinds):
+            partition = list_keys(project_id, user_id, status, thread)[key]
             request: dict[str, Any] = {
                 "TableName": self.conversations,
                 "IndexName": index,
@@ -294,6 +312,81 @@ class ConversationStore:
         )
         item = found.get("Item")
         return (int(item["seq"]["N"]), str(item["role"]["S"])) if item else None
+
+    def put_thread(self, record: ConversationRecord) -> bool:
+        """Store a thread and its `thread#` item in the parent's partition, in one transaction, if
+        the parent is still there, not being deleted and not a thread itself. False otherwise."""
+        assert record.parent_id is not None
+        parent_pk = _pk(record.project_id, record.parent_id)
+        marker = {"pk": parent_pk, "sk": THREAD_SK + record.id, "thread_id": record.id, "created_at": record.created_at}
+        writes: list[TransactWriteItemTypeDef] = [
+            {
+                "ConditionCheck": {
+                    "TableName": self.conversations,
+                    "Key": {"pk": {"S": parent_pk}, "sk": {"S": CONVERSATION_SK}},
+                    "ConditionExpression": (
+                        "attribute_exists(pk) AND attribute_not_exists(deleting_at) AND attribute_not_exists(parent_id)"
+                    ),
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.conversations,
+                    "Item": to_item(
+                        {"pk": _pk(record.project_id, record.id), "sk": CONVERSATION_SK, **record.stored()}
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {"Put": {"TableName": self.conversations, "Item": to_item(marker)}},
+        ]
+        try:
+            write_with_retry(lambda: self.client.transact_write_items(TransactItems=writes), what="the thread")
+        except ClientError as error:
+            if error_code(error) == "TransactionCanceledException" and REASON_CONDITION in cancellation_reasons(error):
+                return False
+            raise
+        return True
+
+    def threads(
+        self, project_id: str, parent_id: str, limit: int, after: str | None
+    ) -> tuple[list[ConversationRecord], str | None]:
+        """A page of the conversation's threads, oldest first: one query of its `thread#` items and
+        one BatchGetItem of the threads (a thread being deleted is left out)."""
+        pk = _pk(project_id, parent_id)
+        request: dict[str, Any] = {
+            "TableName": self.conversations,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": THREAD_SK}},
+            "ProjectionExpression": "sk",
+            "Limit": limit + 1,
+        }
+        if after:
+            request["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": THREAD_SK + after}}
+        found = [str(i["sk"]["S"]).removeprefix(THREAD_SK) for i in self.client.query(**request).get("Items", [])]
+        ids, more = found[:limit], len(found) > limit
+        records = {r.id: r for r in self.get_many(project_id, ids)}
+        page = [records[i] for i in ids if i in records and records[i].deleting_at is None]
+        return page, (ids[-1] if more and ids else None)
+
+    def get_many(self, project_id: str, conversation_ids: list[str]) -> list[ConversationRecord]:
+        """The conversation items of up to 100 ids (BatchGetItem, unprocessed keys asked again)."""
+        if not conversation_ids:
+            return []
+        keys: list[Any] = [{"pk": {"S": _pk(project_id, i)}, "sk": {"S": CONVERSATION_SK}} for i in conversation_ids]
+        found: list[ConversationRecord] = []
+        for attempt in range(8):
+            answer = self.client.batch_get_item(
+                RequestItems={self.conversations: {"Keys": keys, "ConsistentRead": True}}
+            )
+            items: list[Any] = list(answer.get("Responses", {}).get(self.conversations, []))
+            found += [ConversationRecord(**_strip(from_item(i))) for i in items]
+            unprocessed: dict[str, Any] = dict(answer.get("UnprocessedKeys", {}))
+            keys = list(unprocessed.get(self.conversations, {}).get("Keys", []))
+            if not keys:
+                return found
+            time.sleep(backoff(attempt))
+        raise unavailable("the thread list")
 
     # messages
     def append_pair(
