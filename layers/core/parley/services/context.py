@@ -264,7 +264,7 @@ def _summarize(
 def state(principal: Principal, conversation_id: str, model: str, runner: Resilient) -> ContextState:
     """GET .../context: the window the next call would use, the summary, and what the last call had."""
     store = lifecycle.store()
-    record = lifecycle.load(principal, conversation_id, store)
+    record = lifecycle.load_for_call(principal, conversation_id, store)
     built = build(principal, record, model, runner, None, summarize=False, store=store)
     window = built.window
     last_call = None
@@ -317,7 +317,7 @@ def inject(principal: Principal, conversation_id: str, content: str, model: str)
     tokens = count_message(model, content)
 
     def attempt() -> HiddenContextItem:
-        record = lifecycle.load(principal, conversation_id, store)
+        record = lifecycle.load_for_call(principal, conversation_id, store)
         hidden, _ = store.pinned(principal.project_id, conversation_id)
         if len(hidden) >= MAX_HIDDEN:
             raise InvalidRequest(

@@ -114,7 +114,7 @@ def _targets(principal: Principal, record: ConversationRecord, session: SessionR
 
 def model_for(principal: Principal, conversation_id: str) -> tuple[str, Resilient]:
     """The model (and its call chain) that answers this conversation's next message."""
-    record = lifecycle.load(principal, conversation_id)
+    record = lifecycle.load_for_call(principal, conversation_id)
     runner = _targets(principal, record, None)
     return runner.targets[0].model, runner
 
@@ -127,7 +127,7 @@ def _prepare(
     key: str | None,
     conversations: ConversationStore,
 ) -> Prepared:
-    record = lifecycle.load(principal, conversation_id, conversations)
+    record = lifecycle.load_for_call(principal, conversation_id, conversations)  # a thread: its parent's settings
     _check_sendable(record)
     session = None
     if body.session_id is not None:
