@@ -283,9 +283,19 @@ def unarchive(principal: Principal, conversation_id: str) -> Conversation:
 
 
 def delete(principal: Principal, conversation_id: str) -> None:
-    load(principal, conversation_id)  # another project's id is not found
-    if not store().delete_all(principal.project_id, conversation_id):
-        raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
+    """The conversation, its messages, sessions and threads (and theirs); a thread alone. A delete
+    that failed half-way left its item marked: deleting it again finishes the job."""
+    conversations = store()
+    try:
+        record = load(principal, conversation_id, conversations)
+    except NotFound:
+        marked = (
+            conversations.get(principal.project_id, conversation_id) if is_conversation_id(conversation_id) else None
+        )
+        if marked is None or marked.deleting_at is None:
+            raise
+        record = marked
+    conversations.delete_conversation(record)
 
 
 def create_session(principal: Principal, conversation_id: str, body: SessionCreate) -> ChatSession:

@@ -45,7 +45,7 @@ from parley.domain.conversations import (
     SummaryRecord,
     WindowLine,
 )
-from parley.domain.errors import Conflict
+from parley.domain.errors import Conflict, NotFound
 from parley.settings import get_settings
 from parley.storage.base import (
     REASON_CONDITION,
@@ -209,28 +209,86 @@ class ConversationStore:
         page, more = found[:limit], len(found) > limit
         return page, (page[-1].activity if more and page else None)
 
-    def delete_all(self, project_id: str, conversation_id: str) -> bool:
-        """Delete the conversation item first (from then on it is gone for every route), then its
-        sessions and messages. False when there was no such conversation."""
-        pk = _pk(project_id, conversation_id)
+    def delete_conversation(self, record: ConversationRecord) -> None:
+        """Delete a conversation (or a thread) and everything it holds, resumably: a delete that
+        fails half-way is finished by the next one.
+
+        1. Mark the item (`deleting_at`, out of the list indexes, its version moved): from then
+           on every route answers 404, and every write to it fails its condition (all are
+           conditioned on the version; sessions, summaries and threads on the mark itself), so
+           nothing new lands in what is being purged.
+        2. A conversation's threads, each the same way (mark, purge, item), then its
+           `thread#` item, found by a consistent query of the parent's partition.
+        3. The partitions (messages, sessions, send keys, message index), then the item itself
+           last (its REMOVE is chat.conversation_deleted), then a thread's `thread#` item in
+           its parent's partition.
+        A retry finds the marked item (services.conversations.delete) and runs all of it again:
+        every step is idempotent."""
+        project_id = record.project_id
+        if record.deleting_at is None:
+            self._mark_deleting(project_id, record.id)
+        if record.parent_id is None:
+            self._delete_threads(project_id, record.id)
+        self._delete_one(project_id, record.id, record.parent_id)
+
+    def _mark_deleting(self, project_id: str, conversation_id: str) -> None:
         try:
             write_with_retry(
-                lambda: self.client.delete_item(
+                lambda: self.client.update_item(
                     TableName=self.conversations,
-                    Key={"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
-                    ConditionExpression="attribute_exists(pk)",
+                    Key={"pk": {"S": _pk(project_id, conversation_id)}, "sk": {"S": CONVERSATION_SK}},
+                    UpdateExpression="SET deleting_at = :at ADD #version :one REMOVE list_project, list_owner",
+                    ConditionExpression="attribute_exists(pk) AND attribute_not_exists(deleting_at)",
+                    ExpressionAttributeNames={"#version": "version"},
+                    ExpressionAttributeValues={":at": {"S": iso()}, ":one": {"N": "1"}},
                 ),
                 what="the conversation",
             )
         except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        self._purge(self.conversations, pk, ("pk", "sk"))
-        self._purge(self.messages, pk, ("pk", "sk"))
-        return True
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise  # else: marked already (a concurrent delete), or gone
 
-    def _purge(self, table: str, pk: str, key_names: tuple[str, str]) -> None:
+    def _delete_threads(self, project_id: str, parent_id: str) -> None:
+        """Every thread of the conversation, a page of `thread#` items at a time (each is removed
+        once its thread is gone, so the next query starts where this one ended)."""
+        pk = _pk(project_id, parent_id)
+        while True:
+            page = self.client.query(
+                TableName=self.conversations,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": THREAD_SK}},
+                ProjectionExpression="sk",
+                ConsistentRead=True,
+                Limit=25,
+            )
+            found = [str(item["sk"]["S"]).removeprefix(THREAD_SK) for item in page.get("Items", [])]
+            if not found:
+                return
+            for thread_id in found:
+                self._mark_deleting(project_id, thread_id)
+                self._delete_one(project_id, thread_id, parent_id)
+
+    def _delete_one(self, project_id: str, conversation_id: str, parent_id: str | None) -> None:
+        pk = _pk(project_id, conversation_id)
+        self._purge(self.messages, pk, ("pk", "sk"))
+        self._purge(self.conversations, pk, ("pk", "sk"), keep=CONVERSATION_SK)
+        write_with_retry(
+            lambda: self.client.delete_item(
+                TableName=self.conversations, Key={"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}}
+            ),
+            what="the conversation",
+        )
+        if parent_id is not None:
+            write_with_retry(
+                lambda: self.client.delete_item(
+                    TableName=self.conversations,
+                    Key={"pk": {"S": _pk(project_id, parent_id)}, "sk": {"S": THREAD_SK + conversation_id}},
+                ),
+                what="the thread",
+            )
+
+    def _purge(self, table: str, pk: str, key_names: tuple[str, str], keep: str | None = None) -> None:
+        """Every item of the partition but the one whose sk is `keep`."""
         request: dict[str, Any] = {
             "TableName": table,
             "KeyConditionExpression": "pk = :pk",
@@ -239,7 +297,8 @@ class ConversationStore:
         }
         while True:
             page = self.client.query(**request)
-            keys = [{name: item[name] for name in key_names} for item in page.get("Items", [])]
+            items = [i for i in page.get("Items", []) if keep is None or i["sk"].get("S") != keep]
+            keys = [{name: item[name] for name in key_names} for item in items]
             for start in range(0, len(keys), 25):
                 self._batch_delete(table, keys[start : start + 25])
             if "LastEvaluatedKey" not in page:
@@ -260,19 +319,26 @@ class ConversationStore:
 
     # sessions
     def put_session(self, project_id: str, conversation_id: str, session: SessionRecord) -> None:
-        item = {"pk": _pk(project_id, conversation_id), "sk": f"session#{session.id}", **session.stored()}
-        self.client.transact_write_items(
-            TransactItems=[
-                {
-                    "ConditionCheck": {
-                        "TableName": self.conversations,
-                        "Key": {"pk": {"S": _pk(project_id, conversation_id)}, "sk": {"S": CONVERSATION_SK}},
-                        "ConditionExpression": "attribute_exists(pk)",
-                    }
-                },
-                {"Put": {"TableName": self.conversations, "Item": to_item(item)}},
-            ]
-        )
+        pk = _pk(project_id, conversation_id)
+        item = {"pk": pk, "sk": f"session#{session.id}", **session.stored()}
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.conversations,
+                            "Key": {"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
+                            # not while it is being deleted: nothing may land in a partition being purged
+                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(deleting_at)",
+                        }
+                    },
+                    {"Put": {"TableName": self.conversations, "Item": to_item(item)}},
+                ]
+            )
+        except ClientError as error:
+            if error_code(error) == "TransactionCanceledException" and REASON_CONDITION in cancellation_reasons(error):
+                raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found") from None
+            raise
 
     def sessions(
         self, project_id: str, conversation_id: str, limit: int, after: str | None
@@ -731,11 +797,11 @@ class ConversationStore:
             TableName=self.conversations,
             Key={"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
             ConsistentRead=True,
-            ProjectionExpression="#version",
+            ProjectionExpression="#version, deleting_at",
             ExpressionAttributeNames={"#version": "version"},
         )
         item = found.get("Item")
-        return int(item["version"]["N"]) if item else None
+        return int(item["version"]["N"]) if item and "deleting_at" not in item else None  # gone, or going
 
     def add_hidden(self, conversation: ConversationRecord, item: HiddenRecord) -> None:
         """Store a hidden context item as number conversation.next_hidden (StaleConversation if it moved)."""
