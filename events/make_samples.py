@@ -50,6 +50,7 @@ BODIES: dict[str, Any] = {
     "webhooks_create": {"url": "https://example.com/parley-events", "event_types": ["chat.*"]},
     "webhooks_update": {"event_types": ["chat.response_completed"], "description": "Replies only"},
     "context_inject": {"content": "User is on the Enterprise plan. Account created 2024-01-15."},
+    "threads_create": {"parent_message_id": f"msg_{SAMPLE_ID}", "title": "About the refund"},
 }
 PATH_VALUES = {
     "provider_id": f"aip_{SAMPLE_ID}",
