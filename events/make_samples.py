@@ -64,6 +64,7 @@ BODIES: dict[str, Any] = {
     },
     "agents_update": {"system_prompt": "You are Acme's billing agent."},
     "context_inject": {"content": "User is on the Enterprise plan. Account created 2024-01-15."},
+    "threads_create": {"parent_message_id": f"msg_{SAMPLE_ID}", "title": "About the refund"},
 }
 PATH_VALUES = {
     "provider_id": f"aip_{SAMPLE_ID}",

@@ -124,7 +124,7 @@ ROUTES = (
         "conversations_list",
         "conversations:ListConversations",
         resources=("conversations:read", CURSORS),
-        description="List conversations by user and status, newest activity first.",
+        description="List conversations by user and status, newest activity first (include_threads adds threads).",
     ),
     Route(
         "GET",
@@ -149,7 +149,7 @@ ROUTES = (
         "conversations_delete",
         "conversations:DeleteConversation",
         resources=("conversations", "messages"),
-        description="Delete a conversation, its messages and sessions.",
+        description="Delete a conversation, its messages, sessions and threads (a thread: itself).",
     ),
     Route(
         "POST",
@@ -216,6 +216,22 @@ ROUTES = (
         "conversations:InjectContext",
         resources=("conversations", "messages", "chats"),
         description="Inject hidden context.",
+    ),
+    Route(
+        "POST",
+        "/v1/conversations/{conversation_id}/threads",
+        "threads_create",
+        "conversations:CreateThread",
+        resources=("conversations",),
+        description="Start a thread anchored to a message (a conversation of its own with this one as parent).",
+    ),
+    Route(
+        "GET",
+        "/v1/conversations/{conversation_id}/threads",
+        "threads_list",
+        "conversations:ListThreads",
+        resources=("conversations:read", CURSORS),
+        description="List a conversation's threads, oldest first.",
     ),
     Route(
         "POST",

@@ -1,4 +1,5 @@
-"""GET /v1/conversations: newest activity first, filtered by user_id and status, cursor-paginated."""
+"""GET /v1/conversations: newest activity first, filtered by user_id and status, cursor-paginated;
+threads only with include_threads=true."""
 
 from typing import Annotated
 
@@ -22,12 +23,18 @@ def list_conversations(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(min_length=1)] = None,
     org_id: Annotated[str | None, Query()] = None,
+    include_threads: Annotated[
+        bool, Query(description="Threads too (by default only conversations; a thread has parent_id)")
+    ] = False,
 ) -> Page[Conversation]:
     caller = principal(app)
     conversations.check_org(caller, org_id)
-    at = position(cursor, conversations.PAGES)
-    data, after = conversations.list_conversations(caller, user_id=user_id, status=status, limit=limit, position=at)
-    return page(data, after, conversations.PAGES)
+    pages = conversations.WITH_THREADS_PAGES if include_threads else conversations.PAGES
+    at = position(cursor, pages)
+    data, after = conversations.list_conversations(
+        caller, user_id=user_id, status=status, limit=limit, position=at, include_threads=include_threads
+    )
+    return page(data, after, pages)
 
 
 lambda_handler = build_handler(app)

@@ -176,6 +176,17 @@ def with_a_message(w: World) -> None:
     w.admin_call("POST", f"{CONVERSATION}/messages", {"content": "hello"})
 
 
+def an_anchor(w: World) -> dict[str, str]:
+    """A thread's body: anchored to the conversation's newest message (sent first)."""
+    with_a_message(w)
+    newest = w.admin_call("GET", f"{CONVERSATION}/messages").body["data"][0]
+    return {"parent_message_id": str(newest["id"]), "title": "About this"}
+
+
+def with_a_thread(w: World) -> None:
+    w.admin_call("POST", f"{CONVERSATION}/threads", an_anchor(w))
+
+
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("POST", "/v1/chat/completions"): Recipe(COMPLETION),
     ("POST", "/v1/chats/completions"): Recipe(COMPLETION),
@@ -199,6 +210,8 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("GET", f"{CONVERSATION}/sessions"): Recipe(),
     ("GET", f"{CONVERSATION}/context"): Recipe(prepare=with_a_message),
     ("POST", f"{CONVERSATION}/context"): Recipe({"content": "The customer is on the Pro plan."}),
+    ("POST", f"{CONVERSATION}/threads"): Recipe(an_anchor),
+    ("GET", f"{CONVERSATION}/threads"): Recipe(query={"limit": "5"}, prepare=with_a_thread),
     ("POST", "/v1/chats"): Recipe(lambda w: {"ai_provider_id": w.id("provider_id"), "name": "Support"}),
     ("GET", "/v1/chats"): Recipe(),
     ("GET", "/v1/chats/{chat_id}"): Recipe(),

@@ -24,6 +24,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/conversations/{conversation_id}/messages"): {"content": "hello"},
     ("POST", "/v1/conversations/{conversation_id}/sessions"): {"model": "echo"},
     ("POST", "/v1/conversations/{conversation_id}/context"): {"content": "hidden"},
+    ("POST", "/v1/conversations/{conversation_id}/threads"): {"parent_message_id": "msg_01JZ00000000000000000000AA"},
     ("PATCH", "/v1/chats/{chat_id}"): {"name": "taken"},
     ("POST", "/v1/chats/{chat_id}/completions"): {"messages": [{"role": "user", "content": "x"}]},
     ("POST", "/v1/chats/{chat_id}/chat/completions"): {"messages": [{"role": "user", "content": "x"}]},

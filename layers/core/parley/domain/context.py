@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from parley.domain.chat import ToolCall
 from parley.domain.errors import InvalidRequest
+from parley.domain.threads import ThreadContext
 
 Strategy = Literal["full", "sliding_window", "summarize"]
 MAX_WINDOW_MESSAGES = 150  # a window holds at most this many messages, whatever their size (the default cap)
@@ -268,3 +269,6 @@ class ContextState(BaseModel):
     hidden: HiddenCount
     token_counting: Literal["exact", "estimate"]
     last_call: LastCall | None
+    thread: ThreadContext | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="a thread's: what comes from its parent"
+    )

@@ -252,6 +252,9 @@ class Conversation(BaseModel):
     message_count: int = 0
     created_at: str
     updated_at: str
+    # a thread's: the conversation and the message it is anchored to (absent on other conversations)
+    parent_id: str | None = Field(default=None, exclude_if=_absent, description="a thread's parent conversation")
+    parent_message_id: str | None = Field(default=None, exclude_if=_absent, description="a thread's anchor message")
     # only with include=sessions / include=messages (the newest, oldest first); absent otherwise
     sessions: list[ChatSession] | None = Field(default=None, exclude_if=_absent, description="with include=sessions")
     messages: list[Message] | None = Field(default=None, exclude_if=_absent, description="with include=messages")
@@ -302,9 +305,15 @@ class ConversationRecord(StoredRecord):
     # agents: the agent that answers, and its version when pinned (None: the latest)
     agent_id: str | None = None
     agent_version: int | None = None
-    # threads: the conversation and message a thread is anchored to
+    # threads: the conversation and message a thread is anchored to (the anchor's seq, and whether
+    # the thread's context also takes the parent's messages up to it)
     parent_id: str | None = None
     parent_message_id: str | None = None
+    parent_message_seq: int | None = None
+    include_parent_history: bool = False
+    last_message_at: str | None = None  # when the newest message was appended (storage sets it)
+    # a delete in progress (parley.storage.conversations.delete_conversation): gone for every route
+    deleting_at: str | None = None
     # handoffs: the pending one ({id, target, agent_id, reason, metadata, requested_at}), if any
     handoff: dict[str, Any] | None = None
     # client tools: the calls the turn waits for ({reply_seq, call_ids, step, started_seq})

@@ -61,6 +61,9 @@ class ConversationData(EventData):
     message_count: int
     created_at: str
     updated_at: str
+    # a thread is a conversation with a parent: its events are the conversation events, with these set
+    parent_id: str | None = Field(default=None, description="A thread's parent conversation (null otherwise)")
+    parent_message_id: str | None = Field(default=None, description="A thread's anchor message (null otherwise)")
 
 
 class ConversationUpdatedData(ConversationData):
@@ -71,6 +74,7 @@ class ConversationDeletedData(EventData):
     conversation_id: str
     user_id: str | None = None
     message_count: int
+    parent_id: str | None = Field(default=None, description="A thread's parent conversation (null otherwise)")
 
 
 class TokenUsage(EventData):

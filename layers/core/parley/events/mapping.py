@@ -2,7 +2,8 @@
 events it yields (domain.events). Pure: no I/O, so a redelivered record yields the same events
 with the same ids.
 
-    conversations, sk "conversation":  INSERT -> chat.conversation_created
+    conversations, sk "conversation":  INSERT -> chat.conversation_created (a thread's too, with
+                                                 data.parent_id and parent_message_id set)
                                        MODIFY -> archived / unarchived / handoff_requested /
                                                  handoff_resolved (a status change), else
                                                  conversation_updated (a field the API shows);
@@ -13,7 +14,8 @@ with the same ids.
                                 chat.message_failed (error, incomplete)
     messages, seq 0 (the summary): a new version -> chat.context_summarized
 
-Everything else (sessions, send keys, hidden context, the purge after a delete) yields nothing.
+Everything else (sessions, send keys, the message index, thread items, hidden context, a delete's
+mark and the purge after it) yields nothing.
 """
 
 from __future__ import annotations
@@ -130,6 +132,8 @@ def _conversation_data(record: ConversationRecord) -> dict[str, Any]:
         "message_count": record.message_count,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
+        "parent_id": record.parent_id,
+        "parent_message_id": record.parent_message_id,
     }
 
 
@@ -156,7 +160,10 @@ def _conversation_events(change: Change) -> list[Envelope]:
                 Scope(gone.project_id, gone.id, gone.org_id),
                 sequence=gone.version + 1,
                 data=ConversationDeletedData(
-                    conversation_id=gone.id, user_id=gone.user_id, message_count=gone.message_count
+                    conversation_id=gone.id,
+                    user_id=gone.user_id,
+                    message_count=gone.message_count,
+                    parent_id=gone.parent_id,
                 ),
             )
         ]

@@ -42,6 +42,7 @@ from parley.providers.base import ModelRequest
 from parley.providers.resilient import Resilient
 from parley.providers.tokenizer import count_message, default_max_tokens, is_exact
 from parley.services import conversations as lifecycle
+from parley.services import threads
 from parley.services.metering import CallRecord, record_call
 from parley.storage.conversations import MAX_HIDDEN, ConversationStore, retry_stale
 
@@ -86,6 +87,7 @@ class Built:
     stored_summary: Summary | None  # the conversation's summary, whether or not this window uses it
     # the conversation's version when the window was built: a summary stored on the way moves it
     version: int
+    thread: threads.Prefix | None = None  # a thread's: its anchor and the parent's messages before it
 
     def record(self) -> dict[str, Any]:
         """What the reply stores about its context (shown by GET .../context as last_call)."""
@@ -102,6 +104,7 @@ class Built:
             "to_seq": window.seq_range[1] if window.seq_range else None,
             "summary_version": window.summary.version if window.summary else None,
             "hidden": self.hidden,
+            **(self.thread.record() if self.thread else {}),
         }
 
 
@@ -157,11 +160,13 @@ def build(
     project, conversation_id = principal.project_id, record.id
     hidden, summary_item = store.pinned(project, conversation_id)
     hidden_tokens = sum(h.tokens for h in hidden)
+    thread = threads.prefix(principal, record, store, settings.read_limit, lambda item: _turn(item, model))
     items, reached_start = store.newest(project, conversation_id, record.next_seq, settings.read_limit)
     history = [t for t in (_turn(i, model) for i in items) if t is not None]
     system = record.system_prompt
     new_tokens = count_message(model, new_content) if new_content is not None else 0
     fixed = REPLY_PRIMING + (count_message(model, system) if system else 0) + hidden_tokens + new_tokens
+    fixed += thread.anchor_tokens if thread else 0  # a thread's anchor is always in
     summary = _summary(summary_item)
 
     def choose(current: Summary | None, failed: bool = False) -> Window:
@@ -200,12 +205,15 @@ def build(
     if system:
         messages.append(ChatMessage(role="system", content=system))
     messages += [ChatMessage(role="system", content=h.content) for h in hidden]
+    if thread is not None:  # the parent's messages before the anchor, as many as fit, then the anchor
+        thread, window = thread.fill(window, settings.max_messages)
+        messages += [ChatMessage(role=t.role, content=t.content) for t in thread.turns]  # type: ignore[arg-type]
     if window.summary is not None:
         messages.append(ChatMessage(role="system", content=SUMMARY_PREFIX + window.summary.text))
     messages += [chat_message(t) for t in coherent(window.turns)]
     if new_content is not None:
         messages.append(ChatMessage(role="user", content=new_content))
-    return Built(window, messages, new_tokens, len(hidden), hidden_tokens, summary, version)
+    return Built(window, messages, new_tokens, len(hidden), hidden_tokens, summary, version, thread)
 
 
 def _summarize(
@@ -287,7 +295,7 @@ def _summarize(
 def state(principal: Principal, conversation_id: str, model: str, runner: Resilient) -> ContextState:
     """GET .../context: the window the next call would use, the summary, and what the last call had."""
     store = lifecycle.store()
-    record = lifecycle.load(principal, conversation_id, store)
+    record = lifecycle.load_for_call(principal, conversation_id, store)
     built = build(principal, record, model, runner, None, summarize=False, store=store)
     window = built.window
     last_call = None
@@ -331,6 +339,7 @@ def state(principal: Principal, conversation_id: str, model: str, runner: Resili
         hidden=HiddenCount(count=built.hidden, tokens=built.hidden_tokens),
         token_counting="exact" if is_exact(model) else "estimate",
         last_call=last_call,
+        thread=built.thread.view() if built.thread else None,
     )
 
 
@@ -340,7 +349,7 @@ def inject(principal: Principal, conversation_id: str, content: str, model: str)
     tokens = count_message(model, content)
 
     def attempt() -> HiddenContextItem:
-        record = lifecycle.load(principal, conversation_id, store)
+        record = lifecycle.load_for_call(principal, conversation_id, store)
         hidden, _ = store.pinned(principal.project_id, conversation_id)
         if len(hidden) >= MAX_HIDDEN:
             raise InvalidRequest(

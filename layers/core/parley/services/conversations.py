@@ -81,17 +81,62 @@ def _check_provider(principal: Principal, provider_id: str | None, param: str = 
         ) from None
 
 
+def is_conversation_id(value: str) -> bool:
+    """A conversation's id, or a thread's (a thread is a conversation with a parent)."""
+    return has_prefix(value, "conv") or has_prefix(value, "thr")
+
+
+def _not_found(conversation_id: str) -> NotFound:
+    return NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
+
+
+def load_with_parent(
+    principal: Principal, conversation_id: str, conversations: ConversationStore | None = None
+) -> tuple[ConversationRecord, ConversationRecord | None]:
+    """The conversation (a `conv_` or a `thr_` id) and, for a thread, its parent. 404 when there
+    is none in the caller's project, when it is being deleted, and for a thread whose parent is
+    gone or being deleted (a thread lives only as long as its parent)."""
+    conversations = conversations or store()
+    record = conversations.get(principal.project_id, conversation_id) if is_conversation_id(conversation_id) else None
+    if record is None or record.deleting_at is not None:
+        raise _not_found(conversation_id)
+    if record.parent_id is None:
+        return record, None
+    parent = conversations.get(principal.project_id, record.parent_id)
+    if parent is None or parent.deleting_at is not None:
+        raise _not_found(conversation_id)
+    return record, parent
+
+
 def load(
     principal: Principal, conversation_id: str, conversations: ConversationStore | None = None
 ) -> ConversationRecord:
-    record = (
-        (conversations or store()).get(principal.project_id, conversation_id)
-        if has_prefix(conversation_id, "conv")
-        else None
+    return load_with_parent(principal, conversation_id, conversations)[0]
+
+
+def load_for_call(
+    principal: Principal, conversation_id: str, conversations: ConversationStore | None = None
+) -> ConversationRecord:
+    """The conversation with the settings a model call uses: a thread's own where it set them,
+    else its parent's as they are now (a thread shares its parent's provider and model, system
+    prompt, context settings and agent). Never written back: a thread keeps following its parent."""
+    record, parent = load_with_parent(principal, conversation_id, conversations)
+    return record if parent is None else inherit(record, parent)
+
+
+def inherit(thread: ConversationRecord, parent: ConversationRecord) -> ConversationRecord:
+    own_model = thread.provider_id is not None or thread.model is not None  # a pair: never one of each
+    own_agent = thread.agent_id is not None
+    return thread.model_copy(
+        update={
+            "provider_id": thread.provider_id if own_model else parent.provider_id,
+            "model": thread.model if own_model else parent.model,
+            "system_prompt": thread.system_prompt if thread.system_prompt is not None else parent.system_prompt,
+            "context": thread.context or parent.context,
+            "agent_id": thread.agent_id if own_agent else parent.agent_id,
+            "agent_version": thread.agent_version if own_agent else parent.agent_version,
+        }
     )
-    if record is None:
-        raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
-    return record
 
 
 def agent_of(principal: Principal, record: ConversationRecord) -> AgentRecord | None:
@@ -196,6 +241,8 @@ def get(
 
 
 PAGES = Pages("conversations", {"before": str, "user_id": (str, type(None)), "status": str})
+# ?include_threads=true lists threads too: its cursors are another list's
+WITH_THREADS_PAGES = Pages("conversations_and_threads", PAGES.shape)
 SESSION_PAGES = Pages("sessions", {"after": str})
 
 
@@ -206,12 +253,20 @@ def list_conversations(
     status: StatusFilter,
     limit: int,
     position: Position | None,
+    include_threads: bool = False,
 ) -> tuple[list[Conversation], Position | None]:
+    """Threads are left out unless `include_threads` (they are listed by their parent's
+    GET .../threads); with it they come in the same order, by their own activity."""
     if position and (position["user_id"], position["status"]) != (user_id, status):
         raise InvalidRequest("This cursor belongs to a list with other filters.", code="invalid_cursor", param="cursor")
     statuses = STATUSES if status == "all" else (status,)
     before = position["before"] if position else None
-    records, last = store().page(principal.project_id, user_id, statuses, limit, before)
+    conversations = store()
+    records, last = conversations.page(principal.project_id, user_id, statuses, limit, before, include_threads)
+    parents = {r.parent_id for r in records if r.parent_id is not None}
+    if parents:  # a thread lives as long as its parent: none of a conversation being deleted (one BatchGetItem)
+        alive = {p.id for p in conversations.get_many(principal.project_id, sorted(parents)) if p.deleting_at is None}
+        records = [r for r in records if r.parent_id is None or r.parent_id in alive]
     return [view(r) for r in records], ({"before": last, "user_id": user_id, "status": status} if last else None)
 
 
@@ -229,7 +284,7 @@ def _modify(
         if updated is None:  # nothing to do (e.g. archiving an archived conversation)
             return record
         at = now()
-        keys = list_keys(principal.project_id, updated.user_id, updated.status)
+        keys = list_keys(principal.project_id, updated.user_id, updated.status, thread=updated.parent_id is not None)
         fields = updated.model_dump()
         fields.pop("list_owner", None)
         updated = ConversationRecord(
@@ -286,16 +341,26 @@ def unarchive(principal: Principal, conversation_id: str) -> Conversation:
 
 
 def delete(principal: Principal, conversation_id: str) -> None:
-    load(principal, conversation_id)  # another project's id is not found
-    if not store().delete_all(principal.project_id, conversation_id):
-        raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found")
+    """The conversation, its messages, sessions and threads (and theirs); a thread alone. A delete
+    that failed half-way left its item marked: deleting it again finishes the job."""
+    conversations = store()
+    try:
+        record = load(principal, conversation_id, conversations)
+    except NotFound:
+        marked = (
+            conversations.get(principal.project_id, conversation_id) if is_conversation_id(conversation_id) else None
+        )
+        if marked is None or marked.deleting_at is None:
+            raise
+        record = marked
+    conversations.delete_conversation(record)
 
 
 def create_session(principal: Principal, conversation_id: str, body: SessionCreate) -> ChatSession:
     if body.model is not None and body.model_id is not None and body.model != body.model_id:
         raise InvalidRequest("Give model or model_id, not two different values.", param="model_id")
     model = body.model or body.model_id
-    record = load(principal, conversation_id)
+    record = load_for_call(principal, conversation_id)  # a thread's sessions default to its parent's model
     if record.status == "archived":
         raise Conflict("The conversation is archived; unarchive it first.", code="conversation_archived")
     _check_provider(principal, body.provider_id)

@@ -173,7 +173,7 @@ def _targets(principal: Principal, record: ConversationRecord, session: SessionR
 
 def model_for(principal: Principal, conversation_id: str) -> tuple[str, Resilient]:
     """The model (and its call chain) that answers this conversation's next message."""
-    record = lifecycle.load(principal, conversation_id)
+    record = lifecycle.load_for_call(principal, conversation_id)  # a thread: its parent's settings
     runner = _targets(principal, lifecycle.effective(record, lifecycle.agent_of(principal, record)), None)
     return runner.targets[0].model, runner
 
@@ -193,7 +193,7 @@ def _prepare(
     key: str | None,
     conversations: ConversationStore,
 ) -> Prepared:
-    record = lifecycle.load(principal, conversation_id, conversations)
+    record = lifecycle.load_for_call(principal, conversation_id, conversations)  # a thread: its parent's settings
     _check_sendable(record, body)
     if body.tool_results is not None:
         return _prepare_results(principal, record, body, request_id, key, conversations)
@@ -418,7 +418,7 @@ def _next_step(
     # the window from what is stored now: the turn's calls and their results
     built = context.build(
         principal,
-        lifecycle.effective(current, agent),
+        lifecycle.effective(record.model_copy(update={"next_seq": current.next_seq}), agent),
         model,
         runner,
         None,
@@ -545,7 +545,7 @@ def _after_tools(
             "user_message_id": prepared.reply.user_message_id,
         }
     conversations = lifecycle.store()
-    record = lifecycle.load(principal, prepared.conversation.id, conversations)
+    record = lifecycle.load_for_call(principal, prepared.conversation.id, conversations)
     following = _next_step(
         principal,
         record,

@@ -1,7 +1,14 @@
 """Conversations, chat sessions and messages in DynamoDB (DESIGN.md section 4).
 
-    conversations  pk = {project}#{conversation}  sk = conversation | session#{id}
+    conversations  pk = {project}#{conversation}  sk = conversation | session#{id} | send#{key hash}
+                                                  | msg#{message id} (its seq and role)
+                                                  | thread#{thread id} (a thread of this conversation)
     messages       pk = {project}#{conversation}  sk = seq (dense integers from 1)
+
+A thread is a conversation of its own (id `thr_`, its own partitions) with `parent_id`; its
+parent's partition holds a `thread#{id}` item per thread, written in the thread's creating
+transaction, so a delete finds every thread with a consistent query (no index lag) and a thread
+list is one query and one BatchGetItem.
 
 The conversation item holds `next_seq`, the counters, the status and a version. A send
 reserves two sequence numbers (the user message and its reply) in the same transaction that
@@ -38,7 +45,7 @@ from parley.domain.conversations import (
     SummaryRecord,
     WindowLine,
 )
-from parley.domain.errors import Conflict
+from parley.domain.errors import Conflict, NotFound
 from parley.settings import get_settings
 from parley.storage.base import (
     REASON_CONDITION,
@@ -97,11 +104,18 @@ def _pk(project_id: str, conversation_id: str) -> str:
     return f"{project_id}#{conversation_id}"
 
 
-def list_keys(project_id: str, user_id: str | None, status: str) -> dict[str, str]:
-    keys = {"list_project": f"{project_id}#{status}"}
+def list_keys(project_id: str, user_id: str | None, status: str, thread: bool = False) -> dict[str, str]:
+    """The list indexes' partitions of a conversation; a thread's are apart (`...#thread#{status}`),
+    so the conversation lists leave threads out unless they ask for them."""
+    kind = f"thread#{status}" if thread else status
+    keys = {"list_project": f"{project_id}#{kind}"}
     if user_id is not None:
-        keys["list_owner"] = f"{project_id}#{user_id}#{status}"
+        keys["list_owner"] = f"{project_id}#{user_id}#{kind}"
     return keys
+
+
+MESSAGE_SK = "msg#"  # + a message's id: its seq and role (a thread's anchor is named by id)
+THREAD_SK = "thread#"  # + a thread's id, in its parent's partition
 
 
 class ConversationStore:
@@ -166,13 +180,21 @@ class ConversationStore:
             raise
 
     def page(
-        self, project_id: str, user_id: str | None, statuses: tuple[str, ...], limit: int, before: str | None
+        self,
+        project_id: str,
+        user_id: str | None,
+        statuses: tuple[str, ...],
+        limit: int,
+        before: str | None,
+        include_threads: bool = False,
     ) -> tuple[list[ConversationRecord], str | None]:
-        """Newest activity first across the given statuses: one bounded query per status."""
+        """Newest activity first across the given statuses (and threads too, when asked): one
+        bounded query per status (and kind)."""
         index, key = ("by_owner", "list_owner") if user_id is not None else ("by_project", "list_project")
         found: list[ConversationRecord] = []
-        for status in statuses:
-            partition = list_keys(project_id, user_id, status)[key]
+        kinds = (False, True) if include_threads else (False,)
+        for status, thread in ((status, thread) for status in statuses for thread in kinds):
+            partition = list_keys(project_id, user_id, status, thread)[key]
             request: dict[str, Any] = {
                 "TableName": self.conversations,
                 "IndexName": index,
@@ -187,28 +209,86 @@ class ConversationStore:
         page, more = found[:limit], len(found) > limit
         return page, (page[-1].activity if more and page else None)
 
-    def delete_all(self, project_id: str, conversation_id: str) -> bool:
-        """Delete the conversation item first (from then on it is gone for every route), then its
-        sessions and messages. False when there was no such conversation."""
-        pk = _pk(project_id, conversation_id)
+    def delete_conversation(self, record: ConversationRecord) -> None:
+        """Delete a conversation (or a thread) and everything it holds, resumably: a delete that
+        fails half-way is finished by the next one.
+
+        1. Mark the item (`deleting_at`, out of the list indexes, its version moved): from then
+           on every route answers 404, and every write to it fails its condition (all are
+           conditioned on the version; sessions, summaries and threads on the mark itself), so
+           nothing new lands in what is being purged.
+        2. A conversation's threads, each the same way (mark, purge, item), then its
+           `thread#` item, found by a consistent query of the parent's partition.
+        3. The partitions (messages, sessions, send keys, message index), then the item itself
+           last (its REMOVE is chat.conversation_deleted), then a thread's `thread#` item in
+           its parent's partition.
+        A retry finds the marked item (services.conversations.delete) and runs all of it again:
+        every step is idempotent."""
+        project_id = record.project_id
+        if record.deleting_at is None:
+            self._mark_deleting(project_id, record.id)
+        if record.parent_id is None:
+            self._delete_threads(project_id, record.id)
+        self._delete_one(project_id, record.id, record.parent_id)
+
+    def _mark_deleting(self, project_id: str, conversation_id: str) -> None:
         try:
             write_with_retry(
-                lambda: self.client.delete_item(
+                lambda: self.client.update_item(
                     TableName=self.conversations,
-                    Key={"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
-                    ConditionExpression="attribute_exists(pk)",
+                    Key={"pk": {"S": _pk(project_id, conversation_id)}, "sk": {"S": CONVERSATION_SK}},
+                    UpdateExpression="SET deleting_at = :at ADD #version :one REMOVE list_project, list_owner",
+                    ConditionExpression="attribute_exists(pk) AND attribute_not_exists(deleting_at)",
+                    ExpressionAttributeNames={"#version": "version"},
+                    ExpressionAttributeValues={":at": {"S": iso()}, ":one": {"N": "1"}},
                 ),
                 what="the conversation",
             )
         except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        self._purge(self.conversations, pk, ("pk", "sk"))
-        self._purge(self.messages, pk, ("pk", "sk"))
-        return True
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise  # else: marked already (a concurrent delete), or gone
 
-    def _purge(self, table: str, pk: str, key_names: tuple[str, str]) -> None:
+    def _delete_threads(self, project_id: str, parent_id: str) -> None:
+        """Every thread of the conversation, a page of `thread#` items at a time (each is removed
+        once its thread is gone, so the next query starts where this one ended)."""
+        pk = _pk(project_id, parent_id)
+        while True:
+            page = self.client.query(
+                TableName=self.conversations,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": THREAD_SK}},
+                ProjectionExpression="sk",
+                ConsistentRead=True,
+                Limit=25,
+            )
+            found = [str(item["sk"]["S"]).removeprefix(THREAD_SK) for item in page.get("Items", [])]
+            if not found:
+                return
+            for thread_id in found:
+                self._mark_deleting(project_id, thread_id)
+                self._delete_one(project_id, thread_id, parent_id)
+
+    def _delete_one(self, project_id: str, conversation_id: str, parent_id: str | None) -> None:
+        pk = _pk(project_id, conversation_id)
+        self._purge(self.messages, pk, ("pk", "sk"))
+        self._purge(self.conversations, pk, ("pk", "sk"), keep=CONVERSATION_SK)
+        write_with_retry(
+            lambda: self.client.delete_item(
+                TableName=self.conversations, Key={"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}}
+            ),
+            what="the conversation",
+        )
+        if parent_id is not None:
+            write_with_retry(
+                lambda: self.client.delete_item(
+                    TableName=self.conversations,
+                    Key={"pk": {"S": _pk(project_id, parent_id)}, "sk": {"S": THREAD_SK + conversation_id}},
+                ),
+                what="the thread",
+            )
+
+    def _purge(self, table: str, pk: str, key_names: tuple[str, str], keep: str | None = None) -> None:
+        """Every item of the partition but the one whose sk is `keep`."""
         request: dict[str, Any] = {
             "TableName": table,
             "KeyConditionExpression": "pk = :pk",
@@ -217,7 +297,8 @@ class ConversationStore:
         }
         while True:
             page = self.client.query(**request)
-            keys = [{name: item[name] for name in key_names} for item in page.get("Items", [])]
+            items = [i for i in page.get("Items", []) if keep is None or i["sk"].get("S") != keep]
+            keys = [{name: item[name] for name in key_names} for item in items]
             for start in range(0, len(keys), 25):
                 self._batch_delete(table, keys[start : start + 25])
             if "LastEvaluatedKey" not in page:
@@ -238,19 +319,26 @@ class ConversationStore:
 
     # sessions
     def put_session(self, project_id: str, conversation_id: str, session: SessionRecord) -> None:
-        item = {"pk": _pk(project_id, conversation_id), "sk": f"session#{session.id}", **session.stored()}
-        self.client.transact_write_items(
-            TransactItems=[
-                {
-                    "ConditionCheck": {
-                        "TableName": self.conversations,
-                        "Key": {"pk": {"S": _pk(project_id, conversation_id)}, "sk": {"S": CONVERSATION_SK}},
-                        "ConditionExpression": "attribute_exists(pk)",
-                    }
-                },
-                {"Put": {"TableName": self.conversations, "Item": to_item(item)}},
-            ]
-        )
+        pk = _pk(project_id, conversation_id)
+        item = {"pk": pk, "sk": f"session#{session.id}", **session.stored()}
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.conversations,
+                            "Key": {"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
+                            # not while it is being deleted: nothing may land in a partition being purged
+                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(deleting_at)",
+                        }
+                    },
+                    {"Put": {"TableName": self.conversations, "Item": to_item(item)}},
+                ]
+            )
+        except ClientError as error:
+            if error_code(error) == "TransactionCanceledException" and REASON_CONDITION in cancellation_reasons(error):
+                raise NotFound(f"No conversation {conversation_id!r}.", code="conversation_not_found") from None
+            raise
 
     def sessions(
         self, project_id: str, conversation_id: str, limit: int, after: str | None
@@ -279,6 +367,92 @@ class ConversationStore:
         )
         item = found.get("Item")
         return SessionRecord(**_strip(from_item(item))) if item else None
+
+    # threads
+    def message_seq(self, project_id: str, conversation_id: str, message_id: str) -> tuple[int, str] | None:
+        """A visible message's seq and role, by its id (one read of the index item its append wrote)."""
+        found = self.client.get_item(
+            TableName=self.conversations,
+            Key={"pk": {"S": _pk(project_id, conversation_id)}, "sk": {"S": MESSAGE_SK + message_id}},
+            ConsistentRead=True,
+        )
+        item = found.get("Item")
+        return (int(item["seq"]["N"]), str(item["role"]["S"])) if item else None
+
+    def put_thread(self, record: ConversationRecord) -> bool:
+        """Store a thread and its `thread#` item in the parent's partition, in one transaction, if
+        the parent is still there, not being deleted and not a thread itself. False otherwise."""
+        assert record.parent_id is not None
+        parent_pk = _pk(record.project_id, record.parent_id)
+        marker = {"pk": parent_pk, "sk": THREAD_SK + record.id, "thread_id": record.id, "created_at": record.created_at}
+        writes: list[TransactWriteItemTypeDef] = [
+            {
+                "ConditionCheck": {
+                    "TableName": self.conversations,
+                    "Key": {"pk": {"S": parent_pk}, "sk": {"S": CONVERSATION_SK}},
+                    "ConditionExpression": (
+                        "attribute_exists(pk) AND attribute_not_exists(deleting_at) AND attribute_not_exists(parent_id)"
+                    ),
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.conversations,
+                    "Item": to_item(
+                        {"pk": _pk(record.project_id, record.id), "sk": CONVERSATION_SK, **record.stored()}
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {"Put": {"TableName": self.conversations, "Item": to_item(marker)}},
+        ]
+        try:
+            write_with_retry(lambda: self.client.transact_write_items(TransactItems=writes), what="the thread")
+        except ClientError as error:
+            if error_code(error) == "TransactionCanceledException" and REASON_CONDITION in cancellation_reasons(error):
+                return False
+            raise
+        return True
+
+    def threads(
+        self, project_id: str, parent_id: str, limit: int, after: str | None
+    ) -> tuple[list[ConversationRecord], str | None]:
+        """A page of the conversation's threads, oldest first: one query of its `thread#` items and
+        one BatchGetItem of the threads (a thread being deleted is left out)."""
+        pk = _pk(project_id, parent_id)
+        request: dict[str, Any] = {
+            "TableName": self.conversations,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": THREAD_SK}},
+            "ProjectionExpression": "sk",
+            "Limit": limit + 1,
+        }
+        if after:
+            request["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": THREAD_SK + after}}
+        found = [str(i["sk"]["S"]).removeprefix(THREAD_SK) for i in self.client.query(**request).get("Items", [])]
+        ids, more = found[:limit], len(found) > limit
+        records = {r.id: r for r in self.get_many(project_id, ids)}
+        page = [records[i] for i in ids if i in records and records[i].deleting_at is None]
+        return page, (ids[-1] if more and ids else None)
+
+    def get_many(self, project_id: str, conversation_ids: list[str]) -> list[ConversationRecord]:
+        """The conversation items of up to 100 ids (BatchGetItem, unprocessed keys asked again)."""
+        if not conversation_ids:
+            return []
+        keys: list[Any] = [{"pk": {"S": _pk(project_id, i)}, "sk": {"S": CONVERSATION_SK}} for i in conversation_ids]
+        found: list[ConversationRecord] = []
+        for attempt in range(8):
+            answer = self.client.batch_get_item(
+                RequestItems={self.conversations: {"Keys": keys, "ConsistentRead": True}}
+            )
+            items: list[Any] = list(answer.get("Responses", {}).get(self.conversations, []))
+            found += [ConversationRecord(**_strip(from_item(i))) for i in items]
+            unprocessed: dict[str, Any] = dict(answer.get("UnprocessedKeys", {}))
+            keys = list(unprocessed.get(self.conversations, {}).get("Keys", []))
+            if not keys:
+                return found
+            time.sleep(backoff(attempt))
+        raise unavailable("the thread list")
 
     # messages
     def append_pair(
@@ -319,6 +493,8 @@ class ConversationStore:
         over DynamoDB's limit (413)."""
         project, conversation_id = conversation.project_id, conversation.id
         pk = _pk(project, conversation_id)
+        if messages:
+            changes = {**changes, "last_message_at": messages[-1].created_at}
         names = {f"#f{i}": name for i, name in enumerate(changes)}
         values = {f":f{i}": to_value(value) for i, value in enumerate(changes.values())}
         allowed = {f":status{i}": {"S": status} for i, status in enumerate(statuses)}
@@ -367,6 +543,16 @@ class ConversationStore:
                     }
                 }
             )
+        # each message's id -> seq (after the key's Put, whose place names a DuplicateSend below)
+        writes += [
+            {
+                "Put": {
+                    "TableName": self.conversations,
+                    "Item": to_item({"pk": pk, "sk": MESSAGE_SK + m.id, "seq": m.seq, "role": m.role}),
+                }
+            }
+            for m in messages
+        ]
         request: dict[str, Any] = {"TransactItems": writes}
         if token is not None:
             request["ClientRequestToken"] = token
@@ -611,11 +797,11 @@ class ConversationStore:
             TableName=self.conversations,
             Key={"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
             ConsistentRead=True,
-            ProjectionExpression="#version",
+            ProjectionExpression="#version, deleting_at",
             ExpressionAttributeNames={"#version": "version"},
         )
         item = found.get("Item")
-        return int(item["version"]["N"]) if item else None
+        return int(item["version"]["N"]) if item and "deleting_at" not in item else None  # gone, or going
 
     def add_hidden(self, conversation: ConversationRecord, item: HiddenRecord) -> None:
         """Store a hidden context item as number conversation.next_hidden (StaleConversation if it moved)."""
