@@ -50,6 +50,8 @@ BODIES: dict[str, Any] = {
     "webhooks_create": {"url": "https://example.com/parley-events", "event_types": ["chat.*"]},
     "webhooks_update": {"event_types": ["chat.response_completed"], "description": "Replies only"},
     "context_inject": {"content": "User is on the Enterprise plan. Account created 2024-01-15."},
+    "handoffs_create": {"to": "human", "reason": "Refund over $500", "metadata": {"queue": "billing"}},
+    "handoffs_resolve": {"resolution": "Refund approved", "resolved_by": {"id": "op_7", "name": "Dana"}},
 }
 PATH_VALUES = {
     "provider_id": f"aip_{SAMPLE_ID}",
