@@ -655,6 +655,23 @@ def test_a_held_send_racing_the_resolution_gets_a_model_reply(api: Api, faults: 
     assert [m["role"] for m in history(api, cid)] == ["user", "assistant"]
 
 
+def test_a_send_that_read_the_conversation_before_the_handoff_is_409_and_held_when_retried(
+    api: Api, faults: Faults, received: list[list[tuple[str, str]]]
+) -> None:
+    cid = new(api)
+
+    def pair(request: dict[str, Any]) -> bool:
+        return on_table("messages")(request) and len(request["TransactItems"]) >= 3  # the conversation, a pair
+
+    rule = faults.inject("transact_write_items", run_first(lambda: hand_off(api, cid)), when=pair)
+    raced = api.call("messages_create", {"content": "hi"}, path=path(cid), headers=key("race-1"))
+    assert rule.fired == 1
+    error_of(raced, 409, "conversation_handed_off")
+    assert history(api, cid) == [] and received == []
+    retried = api.call("messages_create", {"content": "hi"}, path=path(cid), headers=key("race-1"))
+    assert retried.status == 202 and retried.body["message"]["content"] == "hi"
+
+
 def test_an_operator_reply_racing_the_resolution_is_409(api: Api, faults: Faults) -> None:
     cid = new(api)
     hand_off(api, cid)
