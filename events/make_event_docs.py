@@ -52,6 +52,15 @@ REPLY: dict[str, Any] = {
     "cost_usd": "0.0000372",
     "completed_at": "2026-12-03T10:15:32.480Z",
 }
+HANDOFF: dict[str, Any] = {
+    "conversation_id": CONVERSATION,
+    "handoff_id": "hof_01JZ0000000000000000000010",
+    "user_id": "user_123",
+    "target": "human",
+    "reason": "Refund over $500",
+    "metadata": {"queue": "billing"},
+    "requested_at": "2026-12-03T10:20:11.004Z",
+}
 DATA: dict[str, tuple[int | None, dict[str, Any]]] = {  # type -> (sequence, data)
     "chat.conversation_created": (1, CONVERSATION_DATA),
     "chat.conversation_updated": (
@@ -104,13 +113,16 @@ DATA: dict[str, tuple[int | None, dict[str, Any]]] = {  # type -> (sequence, dat
             "model": "gpt-4o-mini",
         },
     ),
-    "chat.handoff_requested": (
-        7,
-        {"conversation_id": CONVERSATION, "user_id": "user_123", "target": "human", "reason": "refund over $500"},
-    ),
+    "chat.handoff_requested": (7, HANDOFF),
     "chat.handoff_resolved": (
         8,
-        {"conversation_id": CONVERSATION, "user_id": "user_123", "target": "human", "reason": "refund approved"},
+        {
+            **HANDOFF,
+            "metadata": {"queue": "billing", "ticket": "T-1042"},
+            "resolved_at": "2026-12-03T10:42:05.310Z",
+            "resolution": "Refund approved",
+            "resolved_by": {"type": "human", "id": "op_7", "name": "Dana"},
+        },
     ),
     "webhook.test": (None, {"webhook_id": "whk_01JZ0000000000000000000009"}),
     "webhook.endpoint_disabled": (

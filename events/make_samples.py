@@ -65,6 +65,8 @@ BODIES: dict[str, Any] = {
     "agents_update": {"system_prompt": "You are Acme's billing agent."},
     "context_inject": {"content": "User is on the Enterprise plan. Account created 2024-01-15."},
     "threads_create": {"parent_message_id": f"msg_{SAMPLE_ID}", "title": "About the refund"},
+    "handoffs_create": {"to": "human", "reason": "Refund over $500", "metadata": {"queue": "billing"}},
+    "handoffs_resolve": {"resolution": "Refund approved", "resolved_by": {"id": "op_7", "name": "Dana"}},
 }
 PATH_VALUES = {
     "provider_id": f"aip_{SAMPLE_ID}",

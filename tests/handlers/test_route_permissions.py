@@ -187,6 +187,15 @@ def with_a_thread(w: World) -> None:
     w.admin_call("POST", f"{CONVERSATION}/threads", an_anchor(w))
 
 
+def handed_off(w: World) -> None:
+    """The conversation handed off to a human (once: a recipe may be prepared twice in a test)."""
+    if w.admin_call("GET", CONVERSATION).body["status"] != "handed_off":
+        w.admin_call("POST", f"{CONVERSATION}/handoff", {"to": "human", "reason": "Refund"})
+
+
+OPERATOR_REPLY = {"role": "assistant", "content": "On it", "author": {"type": "human", "id": "op_7", "name": "Dana"}}
+
+
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("POST", "/v1/chat/completions"): Recipe(COMPLETION),
     ("POST", "/v1/chats/completions"): Recipe(COMPLETION),
@@ -212,6 +221,10 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("POST", f"{CONVERSATION}/context"): Recipe({"content": "The customer is on the Pro plan."}),
     ("POST", f"{CONVERSATION}/threads"): Recipe(an_anchor),
     ("GET", f"{CONVERSATION}/threads"): Recipe(query={"limit": "5"}, prepare=with_a_thread),
+    ("POST", f"{CONVERSATION}/handoff"): Recipe({"to": "human", "reason": "Refund", "metadata": {"queue": "billing"}}),
+    ("POST", f"{CONVERSATION}/handoff/resolve"): Recipe({"resolution": "Refunded"}, prepare=handed_off),
+    ("GET", f"{CONVERSATION}/handoffs"): Recipe(query={"limit": "5"}, prepare=handed_off),
+    ("GET", "/v1/handoffs"): Recipe(query={"status": "pending"}, prepare=handed_off),
     ("POST", "/v1/chats"): Recipe(lambda w: {"ai_provider_id": w.id("provider_id"), "name": "Support"}),
     ("GET", "/v1/chats"): Recipe(),
     ("GET", "/v1/chats/{chat_id}"): Recipe(),
@@ -514,6 +527,13 @@ INNER = (
         f"{CONVERSATION}/messages",
         "conversations:ReadHiddenContext",
         Recipe(query={"include_hidden": "true"}, prepare=a_dead_invocations_reply),
+    ),
+    # an operator's reply during a human handoff (the route's own permission is SendMessage)
+    Inner(
+        "POST",
+        f"{CONVERSATION}/messages",
+        "conversations:PostOperatorMessage",
+        Recipe(OPERATOR_REPLY, prepare=handed_off),
     ),
 )
 

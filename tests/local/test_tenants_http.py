@@ -25,6 +25,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/conversations/{conversation_id}/sessions"): {"model": "echo"},
     ("POST", "/v1/conversations/{conversation_id}/context"): {"content": "hidden"},
     ("POST", "/v1/conversations/{conversation_id}/threads"): {"parent_message_id": "msg_01JZ00000000000000000000AA"},
+    ("POST", "/v1/conversations/{conversation_id}/handoff"): {"to": "human"},
+    ("POST", "/v1/conversations/{conversation_id}/handoff/resolve"): {"resolution": "taken"},
     ("PATCH", "/v1/chats/{chat_id}"): {"name": "taken"},
     ("POST", "/v1/chats/{chat_id}/completions"): {"messages": [{"role": "user", "content": "x"}]},
     ("POST", "/v1/chats/{chat_id}/chat/completions"): {"messages": [{"role": "user", "content": "x"}]},
@@ -80,6 +82,9 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
         provider = a.post("/v1/providers", json={"type": "echo", "name": "a-echo"}).json()["id"]
         conversation = a.post("/v1/conversations", json={"title": "A's"}).json()["id"]
         a.post(f"/v1/conversations/{conversation}/messages", json={"content": "A's secret"})
+        # a conversation of A's handed off to a human: its handoff is in A's queue only
+        handed = a.post("/v1/conversations", json={"title": "A's handoff"}).json()["id"]
+        handoff = a.post(f"/v1/conversations/{handed}/handoff", json={"to": "human", "reason": "A's"}).json()["id"]
         chat = a.post("/v1/chats", json={"ai_provider_id": provider, "name": "A's chat"}).json()["id"]
         document = a.post("/v1/documents", json={"name": "a.md", "content": "A's text"}).json()["id"]
         key = a.post("/v1/api-keys", json={"name": "a-key"}).json()["id"]
@@ -120,6 +125,7 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
             "/v1/documents": document,
             "/v1/webhooks": webhook,
             "/v1/agents": agent,
+            "/v1/handoffs?status=pending": handoff,
         }
         for path, a_id in lists.items():
             listed = b_http.get(path)
@@ -128,6 +134,14 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
         # an agent's name is its project's too
         by_name = b_http.get("/v1/agents/a_agent")
         assert by_name.status_code == 404, by_name.text
+        operator_reply = {"role": "assistant", "content": "x", "author": {"type": "human"}}
+        for path, body in (
+            (f"/v1/conversations/{handed}/handoff/resolve", {"resolution": "taken"}),
+            (f"/v1/conversations/{handed}/messages", operator_reply),
+            (f"/v1/conversations/{handed}/handoffs", None),
+        ):
+            refused = b_http.request("POST" if body else "GET", path, json=body)
+            assert refused.status_code == 404, (path, refused.text)
     assert len(checked) >= 20
     # B's deletes changed nothing of A's
     with httpx.Client(base_url=server.url, headers=a_headers, timeout=60) as a:
@@ -136,3 +150,5 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
         assert a.get(f"/v1/documents/{document}").status_code == 200
         assert a.get(f"/v1/webhooks/{webhook}/deliveries/{delivery}").status_code == 200
         assert a.get(f"/v1/agents/{agent}").json()["system_prompt"] == "A's prompt"
+        queued = a.get("/v1/handoffs", params={"status": "pending"}).json()["data"]
+        assert [h["id"] for h in queued] == [handoff]

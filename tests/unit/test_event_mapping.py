@@ -1,5 +1,5 @@
-"""parley.events.mapping on changes no API route makes yet (handoff, which the agents issue
-builds on) and on changes that mean no event."""
+"""parley.events.mapping on handoff items' changes (the handoff routes write them; the handler
+tests drive them through the streams) and on changes that mean no event."""
 
 from __future__ import annotations
 
@@ -34,16 +34,104 @@ def modify(old: dict[str, Any], new: dict[str, Any], record_id: str = "r1") -> C
     return Change(record_id, "conversations", "MODIFY", AT, keys, old, new)
 
 
-def test_a_handoff_and_its_resolution_are_events_with_their_target() -> None:
-    before = conversation()
-    handed = conversation(
-        status="handed_off", version=4, handoff={"target": "agent", "agent_id": "agt_1", "reason": "billing"}
+def handoff(**fields: Any) -> dict[str, Any]:
+    return {
+        "pk": "proj_a#conv_1",
+        "sk": "handoff#hof_1",
+        "handoff_queue": "proj_a#pending",
+        "handoff_at": "2026-12-03T10:05:00.000Z#hof_1",
+        "id": "hof_1",
+        "conversation_id": "conv_1",
+        "project_id": "proj_a",
+        "org_id": "org_a",
+        "user_id": "u1",
+        "status": "pending",
+        "target": "human",
+        "reason": "refund over $500",
+        "metadata": {"queue": "billing"},
+        "requested_at": "2026-12-03T10:05:00.000Z",
+        "requested_by": "key_a",
+        "event_seq": 4,
+        **fields,
+    }
+
+
+RESOLVED = {
+    "status": "resolved",
+    "handoff_queue": "proj_a#resolved",
+    "resolved_at": "2026-12-03T10:09:00.000Z",
+    "resolution": "refund approved",
+    "resolved_by": {"type": "human", "id": "op_7", "name": "Dana"},
+    "metadata": {"queue": "billing", "ticket": "T-1"},
+    "resolved_seq": 9,
+}
+
+
+def change(kind: Any, old: dict[str, Any] | None, new: dict[str, Any] | None, record_id: str = "r1") -> Change:
+    item = new or old or {}
+    return Change(record_id, "conversations", kind, AT, {"pk": item["pk"], "sk": item["sk"]}, old, new)
+
+
+def test_a_handoff_items_insert_is_requested_and_its_resolution_resolved() -> None:
+    (requested,) = events_of(change("INSERT", None, handoff()))
+    assert (requested.type, requested.sequence, requested.conversation_id) == ("chat.handoff_requested", 4, "conv_1")
+    data = requested.model_dump()["data"]
+    assert data == {
+        "conversation_id": "conv_1",
+        "handoff_id": "hof_1",
+        "user_id": "u1",
+        "target": "human",
+        "agent_id": None,
+        "reason": "refund over $500",
+        "metadata": {"queue": "billing"},
+        "requested_at": "2026-12-03T10:05:00.000Z",
+        "resolved_at": None,
+        "resolution": None,
+        "resolved_by": None,
+    }
+    assert requested.created_at == "2026-12-03T10:05:00.000Z"
+    (resolved,) = events_of(change("MODIFY", handoff(), handoff(**RESOLVED), "r2"))
+    assert (resolved.type, resolved.sequence, resolved.created_at) == (
+        "chat.handoff_resolved",
+        9,
+        "2026-12-03T10:09:00.000Z",
     )
-    (requested,) = events_of(modify(before, handed))
-    assert requested.type == "chat.handoff_requested" and requested.sequence == 4
-    assert requested.model_dump()["data"]["target"] == "agent"
-    (resolved,) = events_of(modify(handed, conversation(version=5), "r2"))
-    assert resolved.type == "chat.handoff_resolved" and resolved.sequence == 5
+    data = resolved.model_dump()["data"]
+    assert (data["resolution"], data["metadata"]) == ("refund approved", {"queue": "billing", "ticket": "T-1"})
+    assert data["resolved_by"] == {"type": "human", "id": "op_7", "name": "Dana"}
+    assert requested.id != resolved.id
+
+
+def test_a_handoff_to_an_agent_is_requested_and_resolved_from_its_one_insert() -> None:
+    agent = handoff(
+        **{
+            **RESOLVED,
+            "target": "agent",
+            "agent_id": "agt_1",
+            "resolution": "Switched to agent billing.",
+            "resolved_by": {"type": "system"},
+            "resolved_seq": 5,
+        }
+    )
+    requested, resolved = events_of(change("INSERT", None, agent))
+    assert (requested.type, requested.sequence) == ("chat.handoff_requested", 4)
+    assert (resolved.type, resolved.sequence) == ("chat.handoff_resolved", 5)
+    assert requested.model_dump()["data"]["agent_id"] == resolved.model_dump()["data"]["agent_id"] == "agt_1"
+    assert requested.model_dump()["data"]["resolution"] is None
+    assert resolved.model_dump()["data"]["resolved_by"] == {"type": "system", "id": None, "name": None}
+    assert events_of(change("INSERT", None, agent)) == [requested, resolved]  # a redelivery: the same ids
+
+
+def test_other_handoff_item_changes_and_the_conversations_status_moves_are_no_events() -> None:
+    resolved = handoff(**RESOLVED)
+    assert events_of(change("MODIFY", resolved, {**resolved, "metadata": {}})) == []
+    assert events_of(change("REMOVE", handoff(), None)) == []  # a deleted conversation's purge
+    before = conversation()
+    handed = conversation(status="handed_off", version=4, handoff={"id": "hof_1", "target": "human"})
+    assert events_of(modify(before, handed)) == []
+    assert events_of(modify(handed, conversation(version=9), "r2")) == []
+    switched = conversation(agent_id="agt_1", version=5)
+    assert events_of(modify(before, switched)) == []
 
 
 def test_a_send_moving_the_counters_is_no_conversation_event() -> None:

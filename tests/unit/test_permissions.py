@@ -5,11 +5,17 @@ from __future__ import annotations
 import pytest
 
 from parley.api.routing import RouteTable
-from parley.domain.keys import ACTIONS, check_permission, covers
+from parley.domain.keys import ACTIONS, INNER_ACTIONS, ROUTE_ACTIONS, check_permission, covers
 
 
 def test_the_grantable_actions_are_the_route_tables(route_table: RouteTable) -> None:
-    assert {r.permission for r in route_table.routes if r.permission is not None} == ACTIONS
+    assert {r.permission for r in route_table.routes if r.permission is not None} == ROUTE_ACTIONS
+    assert ACTIONS == ROUTE_ACTIONS | INNER_ACTIONS and not INNER_ACTIONS & ROUTE_ACTIONS
+
+
+@pytest.mark.parametrize("action", sorted(INNER_ACTIONS))
+def test_a_permission_checked_inside_a_route_can_be_granted_on_its_own(action: str) -> None:
+    assert check_permission(action) == action
 
 
 @pytest.mark.parametrize(

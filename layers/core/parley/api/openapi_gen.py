@@ -261,11 +261,6 @@ def _successes(route: Route, responses: dict[str, Any], schemas: dict[str, Any])
             if not route.streaming:
                 raise OpenAPIError(f"{_name(route)} answers {SSE} but the route table does not mark it streaming=True")
             content[SSE] = _sse(content[SSE], schemas)
-        elif route.streaming:
-            raise OpenAPIError(
-                f"{_name(route)} is streaming=True in the table, but its handler declares no {SSE} response; "
-                "declare it with responses=parley.api.replies.streamed_responses(...)"
-            )
         if response.get("description") in (None, "", "Successful Response"):
             response["description"] = route.description or "Success."
         headers = {"x-request-id": {"description": "The request id.", "schema": {"type": "string"}}}
@@ -277,6 +272,12 @@ def _successes(route: Route, responses: dict[str, Any], schemas: dict[str, Any])
             }
         response["headers"] = headers
         successes[str(status)] = response
+    # a streaming route may also answer some requests as JSON only (a send that calls no model: 202)
+    if route.streaming and not any(SSE in (r.get("content") or {}) for r in successes.values()):
+        raise OpenAPIError(
+            f"{_name(route)} is streaming=True in the table, but its handler declares no {SSE} response; "
+            "declare it with responses=parley.api.replies.streamed_responses(...)"
+        )
     return successes
 
 

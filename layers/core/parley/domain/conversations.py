@@ -183,6 +183,12 @@ class MessageSend(_Strict):
     attachments: list[str] = Field(default_factory=list, max_length=20)
     session_id: str | None = Field(default=None, max_length=64)
     stream: bool = False
+    # an operator's reply during a human handoff (parley.services.handoffs): role assistant with an
+    # author of type human, under the permission conversations:PostOperatorMessage
+    role: Literal["user", "assistant"] = Field(
+        default="user", description="assistant: an operator's reply while the conversation is handed off to a human"
+    )
+    author: Author | None = Field(default=None, description="who wrote an operator's reply: {type: human, id, name}")
     # seed 002 names the text `message`; accepted as an alias would clash with strictness, so not here.
 
     @model_validator(mode="after")
@@ -192,6 +198,8 @@ class MessageSend(_Strict):
         if self.tool_results is not None:
             if self.attachments:
                 raise ValueError("attachments go with content, not with tool_results")
+            if self.role != "user" or self.author is not None:
+                raise ValueError("tool_results continue an agent's turn: they take no role or author")
             ids = [r.tool_call_id for r in self.tool_results]
             if len(set(ids)) != len(ids):
                 raise ValueError("each tool_call_id appears once in tool_results")

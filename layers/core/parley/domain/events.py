@@ -89,6 +89,15 @@ class ErrorInfo(EventData):
     message: str
 
 
+class ActorData(EventData):
+    """Who wrote a message or resolved a handoff: an operator (`human`), Parley (`system`), or
+    an API key (`api_key`)."""
+
+    type: Literal["user", "agent", "human", "system", "api_key"]
+    id: str | None = None
+    name: str | None = None
+
+
 class MessageSentData(EventData):
     conversation_id: str
     message_id: str
@@ -119,6 +128,9 @@ class ReplyData(EventData):
     cost_usd: str | None = Field(default=None, description="Decimal string; null when the model has no known price")
     tool_calls: int = Field(default=0, description="How many tool calls the reply made")
     completed_at: str | None = None
+    author: ActorData | None = Field(
+        default=None, description="An operator's reply during a human handoff: who wrote it (no model was called)"
+    )
 
 
 class ResponseCompletedData(ReplyData):
@@ -142,13 +154,20 @@ class ContextSummarizedData(EventData):
 
 
 class HandoffData(EventData):
-    """A conversation handed to a human or another agent, or taken back."""
+    """A conversation handed to a human or another agent (requested), or taken back (resolved).
+    A handoff to an agent is resolved at once: both events come, in sequence order."""
 
     conversation_id: str
+    handoff_id: str
     user_id: str | None = None
     target: Literal["human", "agent"]
     agent_id: str | None = None
     reason: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    requested_at: str
+    resolved_at: str | None = Field(default=None, description="Set on chat.handoff_resolved")
+    resolution: str | None = Field(default=None, description="Set on chat.handoff_resolved")
+    resolved_by: ActorData | None = Field(default=None, description="Set on chat.handoff_resolved")
 
 
 class WebhookTestData(EventData):

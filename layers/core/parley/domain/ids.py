@@ -12,6 +12,7 @@ PREFIXES = frozenset(
         "conv",
         "msg",
         "thr",
+        "hof",
         "ses",
         "cht",
         "aip",

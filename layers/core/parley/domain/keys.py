@@ -2,8 +2,9 @@
 and project; permissions are named per action; a key never grants more than its creator).
 
 Permissions are the route table's action strings `<resource>:<Action>`, `<resource>:*` or `*`.
-`ACTIONS` names every action the table uses (a test keeps the two equal), so a key can only be
-given permissions that exist.
+`ROUTE_ACTIONS` names every action the table uses (a test keeps the two equal) and
+`INNER_ACTIONS` those a route checks inside for part of what it does; a key can only be given
+permissions that exist (`ACTIONS`, both).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from parley.domain.clock import iso
 from parley.domain.records import IdentifiedRecord, ProjectRecord
 
 # Every action of functions/routes.py (tests/unit/test_permissions.py checks they are the same).
-ACTIONS = frozenset(
+ROUTE_ACTIONS = frozenset(
     {
         "agents:CreateAgent",
         "agents:DeleteAgent",
@@ -48,8 +49,11 @@ ACTIONS = frozenset(
         "conversations:GetConversation",
         "conversations:InjectContext",
         "conversations:ListConversations",
+        "conversations:ListHandoffs",
         "conversations:ListMessages",
         "conversations:ListSessions",
+        "conversations:RequestHandoff",
+        "conversations:ResolveHandoff",
         "conversations:SendMessage",
         "conversations:UnarchiveConversation",
         "conversations:UpdateConversation",
@@ -79,6 +83,10 @@ ACTIONS = frozenset(
         "webhooks:UpdateWebhook",
     }
 )
+# Checked inside a route, besides its own: reading hidden context in history (GET .../messages),
+# an operator's reply during a handoff (POST .../messages).
+INNER_ACTIONS = frozenset({"conversations:ReadHiddenContext", "conversations:PostOperatorMessage"})
+ACTIONS = ROUTE_ACTIONS | INNER_ACTIONS
 RESOURCES = frozenset(a.split(":", 1)[0] for a in ACTIONS)
 # The permission that makes a key an organization administrator: it manages every project of its
 # org (and the keys of any of them), not only its own.

@@ -4,11 +4,13 @@ with the same ids.
 
     conversations, sk "conversation":  INSERT -> chat.conversation_created (a thread's too, with
                                                  data.parent_id and parent_message_id set)
-                                       MODIFY -> archived / unarchived / handoff_requested /
-                                                 handoff_resolved (a status change), else
+                                       MODIFY -> archived / unarchived (a status change), else
                                                  conversation_updated (a field the API shows);
-                                                 a send's or hidden context's move: nothing
+                                                 a send's, hidden context's or handoff's move: nothing
                                        REMOVE -> chat.conversation_deleted
+    conversations, sk "handoff#...":   INSERT -> chat.handoff_requested (and chat.handoff_resolved
+                                                 too when it is stored resolved: a handoff to an agent)
+                                       MODIFY from pending to resolved -> chat.handoff_resolved
     messages, seq >= 1:  INSERT of a user message -> chat.message_sent
                          MODIFY of a reply leaving `pending` -> chat.response_completed, or
                                 chat.message_failed (error, incomplete)
@@ -27,6 +29,7 @@ from typing import Any, Literal
 from parley.domain.clock import iso
 from parley.domain.conversations import ConversationRecord, MessageRecord, SummaryRecord
 from parley.domain.events import (
+    ActorData,
     ContextSummarized,
     ContextSummarizedData,
     ConversationArchived,
@@ -51,13 +54,14 @@ from parley.domain.events import (
     TokenUsage,
     bounded,
 )
+from parley.domain.handoffs import HANDOFF_SK_PREFIX, HandoffRecord
 from parley.domain.ids import derived_id
 
 CONVERSATION_SK = "conversation"
 SUMMARY_SEQ = 0
 # the conversation fields the API shows: a change to one of them is chat.conversation_updated
 VISIBLE = ("title", "user_id", "model", "provider_id", "system_prompt", "metadata", "context")
-KEYS = ("pk", "sk", "list_project", "list_owner", "pending_shard")
+KEYS = ("pk", "sk", "list_project", "list_owner", "pending_shard", "handoff_queue", "handoff_at")
 
 
 @dataclass(frozen=True)
@@ -137,15 +141,18 @@ def _conversation_data(record: ConversationRecord) -> dict[str, Any]:
     }
 
 
+# A handoff's own item says it was requested or resolved (parley.domain.handoffs): the status
+# change to handed_off and back (a handoff to a human) is no event of its own, and a handoff to an
+# agent changes no status at all.
 STATUS_EVENTS: dict[tuple[str, str], type[Envelope]] = {
     ("active", "archived"): ConversationArchived,
     ("archived", "active"): ConversationUnarchived,
-    ("active", "handed_off"): HandoffRequested,
-    ("handed_off", "active"): HandoffResolved,
 }
 
 
 def _conversation_events(change: Change) -> list[Envelope]:
+    if str(change.keys.get("sk")).startswith(HANDOFF_SK_PREFIX):
+        return _handoff_events(change)
     if str(change.keys.get("sk")) != CONVERSATION_SK:
         return []
     if change.kind == "REMOVE":
@@ -176,16 +183,6 @@ def _conversation_events(change: Change) -> list[Envelope]:
         return [_envelope(change, ConversationCreated, record.created_at, scope, sequence=record.version, data=data)]
     before: ConversationRecord = _record(change.old or {}, ConversationRecord) if change.old else record
     moved = STATUS_EVENTS.get((before.status, record.status))
-    if moved is HandoffRequested or moved is HandoffResolved:
-        details = record.handoff or before.handoff or {}
-        data_handoff = HandoffData(
-            conversation_id=record.id,
-            user_id=record.user_id,
-            target=details.get("target", "human"),
-            agent_id=details.get("agent_id"),
-            reason=details.get("reason"),
-        )
-        return [_envelope(change, moved, record.updated_at, scope, sequence=record.version, data=data_handoff)]
     if moved is not None:
         data = ConversationData(**_conversation_data(record))
         return [_envelope(change, moved, record.updated_at, scope, sequence=record.version, data=data)]
@@ -194,6 +191,41 @@ def _conversation_events(change: Change) -> list[Envelope]:
         return []  # a send, hidden context: their own events (if any) come from the messages
     updated = ConversationUpdatedData(**_conversation_data(record), changed=changed)
     return [_envelope(change, ConversationUpdated, record.updated_at, scope, sequence=record.version, data=updated)]
+
+
+def _handoff_events(change: Change) -> list[Envelope]:
+    if change.kind == "REMOVE" or change.new is None:
+        return []  # a deleted conversation's purge: chat.conversation_deleted says it
+    handoff: HandoffRecord = _record(change.new, HandoffRecord)
+    scope = Scope(handoff.project_id, handoff.conversation_id, handoff.org_id)
+    asked = {
+        "conversation_id": handoff.conversation_id,
+        "handoff_id": handoff.id,
+        "user_id": handoff.user_id,
+        "target": handoff.target,
+        "agent_id": handoff.agent_id,
+        "reason": handoff.reason,
+        "requested_at": handoff.requested_at,
+    }
+    found: list[Envelope] = []
+    if change.kind == "INSERT":
+        # the request's metadata (a resolution may merge more into it later)
+        requested = HandoffData(**asked, metadata=handoff.metadata)
+        found.append(
+            _envelope(change, HandoffRequested, handoff.requested_at, scope, sequence=handoff.event_seq, data=requested)
+        )
+    was = (change.old or {}).get("status") if change.kind == "MODIFY" else None
+    if handoff.status == "resolved" and (change.kind == "INSERT" or was == "pending"):
+        resolved = HandoffData(
+            **asked,
+            metadata=handoff.metadata,
+            resolved_at=handoff.resolved_at,
+            resolution=handoff.resolution,
+            resolved_by=ActorData(**handoff.resolved_by) if handoff.resolved_by else None,
+        )
+        at = handoff.resolved_at or iso(change.approximate_at)
+        found.append(_envelope(change, HandoffResolved, at, scope, sequence=handoff.resolved_seq, data=resolved))
+    return found
 
 
 # --- messages ------------------------------------------------------------------------------------
@@ -246,6 +278,7 @@ def _message_events(change: Change) -> list[Envelope]:
         "cost_usd": message.cost_usd,
         "tool_calls": len(message.tool_calls or []),
         "completed_at": message.completed_at,
+        "author": ActorData(**message.author) if message.author else None,
     }
     at = message.completed_at or iso(change.approximate_at)
     if message.status == "completed":

@@ -324,6 +324,11 @@ def archive(principal: Principal, conversation_id: str) -> Conversation:
     def change(record: ConversationRecord) -> ConversationRecord | None:
         if record.status == "archived":
             return None
+        if record.status == "handed_off":  # an operator is on it: archiving would strand the handoff
+            raise Conflict(
+                "The conversation is handed off to a human; resolve the handoff before archiving it.",
+                code="handoff_pending",
+            )
         record.status = "archived"
         return record
 

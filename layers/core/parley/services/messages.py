@@ -55,7 +55,7 @@ from parley.domain.replies import (
 from parley.providers.base import ModelRequest, StreamEvent
 from parley.providers.resilient import Outcome, Resilient, RetryPolicy
 from parley.providers.tokenizer import count_message
-from parley.services import context, documents, limits, registry
+from parley.services import context, documents, handoffs, limits, registry
 from parley.services import conversations as lifecycle
 from parley.services.metering import CallRecord, call_cost, record_call
 from parley.services.replies import Ending, relay
@@ -192,11 +192,18 @@ def _prepare(
     request_id: str,
     key: str | None,
     conversations: ConversationStore,
-) -> Prepared:
+) -> Prepared | handoffs.Diverted:
     record = lifecycle.load_for_call(principal, conversation_id, conversations)  # a thread: its parent's settings
-    _check_sendable(record, body)
-    if body.tool_results is not None:
+    if body.tool_results is not None:  # a turn's tool results: never held by a handoff
+        _check_sendable(record, body)
         return _prepare_results(principal, record, body, request_id, key, conversations)
+    # an operator's reply, or a message while handed off to a human: stored, answered, no model call
+    diverted = handoffs.divert(principal, record, body, key, _fingerprint(conversation_id, body), conversations)
+    if isinstance(diverted, handoffs.Diverted):
+        return diverted
+    if diverted is not record:  # read again (a handoff ended meanwhile): with a thread's settings
+        record = lifecycle.load_for_call(principal, conversation_id, conversations)
+    _check_sendable(record, body)
     assert body.content is not None
     agent = lifecycle.agent_of(principal, record)
     settings = lifecycle.effective(record, agent)
@@ -578,13 +585,15 @@ def _bounded(content: str) -> tuple[str, bool]:
 def _fingerprint(conversation_id: str, body: MessageSend) -> str:
     """What must match for a retry to be the same send (`stream` may differ: a retry of a broken
     stream can ask for the buffered reply)."""
-    shown = {
+    shown: dict[str, Any] = {
         "conversation_id": conversation_id,
         "content": body.content,
         "tool_results": [r.model_dump() for r in body.tool_results] if body.tool_results else None,
         "attachments": body.attachments,
         "session_id": body.session_id,
     }
+    if body.role != "user":  # an operator's reply (parley.services.handoffs)
+        shown |= {"role": body.role, "author": body.author.model_dump() if body.author else None}
     return hashlib.sha256(json.dumps(shown, sort_keys=True).encode("utf-8", "replace")).hexdigest()
 
 
@@ -628,13 +637,14 @@ def _in_progress() -> Conflict:
 
 def _begin(
     principal: Principal, conversation_id: str, body: MessageSend, request_id: str, key: str | None
-) -> Prepared | MessageRecord:
-    """A new send (reserved), or the reply item of the earlier send with this key."""
+) -> Prepared | MessageRecord | handoffs.Diverted:
+    """A new send (reserved), or the reply item of the earlier send with this key (a send that
+    called no model: as handoffs.Diverted)."""
     conversations = lifecycle.store()
     if key is not None:
         earlier = _earlier(principal, conversation_id, body, key, conversations)
         if earlier is not None:
-            return earlier
+            return handoffs.replayed(earlier)
     try:
         return _prepare(principal, conversation_id, body, request_id, key, conversations)
     except DuplicateSend:  # a concurrent request with the same key stored its pair first
@@ -642,7 +652,7 @@ def _begin(
         earlier = _earlier(principal, conversation_id, body, key, conversations)
         if earlier is None:  # its record expired in between: a new send would be a second pair
             raise _in_progress() from None
-        return earlier
+        return handoffs.replayed(earlier)
 
 
 def _replayed_error(error: dict[str, Any] | None, status: int | None) -> ParleyError:
@@ -657,8 +667,10 @@ def _replayed_error(error: dict[str, Any] | None, status: int | None) -> ParleyE
 
 def send(
     principal: Principal, conversation_id: str, body: MessageSend, request_id: str = "", key: str | None = None
-) -> Sent:
+) -> Sent | handoffs.Diverted:
     begun = _begin(principal, conversation_id, body, request_id, key)
+    if isinstance(begun, handoffs.Diverted):
+        return begun
     if not isinstance(begun, Prepared):
         return Sent(message_from_item(begun), replayed=True)
     prepared, quota = begun, begun.quota
@@ -692,16 +704,19 @@ def send(
 
 def send_stream(
     principal: Principal, conversation_id: str, body: MessageSend, request_id: str = "", key: str | None = None
-) -> Streamed:
+) -> Streamed | handoffs.Diverted:
     """The reply's events as the model produces them (encoded as the conversation stream:
     `start`, `text`..., `tool_call`..., then `done` or `error`).
 
     Refusals and a provider that fails before its first event are ordinary JSON errors (the
     reply is stored with status `error`); a failure later ends the stream with an `error` event
     and the reply keeps its partial text with status `incomplete`. A retry with the same key
-    streams the stored reply the same way (one `text` event with its whole text).
+    streams the stored reply the same way (one `text` event with its whole text). A send that
+    calls no model (parley.services.handoffs) is answered as JSON, not streamed.
     """
     begun = _begin(principal, conversation_id, body, request_id, key)
+    if isinstance(begun, handoffs.Diverted):
+        return begun
     if not isinstance(begun, Prepared):
         return Streamed(_replay_stream(begun), replayed=True)
     prepared = begun

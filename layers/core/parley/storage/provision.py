@@ -1,7 +1,7 @@
 """Every AWS resource Parley's data lives in, created in an emulation (moto) from the same specs
 CDK deploys: the tables, the documents bucket, the queues, the event bus and its webhook rule.
 For the local server and tests. Only what is missing is created, so it also completes a restored
-local state (new tables)."""
+local state (new tables, and indexes added to a table's spec since)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import json
 from parley.aws import Clients, clients
 from parley.domain.events import SOURCE
 from parley.settings import Settings, get_settings
-from parley.storage.schema import TABLES, create_tables
+from parley.storage.schema import TABLES, create_missing_indexes, create_tables
 
 EVENT_PATTERN = json.dumps({"source": [SOURCE]})
 
@@ -21,6 +21,7 @@ def provision(aws: Clients | None = None, settings: Settings | None = None) -> N
     existing = set(aws.dynamodb.list_tables().get("TableNames", []))
     missing = [t for t in TABLES if names.get(t.logical, f"parley-{t.logical}") not in existing]
     create_tables(aws.dynamodb, names, missing)
+    create_missing_indexes(aws.dynamodb, names, [t for t in TABLES if t not in missing])
     if settings.documents_bucket not in {b["Name"] for b in aws.s3.list_buckets().get("Buckets", [])}:
         aws.s3.create_bucket(Bucket=settings.documents_bucket)
     for queue in (settings.metering_queue, settings.events_queue, settings.deliveries_queue, settings.events_dlq):

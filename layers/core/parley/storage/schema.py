@@ -53,10 +53,12 @@ TABLES: tuple[TableSpec, ...] = (
         Key("pk"),
         indexes=(Index("by_project", Key("project_id"), Key("key_id")),),
     ),
-    # Conversations and their sub-items (sessions): pk = {project}#{conversation}, sk = conversation | session#{id}.
+    # Conversations and their sub-items (sessions, handoffs): pk = {project}#{conversation},
+    # sk = conversation | session#{id} | handoff#{id}.
     # Lists come from two indexes whose keys carry the status, so every status filter is an exact
     # query: by_project ({project}#{status}) and by_owner ({project}#{user}#{status}), newest activity
-    # first; by_parent lists threads.
+    # first; by_parent lists threads. The sparse `handoffs` index holds only handoff items: the
+    # project's queue by status ({project}#{status}), oldest first ({time}#{id}).
     TableSpec(
         "conversations",
         Key("pk"),
@@ -65,6 +67,7 @@ TABLES: tuple[TableSpec, ...] = (
             Index("by_project", Key("list_project"), Key("activity")),
             Index("by_owner", Key("list_owner"), Key("activity")),
             Index("by_parent", Key("parent"), Key("created_at")),
+            Index("handoffs", Key("handoff_queue"), Key("handoff_at")),
         ),
         stream=True,
         # a send's Idempotency-Key record (sk = send#...) expires after 24 h
@@ -96,32 +99,36 @@ def spec(logical: str) -> TableSpec:
     raise KeyError(logical)
 
 
+def _key_schema(partition: Key, sort: Key | None) -> list[dict[str, str]]:
+    schema = [{"AttributeName": partition.name, "KeyType": "HASH"}]
+    if sort is not None:
+        schema.append({"AttributeName": sort.name, "KeyType": "RANGE"})
+    return schema
+
+
+def _definitions(table: TableSpec) -> list[dict[str, str]]:
+    return [{"AttributeName": n, "AttributeType": t} for n, t in sorted(table.attributes().items())]
+
+
+def _index(index: Index) -> dict[str, Any]:
+    return {
+        "IndexName": index.name,
+        "KeySchema": _key_schema(index.partition, index.sort),
+        "Projection": {"ProjectionType": "ALL"},
+    }
+
+
 def create_table_request(table: TableSpec, name: str) -> dict[str, Any]:
     """The CreateTable request for a spec (on-demand billing), as moto and DynamoDB Local take it."""
-
-    def key_schema(partition: Key, sort: Key | None) -> list[dict[str, str]]:
-        schema = [{"AttributeName": partition.name, "KeyType": "HASH"}]
-        if sort is not None:
-            schema.append({"AttributeName": sort.name, "KeyType": "RANGE"})
-        return schema
 
     request: dict[str, Any] = {
         "TableName": name,
         "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [
-            {"AttributeName": n, "AttributeType": t} for n, t in sorted(table.attributes().items())
-        ],
-        "KeySchema": key_schema(table.partition, table.sort),
+        "AttributeDefinitions": _definitions(table),
+        "KeySchema": _key_schema(table.partition, table.sort),
     }
     if table.indexes:
-        request["GlobalSecondaryIndexes"] = [
-            {
-                "IndexName": index.name,
-                "KeySchema": key_schema(index.partition, index.sort),
-                "Projection": {"ProjectionType": "ALL"},
-            }
-            for index in table.indexes
-        ]
+        request["GlobalSecondaryIndexes"] = [_index(index) for index in table.indexes]
     if table.stream:
         request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
     return request
@@ -139,3 +146,26 @@ def create_tables(
                 TableName=name,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
             )
+
+
+def create_missing_indexes(
+    client: DynamoDBClient, names: dict[str, str] | None = None, tables: Iterable[TableSpec] = TABLES
+) -> list[str]:
+    """Add the indexes a spec has and an existing table lacks (a local state saved before an index
+    was added: DynamoDB, like moto, builds a new index from the items already there); the names of
+    the indexes created. CDK does this for deployed tables."""
+    created = []
+    for table in (t for t in tables if t.indexes):
+        name = (names or {}).get(table.logical, f"parley-{table.logical}")
+        existing = client.describe_table(TableName=name)["Table"].get("GlobalSecondaryIndexes", [])
+        have = {index["IndexName"] for index in existing}
+        for index in table.indexes:
+            if index.name in have:
+                continue
+            client.update_table(
+                TableName=name,
+                AttributeDefinitions=_definitions(table),  # type: ignore[arg-type]
+                GlobalSecondaryIndexUpdates=[{"Create": _index(index)}],  # type: ignore[typeddict-item]
+            )
+            created.append(f"{name}/{index.name}")
+    return created
