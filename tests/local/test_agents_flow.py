@@ -246,8 +246,8 @@ def _run(api: Client, receiver: Receiver, tool: ToolEndpoint, model: PromptModel
     api.refused("POST", f"/v1/conversations/{cid}/handoff", {"to": "human", "reason": "again"}, 409, "handoff_pending")
     queue = api.ok("GET", "/v1/handoffs?status=pending")["data"]
     assert handoff["id"] in [h["id"] for h in queue]
-    waiting = api.ok("POST", f"/v1/conversations/{cid}/messages", {"content": "is anyone there?"})
-    assert waiting.get("reply") is None, waiting
+    waiting = api.ok("POST", f"/v1/conversations/{cid}/messages", {"content": "is anyone there?"}, status=202)
+    assert waiting["object"] == "held_send" and waiting["message"]["content"] == "is anyone there?", waiting
     operator = {
         "role": "assistant",
         "content": "Hi, I'm Dana; refund approved.",
