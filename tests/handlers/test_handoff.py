@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from parley.aws import clients
-from parley.domain.errors import NotFound
+from parley.domain.agents import AgentCreate
 from parley.domain.principal import Principal
 from parley.runtime.pipeline import Pipeline
 from parley.services import agents as agent_service
@@ -32,20 +32,14 @@ class Agent:
     name: str
 
 
-AGENTS = {"billing_agent": Agent("agt_01JZ0000000000000000000BIL", "billing_agent")}
+AGENTS: dict[str, Agent] = {}
 
 
 @pytest.fixture(autouse=True)
-def agents(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An agent directory in place of the agents resource (parley.services.agents.resolve, replaced)."""
-
-    def resolve(principal: Principal, ref: str) -> Agent:
-        for agent in AGENTS.values():
-            if principal.project_id == OWNER.project_id and ref in (agent.id, agent.name):
-                return agent
-        raise NotFound(f"No agent {ref!r}.", code="agent_not_found")
-
-    monkeypatch.setattr(agent_service, "resolve", resolve)
+def agents(aws: None) -> None:
+    """The project's agent to hand off to (a real one, through the agents service)."""
+    made = agent_service.create(OWNER, AgentCreate(name="billing_agent", model="echo", system_prompt="Billing."))
+    AGENTS["billing_agent"] = Agent(made.id, made.name)
 
 
 @pytest.fixture
@@ -645,7 +639,7 @@ def test_a_held_send_racing_the_resolution_gets_a_model_reply(api: Api, faults: 
     hand_off(api, cid)
 
     def held(request: dict[str, Any]) -> bool:
-        return on_table("messages")(request) and len(request["TransactItems"]) == 2  # the conversation, a message
+        return on_table("messages")(request) and len(request["TransactItems"]) == 3  # the item, a message, its id
 
     rule = faults.inject("transact_write_items", run_first(lambda: resolve(api, cid)), when=held)
     reply = send(api, cid, "hello?")

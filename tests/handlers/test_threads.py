@@ -288,9 +288,14 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/conversations/{conversation_id}/messages"): {"content": "in the thread"},
     ("POST", "/v1/conversations/{conversation_id}/sessions"): {"model": "echo"},
     ("POST", "/v1/conversations/{conversation_id}/context"): {"content": "The customer is on the Pro plan."},
+    ("POST", "/v1/conversations/{conversation_id}/handoff"): {"to": "human", "reason": "in the thread"},
+    ("POST", "/v1/conversations/{conversation_id}/handoff/resolve"): {"resolution": "done"},
 }
 # what a thread answers on its conversation routes (2xx unless said here)
-EXPECTED = {("POST", "/v1/conversations/{conversation_id}/threads"): 400}  # nested_thread
+EXPECTED = {
+    ("POST", "/v1/conversations/{conversation_id}/threads"): 400,  # nested_thread
+    ("POST", "/v1/conversations/{conversation_id}/handoff/resolve"): 409,  # a fresh thread has none pending
+}
 
 
 def test_a_thread_id_works_on_every_conversation_route(api: Api, route_table: RouteTable) -> None:
