@@ -91,6 +91,12 @@ class Unavailable(ParleyError):
         self.retry_after = retry_after
 
 
+class SearchUnavailable(Unavailable):
+    """The search engine (OpenSearch, or the local engine) could not be reached or refused a request."""
+
+    code = "search_unavailable"
+
+
 class ProviderError(ParleyError):
     """A model provider failed. `retryable` errors may be retried while no token was sent."""
 
