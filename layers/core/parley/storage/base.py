@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from parley.aws import clients
 from parley.domain.errors import PayloadTooLarge, Unavailable
@@ -111,3 +112,18 @@ def write_with_retry(
 def backoff(attempt: int, *, base: float = 0.01, cap: float = 0.5) -> float:
     """Full-jitter exponential backoff."""
     return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 - jitter, not security
+
+
+def transact_exactly_once(client: DynamoDBClient, request: dict[str, Any], *, tries: int = 3) -> None:
+    """TransactWriteItems, sent again as it is when its outcome is unknown (the connection broke
+    or timed out after botocore's own retries): with the same ClientRequestToken, DynamoDB answers
+    a committed transaction from its record instead of applying it twice. Without a token it is
+    never resent. A ClientError (a cancellation, throttling) is the caller's to classify."""
+    for attempt in range(tries):
+        try:
+            client.transact_write_items(**request)
+            return
+        except (HTTPClientError, BotoConnectionError):
+            if attempt == tries - 1 or "ClientRequestToken" not in request:
+                raise
+            time.sleep(backoff(attempt))

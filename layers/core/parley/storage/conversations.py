@@ -27,8 +27,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ClientError
 
 from parley.aws import clients
 from parley.domain.chat import ToolCall, Usage
@@ -56,6 +55,7 @@ from parley.storage.base import (
     cancellation_reasons,
     error_code,
     too_large,
+    transact_exactly_once,
     unavailable,
     write_with_retry,
 )
@@ -557,7 +557,7 @@ class ConversationStore:
         if token is not None:
             request["ClientRequestToken"] = token
         try:
-            self._transact_exactly_once(request)
+            transact_exactly_once(self.client, request)
         except ClientError as error:
             code = error_code(error)
             if code == "TransactionConflictException":
@@ -594,19 +594,6 @@ class ConversationStore:
             ProjectionExpression="id",
         )
         return str(found.get("Item", {}).get("id", {}).get("S", "")) == user.id
-
-    def _transact_exactly_once(self, request: dict[str, Any], tries: int = 3) -> None:
-        """TransactWriteItems, sent again as it is when its outcome is unknown (the connection
-        broke or timed out after botocore's own retries): with the same ClientRequestToken,
-        DynamoDB answers a committed transaction from its record instead of applying it twice."""
-        for attempt in range(tries):
-            try:
-                self.client.transact_write_items(**request)
-                return
-            except (HTTPClientError, BotoConnectionError):
-                if attempt == tries - 1 or "ClientRequestToken" not in request:
-                    raise
-                time.sleep(backoff(attempt))
 
     def get_send_key(self, project_id: str, conversation_id: str, key: str) -> SendKeyRecord | None:
         """The live (unexpired) Idempotency-Key record of a send, if any."""

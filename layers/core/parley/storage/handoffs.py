@@ -14,11 +14,9 @@ StaleConversation (the service reads again and decides: a 409, or another try), 
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ClientError
 
 from parley.domain.conversations import ConversationRecord
 from parley.domain.handoffs import HANDOFF_SK_PREFIX, HandoffRecord, handoff_sk, queue_keys, queue_partition
@@ -29,10 +27,10 @@ from parley.storage.base import (
     REASON_VALIDATION,
     THROTTLE_CODES,
     TableRepository,
-    backoff,
     cancellation_reasons,
     error_code,
     too_large,
+    transact_exactly_once,
     unavailable,
 )
 from parley.storage.conversations import CONVERSATION_SK, StaleConversation
@@ -134,23 +132,15 @@ class HandoffStore(TableRepository):
             request["ClientRequestToken"] = token
         self._transact(request)
 
-    def _transact(self, request: dict[str, Any], tries: int = 3) -> None:
-        """TransactWriteItems, sent again as it is when its outcome is unknown (the connection
-        broke after botocore's own retries: with the same ClientRequestToken DynamoDB answers a
-        committed transaction from its record), and its failure classified."""
-        for attempt in range(tries):
-            try:
-                self.client.transact_write_items(**request)
-                return
-            except (HTTPClientError, BotoConnectionError):
-                if attempt == tries - 1 or "ClientRequestToken" not in request:
-                    raise
-                time.sleep(backoff(attempt))
-            except ClientError as error:
-                classified = _classified(error)
-                if classified is error:
-                    raise
-                raise classified from error
+    def _transact(self, request: dict[str, Any]) -> None:
+        """TransactWriteItems exactly once (`transact_exactly_once`), its failure classified."""
+        try:
+            transact_exactly_once(self.client, request)
+        except ClientError as error:
+            classified = _classified(error)
+            if classified is error:
+                raise
+            raise classified from error
 
     def history(
         self, project_id: str, conversation_id: str, limit: int, after: str | None
