@@ -32,6 +32,8 @@ class Settings:
     deliveries_queue: str = "parley-webhook-deliveries"
     # where a stream batch the emitter keeps failing on is reported (the mapping's on-failure destination)
     events_dlq: str = "parley-events-failures"
+    # documents of knowledge indexes waiting for the ingestion worker (by name locally, URL in AWS)
+    ingest_queue: str = "parley-ingest"
     echo_delay_ms: int = 0
     max_body_bytes: int = 1_048_576
     service_name: str = "parley"
@@ -61,6 +63,7 @@ class Settings:
             events_queue=env.get("PARLEY_EVENTS_QUEUE", defaults.events_queue),
             deliveries_queue=env.get("PARLEY_DELIVERIES_QUEUE", defaults.deliveries_queue),
             events_dlq=env.get("PARLEY_EVENTS_DLQ", defaults.events_dlq),
+            ingest_queue=env.get("PARLEY_INGEST_QUEUE", defaults.ingest_queue),
             echo_delay_ms=_int(env, "PARLEY_ECHO_DELAY_MS", defaults.echo_delay_ms, minimum=0),
             max_body_bytes=_int(env, "PARLEY_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
             service_name=env.get("POWERTOOLS_SERVICE_NAME", defaults.service_name),
