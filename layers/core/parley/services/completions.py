@@ -12,14 +12,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from parley.domain.chat import ChatCompletionRequest, ChatMessage, Usage
-from parley.domain.errors import InvalidRequest, ParleyError
+from parley.domain.errors import ParleyError
 from parley.domain.ids import new_id
+from parley.domain.indexes import Citation
 from parley.domain.keys import Quota
 from parley.domain.principal import Principal
 from parley.domain.replies import Finished, ReplyDone, ReplyEvent, ReplyFailed, ReplyStarted, TextDelta, ToolCallDone
 from parley.providers.base import ModelRequest
 from parley.providers.resilient import Outcome, Resilient, RetryPolicy
-from parley.services import documents, limits, registry
+from parley.services import documents, limits, rag, registry
 from parley.services.metering import CallRecord, record_call
 from parley.services.replies import Ending, relay
 
@@ -35,6 +36,7 @@ class CallContext:
     resource_ids: list[str] = field(default_factory=list)
     user: str | None = None  # the end user, for budgets per user
     quota: Quota | None = None  # set by the service: where the call left its rate limits
+    citations: tuple[Citation, ...] = ()  # set by the service: what retrieval gave the model
 
 
 def _with_documents(principal: Principal, messages: list[ChatMessage]) -> list[ChatMessage]:
@@ -49,10 +51,13 @@ def _with_documents(principal: Principal, messages: list[ChatMessage]) -> list[C
     return resolved
 
 
-def _model_request(principal: Principal, request: ChatCompletionRequest) -> ModelRequest:
+def _model_request(
+    principal: Principal, request: ChatCompletionRequest, citations: tuple[Citation, ...] = ()
+) -> ModelRequest:
     messages = _with_documents(principal, list(request.messages))
     if request.system_message is not None and messages[0].role not in ("system", "developer"):
         messages.insert(0, ChatMessage(role="system", content=request.system_message))
+    messages = rag.grounded(messages, citations)
     return ModelRequest(
         model=request.model or "",
         messages=messages,
@@ -74,15 +79,13 @@ def _model_request(principal: Principal, request: ChatCompletionRequest) -> Mode
 def _prepare(
     principal: Principal, request: ChatCompletionRequest, context: CallContext
 ) -> tuple[Resilient, ModelRequest]:
-    """The call chain and the model request, once the call is admitted (budgets, rate limits)."""
-    if request.use_rag or request.index_id:
-        raise InvalidRequest(
-            "Retrieval (use_rag, index_id) is not available yet: no knowledge indexes exist.",
-            code="feature_unavailable",
-            param="use_rag" if request.use_rag else "index_id",
-        )
+    """The call chain and the model request (with what retrieval found, when it runs), once the
+    call is admitted (budgets, rate limits)."""
     targets = registry.resolve(principal, request.model, request.provider_id, request.fallbacks)
-    model_request = _model_request(principal, request)
+    context.citations = rag.retrieve(
+        principal, use_rag=request.use_rag, index_id=request.index_id, options=request.rag, messages=request.messages
+    )
+    model_request = _model_request(principal, request, context.citations)
     context.user = request.user
     texts = [m.model_dump_json(exclude_none=True) for m in model_request.messages]
     context.quota = limits.admit(principal, limits.estimate(texts, request.output_limit), request.user)
@@ -152,7 +155,9 @@ def create(
     )
     completion_id = new_id("chatcmpl")
     events: list[ReplyEvent] = [
-        ReplyStarted(reply_id=completion_id, model=outcome.target.model, created=int(time.time()))
+        ReplyStarted(
+            reply_id=completion_id, model=outcome.target.model, created=int(time.time()), citations=context.citations
+        )
     ]
     if reply.content is not None:
         events.append(TextDelta(text=reply.content))
@@ -182,7 +187,9 @@ def stream(
     except ParleyError as error:
         _audit(principal, context, runner.targets[0].model, started, status=error.status, outcome="failed", error=error)
         raise
-    start = ReplyStarted(reply_id=new_id("chatcmpl"), model=outcome.target.model, created=int(time.time()))
+    start = ReplyStarted(
+        reply_id=new_id("chatcmpl"), model=outcome.target.model, created=int(time.time()), citations=context.citations
+    )
 
     def end(ending: Ending) -> list[ReplyEvent]:
         failure = ending.error

@@ -179,6 +179,12 @@ def _load(principal: Principal, index_id: str, deps: Deps, *, param: str | None 
     return record
 
 
+def get_for(principal: Principal, index_id: str, *, param: str, deps: Deps | None = None) -> IndexRecord:
+    """The index another resource names (a chat, a conversation, an agent): a 400 naming `param`
+    when the project has no such index."""
+    return _load(principal, index_id, _deps(deps), param=param)
+
+
 def get(principal: Principal, index_id: str, deps: Deps | None = None) -> Index:
     return _load(principal, index_id, _deps(deps)).view()
 
@@ -253,9 +259,9 @@ def add_document(
 
         source = "document"
         document_id = body.document_id
-        name, text = stored.text_of(principal, document_id, "document_id")
+        stored_name, text = stored.text_of(principal, document_id, "document_id")
         media_type = stored.get(principal, document_id).media_type
-        name = body.name or name
+        name: str | None = body.name or stored_name
     else:
         source = "inline"
         text = body.text or ""

@@ -170,7 +170,7 @@ class IndexDocumentRepository(ScopedRepository[IndexDocumentRecord]):
 
 def _counted(record: IndexDocumentRecord) -> dict[str, int]:
     """What a document adds to its index's counters: one to its status, its chunks when ready."""
-    counts = {record.status: 1}
+    counts: dict[str, int] = {record.status: 1}
     if record.status == "ready":
         counts["chunks"] = record.chunks
     return counts
