@@ -78,6 +78,7 @@ PATH_VALUES = {
     "webhook_id": f"whk_{SAMPLE_ID}",
     "delivery_id": f"dlv_{SAMPLE_ID}",
     "agent_id": f"agt_{SAMPLE_ID}",
+    "model_id": "openai-main%2Fgpt-4o-mini",
 }
 AUTHORIZER = {
     "principalId": "key_01JZ0000000000000000000000",

@@ -63,6 +63,8 @@ ROUTE_ACTIONS = frozenset(
         "documents:DeleteDocument",
         "documents:GetDocument",
         "documents:ListDocuments",
+        "models:GetModel",
+        "models:ListModels",
         "projects:CreateProject",
         "projects:GetProject",
         "projects:ListProjects",

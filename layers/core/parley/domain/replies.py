@@ -32,6 +32,7 @@ class ReplyStarted(_Event):
     created: int  # Unix seconds
     conversation_id: str | None = None
     user_message_id: str | None = None
+    system_fingerprint: str | None = None  # when the provider gave one before the reply
 
 
 class TextDelta(_Event):
@@ -55,6 +56,7 @@ class Finished(_Event):
     type: Literal["finish"] = "finish"
     reason: FinishReason
     usage: Usage
+    system_fingerprint: str | None = None  # when the provider gave one
 
 
 class ToolCallDone(_Event):
