@@ -88,6 +88,7 @@ PATH_VALUES = {
     "delivery_id": f"dlv_{SAMPLE_ID}",
     "agent_id": f"agt_{SAMPLE_ID}",
     "index_id": f"idx_{SAMPLE_ID}",
+    "model_id": "openai-main%2Fgpt-4o-mini",
 }
 AUTHORIZER = {
     "principalId": "key_01JZ0000000000000000000000",

@@ -22,9 +22,11 @@ def _complete(chat_id: str, body: ChatCompletionInput) -> Response[str]:
         chunks = replies.completion_chunks(
             chats.stream(caller, chat_id, body, request_id, context), request_id, include_usage=include_usage
         )
-        return stream(chunks, headers={**SSE_HEADERS, **ratelimits.headers(context.quota)})
+        headers = {**SSE_HEADERS, **ratelimits.headers(context.quota), **replies.dropped_headers(context.dropped)}
+        return stream(chunks, headers=headers)
     completion = replies.completion_body(chats.complete(caller, chat_id, body, request_id, context))
-    return Response(200, "application/json", completion.model_dump_json(), headers=ratelimits.headers(context.quota))
+    headers = {**ratelimits.headers(context.quota), **replies.dropped_headers(context.dropped)}
+    return Response(200, "application/json", completion.model_dump_json(), headers=headers)
 
 
 RESPONSES = replies.streamed_responses(

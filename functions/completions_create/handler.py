@@ -37,9 +37,11 @@ def _create(request: ChatCompletionRequest) -> Response[str]:
         chunks = replies.completion_chunks(
             completions.stream(caller, request, context), request_id, include_usage=include_usage
         )
-        return stream(chunks, headers={**SSE_HEADERS, **ratelimits.headers(context.quota)})
+        headers = {**SSE_HEADERS, **ratelimits.headers(context.quota), **replies.dropped_headers(context.dropped)}
+        return stream(chunks, headers=headers)
     completion = replies.completion_body(completions.create(caller, request, context))
-    return Response(200, "application/json", completion.model_dump_json(), headers=ratelimits.headers(context.quota))
+    headers = {**ratelimits.headers(context.quota), **replies.dropped_headers(context.dropped)}
+    return Response(200, "application/json", completion.model_dump_json(), headers=headers)
 
 
 lambda_handler = build_handler(app)

@@ -59,8 +59,8 @@ def test_given_stream_true_when_invoked_then_a_streaming_response_of_sse(
         ('{"model": "echo", "messages": [{"role": "wizard", "content": "x"}]}', 400, "messages[0].role"),
         ('{"model": "echo", "messages": [{"role": "user", "content": 5}]}', 400, "messages[0].content"),
         ('{"model": "echo", "messages": [{"role": "user", "content": "x"}], "max_tokens": "9"}', 400, "max_tokens"),
-        ('{"model": "nope", "messages": [{"role": "user", "content": "x"}]}', 400, "model"),
-        ('{"model": "nope", "stream": true, "messages": [{"role": "user", "content": "x"}]}', 400, "model"),
+        ('{"model": "nope", "messages": [{"role": "user", "content": "x"}]}', 404, "model"),
+        ('{"model": "nope", "stream": true, "messages": [{"role": "user", "content": "x"}]}', 404, "model"),
     ],
 )
 def test_given_bad_input_when_invoked_then_a_4xx_in_the_error_model(
@@ -70,7 +70,7 @@ def test_given_bad_input_when_invoked_then_a_4xx_in_the_error_model(
     assert not isinstance(result, StreamingResponse)
     assert result["statusCode"] == status
     error = body_of(result)["error"]
-    assert error["type"] == "invalid_request_error"
+    assert error["type"] == ("not_found_error" if status == 404 else "invalid_request_error")
     assert error["param"] == param
     assert error["request_id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
     assert error["message"]

@@ -26,7 +26,7 @@ REFUNDS = (
 )
 DISTRACTORS = {
     "shipping": "# Shipping\n\nOrders ship within 2 business days. Express shipping costs $15 and arrives next day.",
-    "security": "# Account security\n\nEnable two-factor authentication in Settings. Passwords must have 12 characters.",
+    "security": "# Account security\n\nEnable two-factor authentication in Settings. Passwords need 12 characters.",
     "pricing": "# Pricing\n\nThe Pro plan costs $20 per month per seat, billed yearly. Teams of 50 get a discount.",
     "careers": "# Careers\n\nWe hire remote engineers in Europe and the Americas. Apply through our jobs page.",
 }
@@ -90,7 +90,9 @@ def test_an_index_learns_its_dimension_and_counts_its_documents(api: Api) -> Non
     assert created["embedding_model"] == "local" and created["dimensions"] > 0
     assert created["chunking"] == {"max_tokens": 128, "overlap_tokens": 16}
     index_id = created["id"]
-    added = add(api, index_id, {"id": "refunds", "text": REFUNDS, "media_type": "text/markdown", "metadata": {"lang": "en"}})
+    added = add(
+        api, index_id, {"id": "refunds", "text": REFUNDS, "media_type": "text/markdown", "metadata": {"lang": "en"}}
+    )
     assert added.status == 201, added.body
     assert added.body["status"] == "ready" and added.body["chunks"] >= 1
     assert counts(api, index_id) == {
@@ -195,7 +197,7 @@ def test_an_unavailable_engine_is_retried_by_the_worker_then_fails(
 
             return fail
 
-    indexes.set_deps(indexes.Deps(engine=lambda: Down()))  # type: ignore[arg-type, return-value]
+    indexes.set_deps(indexes.Deps(engine=Down))  # type: ignore[arg-type]
     try:
         added = add(api, index_id, {"id": "x", "text": "Some text."})
         assert added.status == 202 and added.body["status"] == "processing"  # handed to the worker
@@ -256,8 +258,12 @@ def test_deleting_an_index_removes_everything_and_is_final(api: Api) -> None:
     assert add(api, index_id, {"id": "x", "text": "late"}).status == 404
     assert index_id not in [i["id"] for i in api.call("indexes_list").body["data"]]
     # nothing of it is left in the engine
-    leftovers = indexes.Deps().engine().query_chunks(
-        indexes.ChunkQuery(project_id=OWNER.project_id, index_id=index_id, text="refund", vector=[0.0] * 8)
+    leftovers = (
+        indexes.Deps()
+        .engine()
+        .query_chunks(
+            indexes.ChunkQuery(project_id=OWNER.project_id, index_id=index_id, text="refund", vector=[0.0] * 8)
+        )
     )
     assert list(leftovers) == []
 
@@ -320,7 +326,12 @@ def test_a_streamed_completion_carries_the_citations_on_its_first_chunk(api: Api
     index_id = help_center(api)
     reply = api.call(
         "completions_create",
-        {"model": "echo", "messages": [{"role": "user", "content": "refund policy?"}], "index_id": index_id, "stream": True},
+        {
+            "model": "echo",
+            "messages": [{"role": "user", "content": "refund policy?"}],
+            "index_id": index_id,
+            "stream": True,
+        },
     )
     assert reply.status == 200
     chunks = [json.loads(line[6:]) for line in reply.body.splitlines() if line.startswith("data: {")]
@@ -340,7 +351,12 @@ def test_retrieval_without_a_usable_index_is_a_400(api: Api, extra: dict[str, An
 
 def test_use_rag_false_turns_retrieval_off(api: Api, received: Any) -> None:
     index_id = help_center(api)
-    body = {"model": "echo", "messages": [{"role": "user", "content": "refund?"}], "index_id": index_id, "use_rag": False}
+    body = {
+        "model": "echo",
+        "messages": [{"role": "user", "content": "refund?"}],
+        "index_id": index_id,
+        "use_rag": False,
+    }
     reply = api.call("completions_create", body)
     assert reply.status == 200 and "citations" not in reply.body
     assert [role for role, _ in received[-1]] == ["user"]
@@ -352,7 +368,9 @@ def test_a_chat_with_an_index_retrieves_on_every_completion(api: Api, received: 
     chat = api.call("chats_create", {"ai_provider_id": provider["id"], "index_id": index_id})
     assert chat.status == 201 and chat.body["index_id"] == index_id
     reply = api.call(
-        "chats_complete", {"messages": [{"role": "user", "content": "refund policy"}]}, path={"chat_id": chat.body["id"]}
+        "chats_complete",
+        {"messages": [{"role": "user", "content": "refund policy"}]},
+        path={"chat_id": chat.body["id"]},
     )
     assert reply.status == 200 and reply.body["citations"][0]["document_id"] == "refunds"
     bad = api.call("chats_create", {"ai_provider_id": provider["id"], "index_id": "idx_01JZ00000000000000000000ZZ"})
@@ -376,7 +394,9 @@ def test_a_conversation_with_an_index_stores_its_citations(api: Api, received: A
     streamed = api.call(
         "messages_create", {"content": "refunds again?", "stream": True}, path={"conversation_id": cid}
     ).body
-    start = next(json.loads(line[6:]) for line in streamed.splitlines() if line.startswith("data: ") and '"start"' in line)
+    start = next(
+        json.loads(line[6:]) for line in streamed.splitlines() if line.startswith("data: ") and '"start"' in line
+    )
     assert start["citations"][0]["document_id"] == "refunds"
 
 

@@ -119,6 +119,8 @@ MAKERS: dict[str, Callable[[World], str]] = {
         "POST", "/v1/providers", {"type": "echo", "name": f"echo-{uuid.uuid4().hex}", "default_model": "echo"}
     ),
     "chat_id": lambda w: w.create("POST", "/v1/chats", {"ai_provider_id": w.id("provider_id"), "name": "Support"}),
+    # the provider's default model, <provider name>/echo, its slash sent as %2F (as OpenAI's SDKs do)
+    "model_id": lambda w: str(w.admin_call("GET", "/v1/providers/{provider_id}").body["name"]) + "%2Fecho",
     "conversation_id": lambda w: w.create("POST", "/v1/conversations", {"title": "Billing", "user_id": "u1"}),
     "document_id": lambda w: w.create("POST", "/v1/documents", {"name": "policy.md", "content": "Refunds: 30 days."}),
     "index_id": lambda w: w.create("POST", "/v1/indexes", {"name": "help-center", "embedding_model": "local"}),
@@ -235,6 +237,10 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("POST", "/v1/chats"): Recipe(lambda w: {"ai_provider_id": w.id("provider_id"), "name": "Support"}),
     ("GET", "/v1/chats"): Recipe(),
     ("GET", "/v1/chats/{chat_id}"): Recipe(),
+    ("GET", "/v1/models"): Recipe(),
+    ("GET", "/v1/models/{model_id}"): Recipe(),
+    ("GET", "/v1/chats/{chat_id}/models"): Recipe(),
+    ("GET", "/v1/chats/{chat_id}/models/{model_id}"): Recipe(),
     ("PATCH", "/v1/chats/{chat_id}"): Recipe({"name": "Billing", "model": "echo"}),
     ("DELETE", "/v1/chats/{chat_id}"): Recipe(),
     ("POST", "/v1/chats/{chat_id}/completions"): Recipe(CHAT_COMPLETION),

@@ -143,12 +143,12 @@ def test_routing_by_provider_name_id_and_default_with_retries_and_no_key_leaks(
     assert PROVIDER_KEY[-4:] in json.dumps(created.body)  # only the last four, by design
 
 
-def test_unknown_model_without_providers_is_400_and_fallbacks_take_over(
+def test_unknown_model_without_providers_is_404_and_fallbacks_take_over(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     refused = complete(api, "x", model="gpt-4o")
     assert (refused.status, refused.body["error"]["code"], refused.body["error"]["param"]) == (
-        400,
+        404,
         "model_not_found",
         "model",
     )

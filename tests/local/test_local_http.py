@@ -60,14 +60,14 @@ def test_openai_sdk_raises_its_typed_errors(server: Server) -> None:
     with pytest.raises(openai.BadRequestError) as bad:
         client.chat.completions.create(model="echo", messages=[])
     assert bad.value.body["param"] == "messages"  # type: ignore[index]
-    with pytest.raises(openai.BadRequestError) as unknown_model:
+    with pytest.raises(openai.NotFoundError) as unknown_model:
         client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
     assert unknown_model.value.code == "model_not_found"
     stranger = openai.OpenAI(base_url=f"{server.url}/v1", api_key="prl_not_a_key", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         stranger.chat.completions.create(model="echo", messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.NotFoundError):
-        client.models.list()  # a route Parley does not have
+        client.models.retrieve("no-such-model")
 
 
 def test_streaming_is_real_chunks_arrive_200ms_apart(server: Server) -> None:
@@ -103,7 +103,7 @@ def test_streaming_is_real_chunks_arrive_200ms_apart(server: Server) -> None:
         (b'{"model": "echo", "messages": []}', 400, "invalid_request"),
         (b'{"model": "echo", "messages": [{"role": "oracle", "content": "x"}]}', 400, "invalid_request"),
         (b'{"model": "echo", "messages": [{"role": "user", "content": "x"}], "top_p": "all"}', 400, "invalid_request"),
-        (b'{"model": "mystery", "messages": [{"role": "user", "content": "x"}]}', 400, "model_not_found"),
+        (b'{"model": "mystery", "messages": [{"role": "user", "content": "x"}]}', 404, "model_not_found"),
         (b"x" * (2 * 1024 * 1024), 413, "request_too_large"),
         (b"x" * (11 * 1024 * 1024), 413, "request_too_large"),
     ],

@@ -9,7 +9,7 @@ import pytest
 
 from parley.api import replies
 from parley.domain.chat import ChatCompletionRequest
-from parley.domain.errors import InvalidRequest, ProviderError
+from parley.domain.errors import InvalidRequest, NotFound, ProviderError
 from parley.domain.principal import Principal
 from parley.domain.replies import ReplyEvent
 from parley.providers.base import Finish, ModelRequest, TextDelta
@@ -99,7 +99,7 @@ def test_system_message_is_prepended_unless_one_leads(monkeypatch: pytest.Monkey
     ],
 )
 def test_refusals_name_the_field(fields: dict[str, object], param: str, code: str) -> None:
-    with pytest.raises(InvalidRequest) as refused:
+    with pytest.raises((InvalidRequest, NotFound)) as refused:
         completions.stream(CALLER, make(stream=True, **fields))  # refused before any byte is produced
     assert (refused.value.param, refused.value.code) == (param, code)
 
@@ -116,6 +116,9 @@ class Failing:
 
     def models(self) -> tuple[str, ...]:
         return ("echo",)
+
+    def honours(self, request: ModelRequest) -> frozenset[str]:
+        return frozenset()
 
     def stream(self, request: ModelRequest) -> Iterator[TextDelta | Finish]:
         for i in range(3):
@@ -160,7 +163,7 @@ def test_provider_failure_mid_stream_ends_with_an_error_event(monkeypatch: pytes
         {"model": 7, "messages": [{"role": "user", "content": "x"}]},
         {"model": "echo", "messages": [{"role": "user", "content": "x"}], "temperature": "1"},
         {"model": "echo", "messages": [{"role": "user", "content": "x"}], "temperature": 3},
-        {"model": "echo", "messages": [{"role": "user", "content": "x"}], "n": 2},
+        {"model": "echo", "messages": [{"role": "user", "content": "x"}], "n": 0},
         {"model": "echo", "messages": [{"role": "user", "content": "x"}], "stream": "yes"},
         {"model": "echo", "messages": [{"role": "user", "content": "x"}], "stop": ["a", "b", "c", "d", "e"]},
         {"model": "echo", "messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage": True}},

@@ -53,7 +53,7 @@ CONVERSATION_GOLDEN = (
     'event: text\ndata: {"type":"text","text":"lo"}\n\n'
     'event: tool_call\ndata: {"type":"tool_call","id":"call_1","name":"lookup","input":"{\\"q\\":\\"x\\"}"}\n\n'
     'event: done\ndata: {"type":"done","message_id":"msg_R","usage":{"prompt_tokens":5,"completion_tokens":3,'
-    '"total_tokens":8,"prompt_tokens_details":null},'
+    '"total_tokens":8,"prompt_tokens_details":null,"completion_tokens_details":null},'
     '"cost":{"amount_usd":0.25,"currency":"usd"},"token_count":8}\n\n'
 )
 
@@ -105,11 +105,26 @@ def test_the_completion_chunks_of_the_recorded_reply() -> None:
     assert b"".join(replies.completion_chunks(RECORDED)).decode() == expected
 
 
+DETAILED_USAGE = {
+    "prompt_tokens": 5,
+    "completion_tokens": 3,
+    "total_tokens": 8,
+    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+    "completion_tokens_details": {
+        "reasoning_tokens": 0,
+        "audio_tokens": 0,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0,
+    },
+}
+
+
 def test_the_completion_chunks_with_usage() -> None:
     text = b"".join(replies.completion_chunks(RECORDED, include_usage=True)).decode()
     lines = [line for line in text.split("\n\n") if line]
     assert all('"usage":null' in line for line in lines[:-2])
-    assert json.loads(lines[-2][6:])["usage"] == {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+    # OpenAI's shape: both detail objects, in the stream as in the buffered body
+    assert json.loads(lines[-2][6:])["usage"] == DETAILED_USAGE
     assert lines[-1] == "data: [DONE]"
 
 
@@ -131,7 +146,7 @@ def test_the_buffered_completion_of_the_recorded_reply() -> None:
                 "finish_reason": "tool_calls",
             }
         ],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+        "usage": DETAILED_USAGE,
     }
 
 

@@ -27,6 +27,9 @@ class Scripted:
     def models(self) -> tuple[str, ...]:
         return ()
 
+    def honours(self, request: ModelRequest) -> frozenset[str]:
+        return frozenset()
+
     def complete(self, request: ModelRequest) -> ModelReply:
         self.calls.append(request.model)
         if self.failures:

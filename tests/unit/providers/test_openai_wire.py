@@ -170,7 +170,8 @@ def test_complete_sends_the_openai_request_and_maps_the_reply() -> None:
     assert reply.content == "The capital of France is Paris."
     assert reply.finish_reason == "stop"
     assert reply.tool_calls == ()
-    assert reply.usage == Usage.of(2006, 8, 1920)
+    assert reply.usage == Usage.of(2006, 8, 1920, 0)
+    assert reply.system_fingerprint == "fp_07871e2ad8"
     assert reply.usage.prompt_tokens_details is not None
     assert reply.usage.prompt_tokens_details.cached_tokens == 1920
 
@@ -252,7 +253,7 @@ def test_azure_uses_the_api_key_header_and_api_version() -> None:
 
     assert reply.content == "Hello! How can I help you today?"
     assert reply.finish_reason == "stop"
-    assert reply.usage == Usage.of(19, 9, 0)
+    assert reply.usage == Usage.of(19, 9, 0, 0)
 
 
 def test_no_api_key_sends_no_auth_header() -> None:
@@ -376,7 +377,7 @@ def test_tool_call_round_trip() -> None:
             function=FunctionCall(name="get_time", arguments='{"timezone":"Europe/Paris"}'),
         ),
     )
-    assert reply.usage == Usage.of(112, 51, 0)
+    assert reply.usage == Usage.of(112, 51, 0, 0)
 
 
 def test_tool_choice_as_a_string() -> None:
@@ -442,7 +443,7 @@ def test_stream_yields_text_in_order_then_finish_with_reported_usage() -> None:
         TextDelta(" of"),
         TextDelta(" France"),
         TextDelta("."),
-        Finish("stop", Usage.of(1290, 8, 1024)),
+        Finish("stop", Usage.of(1290, 8, 1024, 0), "fp_07871e2ad8"),
     ]
 
 
@@ -477,7 +478,7 @@ def test_stream_parallel_tool_calls_in_fragments() -> None:
     assert json.loads(arguments[0]) == {"city": "Edinburgh", "country": "UK"}
     assert json.loads(arguments[1]) == {"ticker": "AAPL", "exchange": "NASDAQ"}
     assert not any(isinstance(e, TextDelta) for e in events)
-    assert events[-1] == Finish("tool_calls", Usage.of(149, 60, 0))
+    assert events[-1] == Finish("tool_calls", Usage.of(149, 60, 0, 0), "fp_2a322c9ffc")
     assert sum(isinstance(e, Finish) for e in events) == 1
 
 
@@ -571,7 +572,7 @@ def test_stream_answered_with_one_json_completion() -> None:
         ToolCallDelta(
             index=1, id="call_Jf7UeN4aQr9gMw1kVs6tBo3P", name="get_time", arguments='{"timezone":"Europe/Paris"}'
         ),
-        Finish("tool_calls", Usage.of(112, 51, 0)),
+        Finish("tool_calls", Usage.of(112, 51, 0, 0), "fp_b3f1157249"),
     ]
 
 

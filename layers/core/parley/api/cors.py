@@ -27,7 +27,7 @@ ALLOW_HEADERS = (
     "X-Stainless-Retry-Count",
 )
 ALLOW_METHODS = ("GET", "POST", "PATCH", "DELETE", "OPTIONS")
-EXPOSE_HEADERS = ("x-request-id", "Retry-After", "Idempotent-Replayed")
+EXPOSE_HEADERS = ("x-request-id", "Retry-After", "Idempotent-Replayed", "parley-dropped-params")
 MAX_AGE_SECONDS = 600
 
 

@@ -35,6 +35,13 @@ from parley.domain.replies import (
 
 
 SSE_MEDIA = "text/event-stream"
+# The request fields the provider that answered did not honour (left out of its call), comma-separated.
+DROPPED_HEADER = "parley-dropped-params"
+
+
+def dropped_headers(dropped: Iterable[str]) -> dict[str, str]:
+    names = ",".join(dropped)
+    return {DROPPED_HEADER: names} if names else {}
 
 
 class _Wire(BaseModel):
@@ -204,6 +211,7 @@ def completion_chunks(
 ) -> Iterator[bytes]:
     started: ReplyStarted | None = None
     usage_field = {"usage": None} if include_usage else {}
+    fingerprint: str | None = None
 
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
         assert started is not None
@@ -213,7 +221,7 @@ def completion_chunks(
                 "object": "chat.completion.chunk",
                 "created": started.created,
                 "model": started.model,
-                "system_fingerprint": None,
+                "system_fingerprint": fingerprint,
                 "choices": choices,
                 **usage_field,
                 **extra,
@@ -225,7 +233,7 @@ def completion_chunks(
 
     for event in events:
         if isinstance(event, ReplyStarted):
-            started = event
+            started, fingerprint = event, event.system_fingerprint
             cited = {"citations": [c.model_dump(mode="json") for c in event.citations]} if event.citations else {}
             yield chunk(choice({"role": "assistant", "content": ""}), **cited)
         elif isinstance(event, TextDelta):
@@ -233,9 +241,10 @@ def completion_chunks(
         elif isinstance(event, ToolCallDelta):
             yield chunk(choice({"tool_calls": [_tool_call_piece(event)]}))
         elif isinstance(event, Finished):
+            fingerprint = event.system_fingerprint or fingerprint
             yield chunk(choice({}, event.reason))
             if include_usage:
-                yield chunk([], usage=event.usage.model_dump(exclude_none=True))
+                yield chunk([], usage=event.usage.detailed().model_dump())
         elif isinstance(event, ReplyDone):
             yield sse.done()
         elif isinstance(event, ReplyFailed):
@@ -261,15 +270,17 @@ def completion_body(events: Iterable[ReplyEvent]) -> ChatCompletion:
     calls: list[ToolCall] = []
     reason: FinishReason = "stop"
     usage: Usage | None = None
+    fingerprint: str | None = None
     for event in events:
         if isinstance(event, ReplyStarted):
-            started = event
+            started, fingerprint = event, event.system_fingerprint
         elif isinstance(event, TextDelta):
             text = [*(text or []), event.text]
         elif isinstance(event, ToolCallDone):
             calls.append(event.call)
         elif isinstance(event, Finished):
             reason, usage = event.reason, event.usage
+            fingerprint = event.system_fingerprint or fingerprint
         elif isinstance(event, ReplyFailed):
             raise stored_error(event.status, event.error_type, event.code, event.message, replayed=False)
     if started is None or usage is None:
@@ -284,7 +295,8 @@ def completion_body(events: Iterable[ReplyEvent]) -> ChatCompletion:
                 finish_reason=reason,
             )
         ],
-        usage=usage,
+        usage=usage.detailed(),
+        system_fingerprint=fingerprint,
         citations=list(started.citations) or None,
     )
 

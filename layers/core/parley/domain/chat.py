@@ -36,7 +36,40 @@ class ImagePart(_Strict):
     image_url: ImageUrl
 
 
-ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+class InputAudio(_Strict):
+    data: str
+    format: str = Field(max_length=16)
+
+
+class AudioPart(_Strict):
+    """OpenAI's `input_audio` part: accepted by the schema, refused (400) by providers that cannot take it."""
+
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+class FileRef(_Strict):
+    file_data: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+
+
+class FilePart(_Strict):
+    """OpenAI's `file` part: accepted by the schema, refused (400) by providers that cannot take it."""
+
+    type: Literal["file"]
+    file: FileRef
+    prompt_cache_breakpoint: dict[str, Any] | None = None
+
+
+class RefusalPart(_Strict):
+    """An assistant message's refusal part (sent back as history)."""
+
+    type: Literal["refusal"]
+    refusal: str
+
+
+ContentPart = Annotated[TextPart | ImagePart | AudioPart | FilePart | RefusalPart, Field(discriminator="type")]
 
 
 class FunctionCall(_Strict):
@@ -107,6 +140,11 @@ class ChatMessage(_Strict):
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
     refusal: str | None = None
+    # What an assistant message of a chat.completion carries, so `message.model_dump()` can be sent
+    # back as history: accepted, and not passed to providers (they are the reply's own metadata).
+    annotations: list[dict[str, Any]] | None = None
+    audio: dict[str, Any] | None = None
+    function_call: FunctionCall | None = None
     document_id: str | None = Field(default=None, max_length=64, description="the server puts the document's text")
 
     @model_validator(mode="after")
@@ -135,6 +173,10 @@ class ChatMessage(_Strict):
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content if isinstance(part, TextPart))
+
+    def part_types(self) -> set[str]:
+        """The content part types the message carries (empty for string content)."""
+        return {part.type for part in self.content} if isinstance(self.content, list) else set()
 
 
 class FunctionDefinition(_Strict):
@@ -165,6 +207,54 @@ class ResponseFormat(_Strict):
 
 class StreamOptions(_Strict):
     include_usage: bool = False
+    include_obfuscation: bool | None = None  # OpenAI's own stream padding; Parley sends none
+
+
+class LegacyFunction(_Strict):
+    """A deprecated `functions` entry (OpenAI's predecessor of `tools`)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class AudioOutput(_Strict):
+    format: str = Field(max_length=16)
+    voice: str | dict[str, Any]
+
+
+class Prediction(_Strict):
+    type: Literal["content"]
+    content: str | list[TextPart]
+
+
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+
+# OpenAI fields with no typed place in the model port: an OpenAI-compatible provider receives them
+# as sent, the other adapters map what they can (parley.providers.*.HONOURS) and the rest is
+# dropped and named in the `parley-dropped-params` header.
+PASSTHROUGH_FIELDS = (
+    "audio",
+    "function_call",
+    "functions",
+    "logit_bias",
+    "logprobs",
+    "metadata",
+    "modalities",
+    "moderation",
+    "n",
+    "prediction",
+    "prompt_cache_key",
+    "prompt_cache_options",
+    "prompt_cache_retention",
+    "reasoning_effort",
+    "safety_identifier",
+    "service_tier",
+    "store",
+    "top_logprobs",
+    "verbosity",
+    "web_search_options",
+)
 
 
 class SamplingParams(_Strict):
@@ -175,7 +265,7 @@ class SamplingParams(_Strict):
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
-    n: Literal[1] = 1
+    n: int | None = Field(default=None, ge=1, le=128)
     tools: list[Tool] | None = Field(default=None, max_length=128)
     tool_choice: Literal["none", "auto", "required"] | ToolChoiceFunction | None = None
     parallel_tool_calls: bool | None = None
@@ -184,8 +274,27 @@ class SamplingParams(_Strict):
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     user: str | None = Field(default=None, max_length=256)
-    stream: bool = False
+    stream: bool | None = False
     stream_options: StreamOptions | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    logit_bias: dict[str, int] | None = Field(default=None, max_length=300)
+    metadata: dict[str, str] | None = Field(default=None, max_length=16)
+    store: bool | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority", "fast"] | None = None
+    modalities: list[Literal["text", "audio"]] | None = Field(default=None, max_length=2)
+    audio: AudioOutput | None = None
+    prediction: Prediction | None = None
+    prompt_cache_key: str | None = Field(default=None, max_length=1024)
+    prompt_cache_options: dict[str, Any] | None = None
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    safety_identifier: str | None = Field(default=None, max_length=256)
+    web_search_options: dict[str, Any] | None = None
+    moderation: dict[str, Any] | None = None
+    functions: list[LegacyFunction] | None = Field(default=None, max_length=128)
+    function_call: Literal["none", "auto"] | NamedFunction | None = None
 
     @model_validator(mode="after")
     def _check_sampling(self) -> SamplingParams:
@@ -193,7 +302,19 @@ class SamplingParams(_Strict):
             raise ValueError("stop takes at most 4 sequences")
         if self.stream_options is not None and not self.stream:
             raise ValueError("stream_options is only allowed when stream is true")
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
+        if self.metadata is not None and any(len(k) > 64 or len(v) > 512 for k, v in self.metadata.items()):
+            raise ValueError("metadata keys are at most 64 characters, values at most 512")
         return self
+
+    def passthrough(self) -> dict[str, Any]:
+        """The OpenAI fields without a typed place in the model port that the request sets, as JSON."""
+        return {
+            name: value
+            for name in PASSTHROUGH_FIELDS
+            if (value := self.model_dump(mode="json", include={name}, exclude_none=True).get(name)) is not None
+        }
 
     @property
     def output_limit(self) -> int | None:
@@ -228,9 +349,6 @@ class ChatCompletionRequest(SamplingParams):
     # Optional only when a provider with a default_model is named (seed 003's stateless form).
     model: str | None = Field(default=None, min_length=1, max_length=256)
     messages: list[ChatMessage] = Field(min_length=1, max_length=4096)
-    logprobs: Literal[False] | None = None
-    metadata: dict[str, str] | None = None
-    store: bool | None = None
     # Parley's extensions
     provider_id: str | None = Field(
         default=None, validation_alias=AliasChoices("provider_id", "ai_provider_id"), max_length=64
@@ -254,6 +372,14 @@ class ChatCompletionRequest(SamplingParams):
 
 class PromptTokensDetails(BaseModel):
     cached_tokens: int = 0
+    audio_tokens: int = 0
+
+
+class CompletionTokensDetails(BaseModel):
+    reasoning_tokens: int = 0
+    audio_tokens: int = 0
+    accepted_prediction_tokens: int = 0
+    rejected_prediction_tokens: int = 0
 
 
 class Usage(BaseModel):
@@ -261,15 +387,28 @@ class Usage(BaseModel):
     completion_tokens: int
     total_tokens: int
     prompt_tokens_details: PromptTokensDetails | None = None  # set when the provider reports cache hits
+    completion_tokens_details: CompletionTokensDetails | None = None
 
     @classmethod
-    def of(cls, prompt: int, completion: int, cached: int | None = None) -> Usage:
+    def of(cls, prompt: int, completion: int, cached: int | None = None, reasoning: int | None = None) -> Usage:
         details = PromptTokensDetails(cached_tokens=cached) if cached is not None else None
+        completion_details = CompletionTokensDetails(reasoning_tokens=reasoning) if reasoning is not None else None
         return cls(
             prompt_tokens=prompt,
             completion_tokens=completion,
             total_tokens=prompt + completion,
             prompt_tokens_details=details,
+            completion_tokens_details=completion_details,
+        )
+
+    def detailed(self) -> Usage:
+        """The usage with both detail objects present (zeros where the provider reported none), as
+        OpenAI answers it: the same shape in every response and stream."""
+        return self.model_copy(
+            update={
+                "prompt_tokens_details": self.prompt_tokens_details or PromptTokensDetails(),
+                "completion_tokens_details": self.completion_tokens_details or CompletionTokensDetails(),
+            }
         )
 
 

@@ -73,6 +73,8 @@ ROUTE_ACTIONS = frozenset(
         "indexes:ListIndexes",
         "indexes:QueryIndex",
         "indexes:UpdateIndex",
+        "models:GetModel",
+        "models:ListModels",
         "projects:CreateProject",
         "projects:GetProject",
         "projects:ListProjects",

@@ -34,6 +34,7 @@ class ReplyStarted(_Event):
     conversation_id: str | None = None
     user_message_id: str | None = None
     citations: tuple[Citation, ...] = ()  # what retrieval (RAG) gave the model, when it ran
+    system_fingerprint: str | None = None  # when the provider gave one before the reply
 
 
 class TextDelta(_Event):
@@ -57,6 +58,7 @@ class Finished(_Event):
     type: Literal["finish"] = "finish"
     reason: FinishReason
     usage: Usage
+    system_fingerprint: str | None = None  # when the provider gave one
 
 
 class ToolCallDone(_Event):

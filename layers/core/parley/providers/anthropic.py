@@ -18,7 +18,17 @@ from typing import Any
 
 import httpx
 
-from parley.domain.chat import ChatMessage, ContentPart, FinishReason, FunctionCall, ImagePart, ToolCall, Usage
+from parley.domain.chat import (
+    ChatMessage,
+    ContentPart,
+    FinishReason,
+    FunctionCall,
+    ImagePart,
+    RefusalPart,
+    TextPart,
+    ToolCall,
+    Usage,
+)
 from parley.domain.errors import InvalidRequest, ProviderError
 from parley.providers.base import Finish, ModelReply, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
 from parley.providers.http import Redactor, error_for_status, error_for_transport, iter_sse, make_client
@@ -57,6 +67,36 @@ _ERROR_TYPE_STATUS: dict[str, int] = {
 
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
+# The fields the Messages API takes (mapped: stop as stop_sequences, user and safety_identifier as
+# metadata.user_id, parallel_tool_calls false as disable_parallel_tool_use, reasoning_effort as a
+# thinking budget). Not among them: seed, presence_penalty, frequency_penalty, logit_bias (no
+# counterpart), response_format (no JSON mode), and OpenAI's own options (store, metadata,
+# service_tier, prompt_cache_*, verbosity, prediction, web_search_options, moderation).
+_HONOURED = frozenset(
+    {"temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice", "user", "safety_identifier"}
+    | {"parallel_tool_calls"}
+)
+
+# reasoning_effort as an extended thinking budget (Anthropic: at least 1024 tokens, and less than
+# max_tokens, which counts thinking and answer together).
+MIN_THINKING_BUDGET = 1024
+THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 24576, "max": 32000}
+
+
+def thinking_budget(request: ModelRequest, default_max_tokens: int) -> tuple[int, int] | None:
+    """(budget_tokens, max_tokens) for the request's reasoning_effort, or None without thinking:
+    no effort (or "none"), a max_tokens too small to think in, or a forced tool choice (thinking
+    allows only auto and none)."""
+    effort = request.options.get("reasoning_effort")
+    budget = THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None or request.tool_choice not in (None, "auto", "none"):
+        return None
+    if request.max_tokens is None:
+        return budget, default_max_tokens + budget
+    if request.max_tokens <= MIN_THINKING_BUDGET:
+        return None
+    return min(budget, request.max_tokens - 1), request.max_tokens
+
 
 class AnthropicProvider:
     name = "anthropic"
@@ -85,6 +125,20 @@ class AnthropicProvider:
     def models(self) -> Sequence[str]:
         return ()
 
+    def honours(self, request: ModelRequest) -> frozenset[str]:
+        honoured = set(_HONOURED)
+        if request.options.get("safety_identifier"):
+            honoured.discard("user")  # one metadata.user_id: the safety identifier's
+        effort = request.options.get("reasoning_effort")
+        if effort == "none" or thinking_budget(request, self._default_max_tokens) is not None:
+            honoured.add("reasoning_effort")
+            if effort != "none":
+                # Thinking takes no temperature, and top_p only from 0.95 to 1.
+                honoured.discard("temperature")
+                if request.top_p is not None and request.top_p < 0.95:
+                    honoured.discard("top_p")
+        return frozenset(honoured)
+
     # -- requests ---------------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
@@ -98,19 +152,24 @@ class AnthropicProvider:
     def build_body(self, request: ModelRequest, *, stream: bool = False) -> dict[str, Any]:
         """The Messages API request body for a Parley request."""
         system, messages = translate_messages(request.messages)
+        honoured = self.honours(request)
         body: dict[str, Any] = {
             "model": request.model,
             # Anthropic requires max_tokens; OpenAI's default is "as much as fits".
             "max_tokens": request.max_tokens if request.max_tokens is not None else self._default_max_tokens,
             "messages": messages,
         }
+        thinking = thinking_budget(request, self._default_max_tokens)
+        if thinking is not None:
+            body["thinking"] = {"type": "enabled", "budget_tokens": thinking[0]}
+            body["max_tokens"] = thinking[1]
         if system is not None:
             body["system"] = system
-        if request.temperature is not None:
+        if request.temperature is not None and "temperature" in honoured:
             # Anthropic's temperature runs 0..1 where OpenAI's runs 0..2: values above 1 are
             # clamped to 1 (the most random Anthropic allows) rather than refused.
             body["temperature"] = min(request.temperature, 1.0)
-        if request.top_p is not None:
+        if request.top_p is not None and "top_p" in honoured:
             body["top_p"] = request.top_p
         if request.stop:
             body["stop_sequences"] = list(request.stop)
@@ -126,12 +185,13 @@ class AnthropicProvider:
             choice = _tool_choice(request)
             if choice is not None:
                 body["tool_choice"] = choice
-        if request.user:
-            body["metadata"] = {"user_id": request.user}
-        # Not passed on: seed, presence_penalty and frequency_penalty have no Messages API
-        # counterpart, and response_format has no equivalent JSON mode (the closest,
-        # structured outputs, is model-dependent and shaped differently), so they are ignored
-        # as the port allows for providers without them.
+        end_user = request.options.get("safety_identifier") or request.user
+        if isinstance(end_user, str) and end_user:
+            body["metadata"] = {"user_id": end_user}
+        # Not passed on (see _HONOURED): seed, presence_penalty and frequency_penalty have no
+        # Messages API counterpart, and response_format has no equivalent JSON mode (the closest,
+        # structured outputs, is model-dependent and shaped differently); the API names them in
+        # parley-dropped-params.
         if stream:
             body["stream"] = True
         return body
@@ -232,8 +292,16 @@ def _content_blocks(content: str | list[ContentPart] | None, i: int) -> list[dic
     for part in content:
         if isinstance(part, ImagePart):
             blocks.append(_image_block(part, i))
-        elif part.text:
-            blocks.append({"type": "text", "text": part.text})
+        elif isinstance(part, TextPart | RefusalPart):
+            text = part.text if isinstance(part, TextPart) else part.refusal
+            if text:
+                blocks.append({"type": "text", "text": text})
+        else:
+            raise InvalidRequest(
+                f"messages[{i}] has a {part.type} content part, which the {PROVIDER} provider cannot take.",
+                code="unsupported_content_part",
+                param=f"messages[{i}].content",
+            )
     return blocks
 
 

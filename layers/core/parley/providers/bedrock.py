@@ -47,6 +47,8 @@ from parley.domain.chat import (
     FinishReason,
     FunctionCall,
     ImagePart,
+    RefusalPart,
+    TextPart,
     ToolCall,
     ToolChoiceFunction,
     Usage,
@@ -126,6 +128,17 @@ _STREAM_EXCEPTIONS = (
     "throttlingException",
     "serviceUnavailableException",
 )
+# The OpenAI fields Converse takes (stop as stopSequences, metadata as requestMetadata, service_tier
+# as serviceTier, reasoning_effort as Claude's thinking budget): see BedrockProvider.honours.
+_HONOURED = frozenset({"temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice"})
+# requestMetadata: at most 16 pairs, keys 1..256 and values 0..256 of these characters (service-2.json).
+_METADATA_TEXT = re.compile(r"[a-zA-Z0-9\s:_@$#=/+,\-.]{0,256}")
+_SERVICE_TIERS = frozenset({"default", "flex", "priority"})
+# reasoning_effort as a thinking budget for Anthropic's Claude models (additionalModelRequestFields
+# carries Anthropic's own `thinking` field: at least 1024 tokens, less than maxTokens).
+_THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 24576, "max": 32000}
+_DEFAULT_MAX_TOKENS = 4096
+
 # An IAM principal in an AccessDenied message ("User: arn:aws:sts::123456789012:assumed-role/...")
 # names the account and role: kept out of what API callers see.
 _PRINCIPAL_ARN = re.compile(r"arn:aws[\w-]*:(?:iam|sts)::\d{12}:\S+")
@@ -141,6 +154,22 @@ class BedrockProvider:
         # Any model id, inference profile id or ARN is passed to Bedrock, which judges it.
         return ()
 
+    def honours(self, request: ModelRequest) -> frozenset[str]:
+        honoured = set(_HONOURED)
+        if _request_metadata(request) is not None:
+            honoured.add("metadata")
+        tier = request.options.get("service_tier")
+        if tier == "auto" or tier in _SERVICE_TIERS:
+            honoured.add("service_tier")
+        effort = request.options.get("reasoning_effort")
+        if effort == "none" or _thinking(request) is not None:
+            honoured.add("reasoning_effort")
+            if effort != "none":
+                honoured.discard("temperature")  # Claude's thinking takes no temperature
+                if request.top_p is not None and request.top_p < 0.95:
+                    honoured.discard("top_p")
+        return frozenset(honoured)
+
     def _runtime(self) -> BedrockRuntimeClient:
         # Resolved at call time, so building the provider never builds a boto3 client.
         return self._client if self._client is not None else clients().bedrock_runtime
@@ -155,6 +184,20 @@ class BedrockProvider:
             params["inferenceConfig"] = converse.inference
         if converse.tool_config is not None:
             params["toolConfig"] = converse.tool_config
+        metadata = _request_metadata(request)
+        if metadata is not None:
+            params["requestMetadata"] = metadata
+        tier = request.options.get("service_tier")
+        if tier in _SERVICE_TIERS:
+            params["serviceTier"] = {"type": tier}
+        thinking = _thinking(request)
+        if thinking is not None:
+            params["additionalModelRequestFields"] = {"thinking": {"type": "enabled", "budget_tokens": thinking[0]}}
+            params["inferenceConfig"] = {
+                **{k: v for k, v in converse.inference.items() if k not in ("temperature", "topP")},
+                **({"topP": request.top_p} if request.top_p is not None and request.top_p >= 0.95 else {}),
+                "maxTokens": thinking[1],
+            }
         try:
             return getattr(self._runtime(), operation)(**params)
         except ClientError as error:
@@ -258,6 +301,32 @@ class _StreamReader:
         # messageStart and contentBlockStop carry nothing Parley needs.
 
 
+def _request_metadata(request: ModelRequest) -> dict[str, str] | None:
+    """OpenAI's metadata as Converse's requestMetadata, when every pair fits its constraints."""
+    metadata = request.options.get("metadata")
+    if not isinstance(metadata, dict) or not metadata or len(metadata) > 16:
+        return None
+    fits = all(
+        isinstance(k, str) and isinstance(v, str) and k and _METADATA_TEXT.fullmatch(k) and _METADATA_TEXT.fullmatch(v)
+        for k, v in metadata.items()
+    )
+    return dict(metadata) if fits else None
+
+
+def _thinking(request: ModelRequest) -> tuple[int, int] | None:
+    """(budget_tokens, maxTokens) for reasoning_effort on a Claude model, else None (no effort,
+    another model family, a maxTokens too small to think in, or a forced tool choice)."""
+    effort = request.options.get("reasoning_effort")
+    budget = _THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None or "anthropic.claude" not in request.model or request.tool_choice not in (None, "auto", "none"):
+        return None
+    if request.max_tokens is None:
+        return budget, _DEFAULT_MAX_TOKENS + budget
+    if request.max_tokens <= _THINKING_BUDGETS["minimal"]:
+        return None
+    return min(budget, request.max_tokens - 1), request.max_tokens
+
+
 @dataclass(frozen=True)
 class _Converse:
     messages: list[MessageTypeDef]
@@ -326,9 +395,23 @@ def _inference(request: ModelRequest) -> InferenceConfigurationTypeDef:
 
 
 def _text(message: ChatMessage, position: int) -> str:
-    if isinstance(message.content, list) and any(isinstance(part, ImagePart) for part in message.content):
-        raise InvalidRequest(f"messages[{position}]: a {message.role} message cannot carry images.", param="messages")
+    if isinstance(message.content, list):
+        for part in message.content:
+            if isinstance(part, ImagePart):
+                raise InvalidRequest(
+                    f"messages[{position}]: a {message.role} message cannot carry images.", param="messages"
+                )
+            if not isinstance(part, TextPart | RefusalPart):
+                raise _part_refused(part.type, position)
     return message.text()
+
+
+def _part_refused(kind: str, position: int) -> InvalidRequest:
+    return InvalidRequest(
+        f"messages[{position}] has a {kind} content part, which the {PROVIDER} provider cannot take.",
+        code="unsupported_content_part",
+        param=f"messages[{position}].content",
+    )
 
 
 def _blocks(content: str | list[ContentPart] | None, position: int, *, images: bool) -> list[ContentBlockTypeDef]:
@@ -345,8 +428,12 @@ def _blocks(content: str | list[ContentPart] | None, position: int, *, images: b
                     f"messages[{position}]: Bedrock takes images in user messages only.", param="messages"
                 )
             blocks.append(_image(part.image_url.url, position))
-        elif part.text:
-            blocks.append({"text": part.text})
+        elif isinstance(part, TextPart | RefusalPart):
+            text = part.text if isinstance(part, TextPart) else part.refusal
+            if text:
+                blocks.append({"text": text})
+        else:
+            raise _part_refused(part.type, position)
     return blocks
 
 

@@ -12,6 +12,11 @@ tool_choice names, else the first tool the text names as `@<tool name>` (so a us
 replies with that result's text, unless the text names a tool as `@<tool name>`: then it calls
 that tool (with the result as input), so a tool can chain another, or loop up to a step limit.
 A client's tool round trip and an agent's http tools thus run locally end to end.
+
+Of OpenAI's request fields it honours those that shape its deterministic reply (max_tokens, stop,
+tools, tool_choice); the others (sampling, seeds, OpenAI's own options) are dropped and named in
+the `parley-dropped-params` header. It takes text and image parts (an image is not echoed) and
+refuses audio and file parts.
 """
 
 from __future__ import annotations
@@ -23,11 +28,25 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from parley.domain.chat import FinishReason, FunctionCall, ToolCall, ToolChoiceFunction, Usage
+from parley.domain.errors import InvalidRequest
 from parley.domain.tokens import estimate_messages, estimate_text
 from parley.providers.base import Finish, ModelReply, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
 from parley.settings import get_settings
 
 _WORD = re.compile(r"\s*\S+")
+_HONOURED = frozenset({"max_tokens", "stop", "tools", "tool_choice"})
+_PARTS = frozenset({"text", "image_url", "refusal"})
+
+
+def _check_parts(request: ModelRequest) -> None:
+    for i, message in enumerate(request.messages):
+        refused = sorted(message.part_types() - _PARTS)
+        if refused:
+            raise InvalidRequest(
+                f"messages[{i}] has a {refused[0]} content part, which the echo provider cannot take.",
+                code="unsupported_content_part",
+                param=f"messages[{i}].content",
+            )
 
 
 class EchoProvider:
@@ -39,6 +58,9 @@ class EchoProvider:
 
     def models(self) -> Sequence[str]:
         return ("echo",)
+
+    def honours(self, request: ModelRequest) -> frozenset[str]:
+        return _HONOURED
 
     @staticmethod
     def _tool_call(request: ModelRequest) -> ToolCall | None:
@@ -91,6 +113,7 @@ class EchoProvider:
         )
 
     def complete(self, request: ModelRequest) -> ModelReply:
+        _check_parts(request)
         call = self._tool_call(request)
         if call is not None:
             usage = Usage.of(self._prompt_tokens(request), estimate_text(call.function.arguments))
@@ -99,6 +122,7 @@ class EchoProvider:
         return ModelReply(content="".join(words), finish_reason=finish, usage=usage)
 
     def stream(self, request: ModelRequest) -> Iterator[StreamEvent]:
+        _check_parts(request)
         call = self._tool_call(request)
         if call is not None:
             arguments = call.function.arguments

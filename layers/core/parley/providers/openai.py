@@ -35,7 +35,15 @@ import httpx
 from parley.domain.chat import ChatMessage, FinishReason, FunctionCall, ToolCall, Usage
 from parley.domain.errors import ProviderError
 from parley.domain.tokens import estimate_messages, estimate_text
-from parley.providers.base import Finish, ModelReply, ModelRequest, StreamEvent, TextDelta, ToolCallDelta
+from parley.providers.base import (
+    SHAPE_FIELDS,
+    Finish,
+    ModelReply,
+    ModelRequest,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+)
 from parley.providers.http import (
     Redactor,
     error_for_status,
@@ -96,6 +104,11 @@ class OpenAIProvider:
     def models(self) -> Sequence[str]:
         return ()
 
+    def honours(self, request: ModelRequest) -> frozenset[str]:
+        # Every field goes to the server as sent (the server judges it), except those that change
+        # the reply's shape, which the port cannot carry back.
+        return frozenset(name for name in request.fields_set() if name not in SHAPE_FIELDS)
+
     # -- requests ---------------------------------------------------------------------------
 
     def _build_headers(self, extra: Mapping[str, str]) -> dict[str, str]:
@@ -109,7 +122,8 @@ class OpenAIProvider:
         return headers
 
     def _message(self, message: ChatMessage) -> dict[str, Any]:
-        fields = message.model_dump(exclude_none=True)
+        # annotations belong to a reply, not to a request's messages
+        fields = message.model_dump(exclude_none=True, exclude={"annotations", "document_id"})
         if fields["role"] == "developer" and not self._openai_host:
             fields["role"] = "system"
         return fields
@@ -142,6 +156,8 @@ class OpenAIProvider:
             body["frequency_penalty"] = request.frequency_penalty
         if request.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = request.parallel_tool_calls
+        for name, value in request.options.items():
+            body.setdefault(name, value)
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -236,7 +252,19 @@ def _usage(value: object) -> Usage | None:
         return None
     details = value.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return Usage.of(prompt, completion, cached if isinstance(cached, int) else None)
+    output_details = value.get("completion_tokens_details")
+    reasoning = output_details.get("reasoning_tokens") if isinstance(output_details, dict) else None
+    return Usage.of(
+        prompt,
+        completion,
+        cached if isinstance(cached, int) else None,
+        reasoning if isinstance(reasoning, int) else None,
+    )
+
+
+def _fingerprint(document: Mapping[str, Any]) -> str | None:
+    value = document.get("system_fingerprint")
+    return value if isinstance(value, str) and value else None
 
 
 def _estimated_usage(request: ModelRequest, output: str) -> Usage:
@@ -312,7 +340,13 @@ def parse_completion(request: ModelRequest, document: Mapping[str, Any]) -> Mode
     finish = _finish_reason(choice.get("finish_reason"))
     output = (content or "") + "".join(c.function.arguments for c in calls)
     usage = _usage(document.get("usage")) or _estimated_usage(request, output)
-    return ModelReply(content=content, finish_reason=finish, usage=usage, tool_calls=tuple(calls))
+    return ModelReply(
+        content=content,
+        finish_reason=finish,
+        usage=usage,
+        tool_calls=tuple(calls),
+        system_fingerprint=_fingerprint(document),
+    )
 
 
 def _replay(reply: ModelReply) -> Iterator[StreamEvent]:
@@ -321,7 +355,7 @@ def _replay(reply: ModelReply) -> Iterator[StreamEvent]:
         yield TextDelta(reply.content)
     for i, call in enumerate(reply.tool_calls):
         yield ToolCallDelta(index=i, id=call.id, name=call.function.name, arguments=call.function.arguments)
-    yield Finish(reply.finish_reason, reply.usage)
+    yield Finish(reply.finish_reason, reply.usage, reply.system_fingerprint)
 
 
 # -- streams ----------------------------------------------------------------------------------
@@ -384,6 +418,7 @@ def _stream_events(request: ModelRequest, response: httpx.Response) -> Iterator[
     done = False
     output: list[str] = []  # for the usage estimate, should the server report none
     calls = _ToolCalls()
+    fingerprint: str | None = None
     for sse in iter_sse(PROVIDER, response):
         if sse.data.strip() == "[DONE]":
             done = True
@@ -398,6 +433,7 @@ def _stream_events(request: ModelRequest, response: httpx.Response) -> Iterator[
             raise _error_object(chunk.get("error") or chunk)
         # The usage chunk (choices: []) comes last, but take usage wherever it is (vLLM's
         # continuous usage stats send it on every chunk; the last is the total).
+        fingerprint = _fingerprint(chunk) or fingerprint
         groq = chunk.get("x_groq")
         usage = _usage(chunk.get("usage")) or _usage(groq.get("usage") if isinstance(groq, dict) else None) or usage
         for choice in chunk.get("choices") or ():
@@ -426,4 +462,4 @@ def _stream_events(request: ModelRequest, response: httpx.Response) -> Iterator[
     if not done and finish is None:
         raise ProviderError(f"{PROVIDER}'s stream ended before the reply was complete.", retryable=True)
     reason = _finish_reason(finish)
-    yield Finish(reason, usage or _estimated_usage(request, "".join(output)))
+    yield Finish(reason, usage or _estimated_usage(request, "".join(output)), fingerprint)

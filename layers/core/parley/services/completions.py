@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from parley.domain.chat import ChatCompletionRequest, ChatMessage, Usage
-from parley.domain.errors import ParleyError
+from parley.domain.chat import (
+    ChatCompletionRequest,
+    ChatMessage,
+    FunctionDefinition,
+    Tool,
+    ToolChoiceFunction,
+    Usage,
+)
+from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
 from parley.domain.indexes import Citation
 from parley.domain.keys import Quota
 from parley.domain.principal import Principal
 from parley.domain.replies import Finished, ReplyDone, ReplyEvent, ReplyFailed, ReplyStarted, TextDelta, ToolCallDone
-from parley.providers.base import ModelRequest
-from parley.providers.resilient import Outcome, Resilient, RetryPolicy
+from parley.providers.base import ModelRequest, dropped_fields, shape_fields
+from parley.providers.resilient import Outcome, Resilient, RetryPolicy, Target
 from parley.services import documents, limits, rag, registry
 from parley.services.metering import CallRecord, record_call
 from parley.services.replies import Ending, relay
@@ -37,6 +44,8 @@ class CallContext:
     user: str | None = None  # the end user, for budgets per user
     quota: Quota | None = None  # set by the service: where the call left its rate limits
     citations: tuple[Citation, ...] = ()  # set by the service: what retrieval gave the model
+    # set by the service: the request fields the answering provider did not honour
+    dropped: list[str] = field(default_factory=list)
 
 
 def _with_documents(principal: Principal, messages: list[ChatMessage]) -> list[ChatMessage]:
@@ -57,6 +66,17 @@ def _model_request(
     messages = _with_documents(principal, list(request.messages))
     if request.system_message is not None and messages[0].role not in ("system", "developer"):
         messages.insert(0, ChatMessage(role="system", content=request.system_message))
+    tools, tool_choice = list(request.tools or ()), request.tool_choice
+    # The deprecated functions and function_call are the tools and tool_choice they became (the
+    # reply carries tool_calls).
+    tools += [
+        Tool(type="function", function=FunctionDefinition(**f.model_dump(exclude_none=True)))
+        for f in request.functions or ()
+    ]
+    if tool_choice is None and request.function_call is not None:
+        call = request.function_call
+        tool_choice = call if isinstance(call, str) else ToolChoiceFunction(type="function", function=call)
+    options = {k: v for k, v in request.passthrough().items() if k not in ("functions", "function_call")}
     messages = rag.grounded(messages, citations)
     return ModelRequest(
         model=request.model or "",
@@ -65,15 +85,36 @@ def _model_request(
         top_p=request.top_p,
         max_tokens=request.output_limit,
         stop=request.stop_sequences,
-        tools=request.tools or (),
-        tool_choice=request.tool_choice,
+        tools=tools,
+        tool_choice=tool_choice,
         response_format=request.response_format,
         user=request.user,
         seed=request.seed,
         presence_penalty=request.presence_penalty,
         frequency_penalty=request.frequency_penalty,
         parallel_tool_calls=request.parallel_tool_calls,
+        options=options,
     )
+
+
+def _check_shape(targets: list[Target], request: ModelRequest) -> None:
+    """A field that would change the result's shape (several choices, log probabilities, audio) is
+    refused, naming the field and the provider: no adapter's reply can carry it."""
+    names = shape_fields(request)
+    if names:
+        name, target = names[0], targets[0]
+        where = f" ({target.provider_id})" if target.provider_id else ""
+        raise InvalidRequest(
+            f"{name} is not available with the {target.provider.name} provider{where} serving model "
+            f"{target.model!r}: Parley's replies carry one choice of text and tool calls.",
+            code="unsupported_parameter",
+            param=name,
+        )
+
+
+def dropped(outcome: Outcome, request: ModelRequest) -> list[str]:
+    """The request's fields the provider that answered did not honour."""
+    return dropped_fields(outcome.target.provider, replace(request, model=outcome.target.model))
 
 
 def _prepare(
@@ -86,6 +127,7 @@ def _prepare(
         principal, use_rag=request.use_rag, index_id=request.index_id, options=request.rag, messages=request.messages
     )
     model_request = _model_request(principal, request, context.citations)
+    _check_shape(targets, model_request)
     context.user = request.user
     texts = [m.model_dump_json(exclude_none=True) for m in model_request.messages]
     context.quota = limits.admit(principal, limits.estimate(texts, request.output_limit), request.user)
@@ -143,6 +185,7 @@ def create(
             error=error,
         )
         raise
+    context.dropped = dropped(outcome, model_request)
     _audit(
         principal,
         context,
@@ -156,14 +199,18 @@ def create(
     completion_id = new_id("chatcmpl")
     events: list[ReplyEvent] = [
         ReplyStarted(
-            reply_id=completion_id, model=outcome.target.model, created=int(time.time()), citations=context.citations
+            reply_id=completion_id,
+            model=outcome.target.model,
+            created=int(time.time()),
+            system_fingerprint=reply.system_fingerprint,
+            citations=context.citations,
         )
     ]
     if reply.content is not None:
         events.append(TextDelta(text=reply.content))
     events += [ToolCallDone(call=call) for call in reply.tool_calls]
     events += [
-        Finished(reason=reply.finish_reason, usage=reply.usage),
+        Finished(reason=reply.finish_reason, usage=reply.usage, system_fingerprint=reply.system_fingerprint),
         ReplyDone(reply_id=completion_id, usage=reply.usage),
     ]
     return events
@@ -187,6 +234,7 @@ def stream(
     except ParleyError as error:
         _audit(principal, context, runner.targets[0].model, started, status=error.status, outcome="failed", error=error)
         raise
+    context.dropped = dropped(outcome, model_request)
     start = ReplyStarted(
         reply_id=new_id("chatcmpl"), model=outcome.target.model, created=int(time.time()), citations=context.citations
     )

@@ -3,7 +3,7 @@
 In order: `provider_id` names a stored provider; a model written `<provider name>/<model>`
 selects the stored provider of that name; the model `echo` is always the built-in echo model;
 otherwise the project's default provider serves the model. Without any of these the request
-is refused with a 400 naming `model`.
+is refused with a 404 `model_not_found` naming `model`, as OpenAI answers.
 """
 
 from __future__ import annotations
@@ -123,7 +123,8 @@ def resolve(
         if loaded is None and model is None and provider_id is None and echo_when_unconfigured:
             return [Target(EchoProvider(), ECHO)]
         if loaded is None:
-            raise InvalidRequest(
+            # 404, as OpenAI answers a model that does not exist.
+            raise NotFound(
                 f"The model {model!r} is not available: no AI provider serves it. Add a provider (POST /v1/providers),"
                 " name one with provider_id, or use the built-in model 'echo'.",
                 code="model_not_found",

@@ -52,7 +52,7 @@ class _Collected:
             piece["arguments"] += event.arguments
             return ToolCallDelta(index=event.index, id=event.id, name=event.name, arguments=event.arguments)
         self.usage, self.reason = event.usage, event.reason
-        return Finished(reason=event.reason, usage=event.usage)
+        return Finished(reason=event.reason, usage=event.usage, system_fingerprint=event.system_fingerprint)
 
     def ending(self, status: Status, error: ParleyError | None = None, *, consumer_left: bool = False) -> Ending:
         calls = [
