@@ -34,6 +34,10 @@ class Settings:
     events_dlq: str = "parley-events-failures"
     # documents of knowledge indexes waiting for the ingestion worker (by name locally, URL in AWS)
     ingest_queue: str = "parley-ingest"
+    # the search engine: the OpenSearch Serverless collection's endpoint (https://<id>.<region>.aoss.amazonaws.com;
+    # set by CDK; empty locally, where the local engine serves) and the prefix of its index names
+    search_endpoint: str = ""
+    search_index_prefix: str = "parley"
     echo_delay_ms: int = 0
     max_body_bytes: int = 1_048_576
     service_name: str = "parley"
@@ -64,6 +68,8 @@ class Settings:
             deliveries_queue=env.get("PARLEY_DELIVERIES_QUEUE", defaults.deliveries_queue),
             events_dlq=env.get("PARLEY_EVENTS_DLQ", defaults.events_dlq),
             ingest_queue=env.get("PARLEY_INGEST_QUEUE", defaults.ingest_queue),
+            search_endpoint=env.get("PARLEY_SEARCH_ENDPOINT", defaults.search_endpoint),
+            search_index_prefix=env.get("PARLEY_SEARCH_INDEX_PREFIX", defaults.search_index_prefix),
             echo_delay_ms=_int(env, "PARLEY_ECHO_DELAY_MS", defaults.echo_delay_ms, minimum=0),
             max_body_bytes=_int(env, "PARLEY_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
             service_name=env.get("POWERTOOLS_SERVICE_NAME", defaults.service_name),
