@@ -58,7 +58,7 @@ def test_threads_write_and_read_at_once(tmp_path: Path) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    assert errors == [], [repr(e) for e in errors]
     assert len(engine.search_messages(MessageQuery(P, "kettle", limit=100)).hits) == 40
 
 

@@ -143,6 +143,7 @@ class LocalSearchEngine:
         self._local = threading.local()
         self._cache: dict[tuple[str, str], _Matrix] = {}
         self._cache_lock = threading.Lock()
+        self._init_lock = threading.Lock()
         self._initialised = False
 
     # connections -----------------------------------------------------------------------------
@@ -154,12 +155,13 @@ class LocalSearchEngine:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
-            if not self._initialised:
-                conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
-                self._initialised = True
+            with self._init_lock:  # one set-up per process at a time; other processes wait on the busy timeout
+                conn.execute("PRAGMA journal_mode = WAL")
+                if not self._initialised:
+                    conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+                    self._initialised = True
         except (sqlite3.OperationalError, OSError) as exc:
             raise SearchUnavailable(f"the local search database {self.path} cannot be opened: {exc}") from exc
         self._local.conn, self._local.pid = conn, os.getpid()
