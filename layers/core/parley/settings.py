@@ -44,6 +44,14 @@ class Settings:
     cursor_secret: str = ""  # name or ARN of the cursor-signing key's secret (outside local mode); set by CDK
     # how long a warm environment reuses a provider (record, default, credentials) for model calls
     provider_cache_seconds: int = 30
+    # search (parley.search.factory): "local" (SQLite FTS5 + numpy, one file at search_path) or
+    # "opensearch" (OpenSearch Serverless at search_endpoint); empty: local in local mode, else opensearch
+    search_engine: str = ""
+    search_path: str = ""  # the local engine's file; the local server sets PARLEY_SEARCH_PATH
+    search_endpoint: str = ""  # https://<collection id>.<region>.aoss.amazonaws.com (set by CDK)
+    search_region: str = ""  # empty: the settings' region
+    search_index_prefix: str = "parley"
+    search_dimension: int = 384  # the knn_vector dimension of the chunks index (the embedding model's)
 
     @property
     def local(self) -> bool:
@@ -77,6 +85,12 @@ class Settings:
             provider_cache_seconds=_int(
                 env, "PARLEY_PROVIDER_CACHE_SECONDS", defaults.provider_cache_seconds, minimum=0
             ),
+            search_engine=env.get("PARLEY_SEARCH_ENGINE", defaults.search_engine),
+            search_path=env.get("PARLEY_SEARCH_PATH", defaults.search_path),
+            search_endpoint=env.get("PARLEY_SEARCH_ENDPOINT", defaults.search_endpoint),
+            search_region=env.get("PARLEY_SEARCH_REGION", defaults.search_region),
+            search_index_prefix=env.get("PARLEY_SEARCH_INDEX_PREFIX", defaults.search_index_prefix),
+            search_dimension=_int(env, "PARLEY_SEARCH_DIMENSION", defaults.search_dimension, minimum=1),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -85,7 +85,9 @@ class MessageHit:
     message_id: str
     role: str
     created_at: str
-    snippet: str  # a window of the content around the matches, matches wrapped in <mark>...</mark>
+    # a window of the content around the matches, as an HTML fragment: the content's own markup
+    # escaped (&lt; &gt; &amp; &quot; &#x27;), the matches wrapped in <mark>...</mark>
+    snippet: str
     score: float
     user_id: str | None = None
 
