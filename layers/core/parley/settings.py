@@ -34,10 +34,6 @@ class Settings:
     events_dlq: str = "parley-events-failures"
     # documents of knowledge indexes waiting for the ingestion worker (by name locally, URL in AWS)
     ingest_queue: str = "parley-ingest"
-    # the search engine: the OpenSearch Serverless collection's endpoint (https://<id>.<region>.aoss.amazonaws.com;
-    # set by CDK; empty locally, where the local engine serves) and the prefix of its index names
-    search_endpoint: str = ""
-    search_index_prefix: str = "parley"
     echo_delay_ms: int = 0
     max_body_bytes: int = 1_048_576
     service_name: str = "parley"
@@ -51,7 +47,10 @@ class Settings:
     search_endpoint: str = ""  # https://<collection id>.<region>.aoss.amazonaws.com (set by CDK)
     search_region: str = ""  # empty: the settings' region
     search_index_prefix: str = "parley"
-    search_dimension: int = 384  # the knn_vector dimension of the chunks index (the embedding model's)
+    # the knn_vector dimension of OpenSearch's chunks index: every knowledge index of the deployment
+    # embeds to it (1024: Titan Text Embeddings V2's default and Cohere Embed v3's; OpenAI's
+    # text-embedding-3 models shorten to it with `dimensions`)
+    search_dimension: int = 1024
 
     @property
     def local(self) -> bool:
@@ -76,8 +75,6 @@ class Settings:
             deliveries_queue=env.get("PARLEY_DELIVERIES_QUEUE", defaults.deliveries_queue),
             events_dlq=env.get("PARLEY_EVENTS_DLQ", defaults.events_dlq),
             ingest_queue=env.get("PARLEY_INGEST_QUEUE", defaults.ingest_queue),
-            search_endpoint=env.get("PARLEY_SEARCH_ENDPOINT", defaults.search_endpoint),
-            search_index_prefix=env.get("PARLEY_SEARCH_INDEX_PREFIX", defaults.search_index_prefix),
             echo_delay_ms=_int(env, "PARLEY_ECHO_DELAY_MS", defaults.echo_delay_ms, minimum=0),
             max_body_bytes=_int(env, "PARLEY_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
             service_name=env.get("POWERTOOLS_SERVICE_NAME", defaults.service_name),

@@ -109,6 +109,10 @@ class MessagePage:
 
 
 class SearchEngine(Protocol):
+    # The one vector dimension the engine stores (OpenSearch: its chunks index's knn_vector
+    # mapping), or None when every knowledge index may have its own (the local engine).
+    fixed_dimension: int | None
+
     # knowledge chunks
     def put_chunks(self, project_id: str, index_id: str, document_id: str, chunks: Sequence[ChunkDoc]) -> None:
         """Replace the document's chunks with these (none: the document has no chunks)."""

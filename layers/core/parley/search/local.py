@@ -138,6 +138,8 @@ class _Matrix:
 class LocalSearchEngine:
     """The SearchEngine port on one SQLite file (see the module docstring)."""
 
+    fixed_dimension: int | None = None  # each knowledge index keeps its own vectors
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._local = threading.local()

@@ -151,6 +151,7 @@ class OpenSearchEngine:
         self.chunks_index = f"{index_prefix}-chunks"
         self.messages_index = f"{index_prefix}-messages"
         self.dimension = dimension
+        self.fixed_dimension: int | None = dimension
         self.timeout = timeout
         self._client = client
         self._credentials = credentials

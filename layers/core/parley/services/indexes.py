@@ -145,14 +145,20 @@ def create(principal: Principal, body: IndexCreate, deps: Deps | None = None) ->
     which also proves the model works before any document is added."""
     deps = _deps(deps)
     model = body.embedding_model or _default_model()
+    fixed = deps.engine().fixed_dimension
+    if fixed is not None and body.dimensions is not None and body.dimensions != fixed:
+        raise _dimension_refused(fixed, f"dimensions is {body.dimensions}")
+    dimensions = body.dimensions or fixed
     try:
-        probe = deps.embed(principal, model, [PROBE_TEXT], "document", body.dimensions)
+        probe = deps.embed(principal, model, [PROBE_TEXT], "document", dimensions)
     except ProviderError as error:
         raise InvalidRequest(
             f"The embedding model {model!r} could not be used: {error.message}",
             code="embedding_model_unavailable",
             param="embedding_model",
         ) from error
+    if fixed is not None and probe and len(probe[0]) != fixed:
+        raise _dimension_refused(fixed, f"the model {model!r} gives {len(probe[0])}")
     now = iso()
     record = IndexRecord(
         id=new_id("idx"),
@@ -160,7 +166,7 @@ def create(principal: Principal, body: IndexCreate, deps: Deps | None = None) ->
         name=body.name,
         description=body.description,
         embedding_model=model,
-        dimensions=len(probe[0]) if probe else body.dimensions,
+        dimensions=len(probe[0]) if probe else dimensions,
         chunking=body.chunking or ChunkingSettings(),
         metadata=body.metadata,
         created_at=now,
@@ -168,6 +174,15 @@ def create(principal: Principal, body: IndexCreate, deps: Deps | None = None) ->
     )
     deps.indexes.put_new(record)
     return record.view()
+
+
+def _dimension_refused(fixed: int, found: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"This deployment's search engine stores {fixed}-dimensional vectors, but {found}: choose a model "
+        f"that gives {fixed} (or shortens to it with dimensions, as Titan V2 and OpenAI's text-embedding-3 do).",
+        code="embedding_dimension_unsupported",
+        param="dimensions",
+    )
 
 
 def _load(principal: Principal, index_id: str, deps: Deps, *, param: str | None = None) -> IndexRecord:
