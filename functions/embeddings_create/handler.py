@@ -24,7 +24,7 @@ CREATED = {
 def create_embeddings(request: EmbeddingCreate) -> Response[str]:
     context = CallContext(route=ROUTE, request_id=app.current_event.request_context.request_id or "")
     body = embeddings.create(principal(app), request, context)
-    return Response(200, "application/json", body.model_dump_json(), headers=ratelimits.headers(context.quota))
+    return Response(200, "application/json", body, headers=ratelimits.headers(context.quota))
 
 
 lambda_handler = build_handler(app)

@@ -196,3 +196,28 @@ def test_an_input_over_8192_tokens_of_an_openai_model_is_refused_before_any_call
     assert "Input 1" in reply.body["error"]["message"]
     assert seen == []
     assert api.call("audit_events_list").body["data"] == []
+
+
+def test_a_response_over_what_lambda_can_carry_is_413(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from parley.api import embeddings as edge
+
+    monkeypatch.setattr(edge, "MAX_RESPONSE_BYTES", 5_000)
+    reply = embed(api, input=["one", "two", "three"])
+    assert reply.status == 413
+    assert reply.body["error"]["code"] == "response_too_large"
+    assert embed(api, input=["one"], encoding_format="base64").status == 200
+
+
+def test_provider_id_picks_the_provider_and_one_without_embeddings_is_named(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = upstream.install(monkeypatch, [openai_embeddings([[0.25]], 1)])
+    oa = api.call("providers_create", {"type": "openai", "name": "oa", "api_key": PROVIDER_KEY}).body
+    echo = api.call("providers_create", {"type": "echo", "name": "talker"}).body
+    reply = api.call("embeddings_create", {"model": "nomic-embed-text", "input": "hi", "provider_id": oa["id"]})
+    assert reply.status == 200, reply.body
+    assert json.loads(seen[0].content)["model"] == "nomic-embed-text"
+    refused = api.call("embeddings_create", {"model": "x", "input": "hi", "provider_id": echo["id"]})
+    assert (refused.status, refused.body["error"]["param"]) == (400, "provider_id")
+    missing = api.call("embeddings_create", {"model": "x", "input": "hi", "provider_id": "aip_nope"})
+    assert (missing.status, missing.body["error"]["code"]) == (400, "provider_not_found")

@@ -8,7 +8,7 @@ import base64
 import struct
 
 from parley.domain.embeddings import Embedding, EmbeddingCreate, EmbeddingList, EmbeddingUsage
-from parley.domain.errors import InvalidRequest
+from parley.domain.errors import InvalidRequest, PayloadTooLarge
 from parley.domain.principal import Principal
 from parley.providers.tokenizer import TokenOutOfRange, decode
 from parley.services import embeddings
@@ -33,11 +33,31 @@ def texts(request: EmbeddingCreate) -> list[str]:
     return decoded
 
 
+# A buffered Lambda response carries at most 6 MB (the payload limit); API Gateway's edge adds
+# its own framing, so leave room.
+MAX_RESPONSE_BYTES = 5_500_000
+
+
 def encode_base64(vector: list[float]) -> str:
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 
-def create(principal: Principal, request: EmbeddingCreate, context: CallContext) -> EmbeddingList:
+def create(principal: Principal, request: EmbeddingCreate, context: CallContext) -> str:
+    """The response body (JSON text), or 413 when it would be over what a buffered Lambda response
+    can carry (the call was made and is metered: the caller asked for more than one response holds)."""
+    body = build(principal, request, context).model_dump_json()
+    if len(body) > MAX_RESPONSE_BYTES:
+        raise PayloadTooLarge(
+            f"The embeddings of these inputs take {len(body):,} bytes, over the {MAX_RESPONSE_BYTES:,} a response can"
+            " carry; send fewer inputs per request, ask for encoding_format base64 (about a third of the size), or"
+            " fewer dimensions.",
+            code="response_too_large",
+            param="input",
+        )
+    return body
+
+
+def build(principal: Principal, request: EmbeddingCreate, context: CallContext) -> EmbeddingList:
     vectors, usage, model = embeddings.embed(
         principal,
         request.model,

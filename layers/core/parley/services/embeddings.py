@@ -80,7 +80,11 @@ def resolve(principal: Principal, model: str, provider_id: str | None = None) ->
             raise InvalidRequest(
                 f"No AI provider {provider_id!r} in this project.", code="provider_not_found", param="provider_id"
             ) from None
-        return _stored(loaded, model)
+        try:
+            return _stored(loaded, model)
+        except InvalidRequest as error:
+            error.param = "provider_id"  # the provider named there has no embeddings
+            raise
     if model == LOCAL:
         return _local()
     if "/" in model:
