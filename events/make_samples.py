@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_ID = "01JZ00000000000000000000AA"
 BODIES: dict[str, Any] = {
     "completions_create": {"model": "echo", "messages": [{"role": "user", "content": "Hello, Parley!"}]},
+    "embeddings_create": {"model": "local", "input": ["Refunds within 30 days.", "How do I get a refund?"]},
     "providers_create": {
         "type": "openai",
         "name": "openai-main",

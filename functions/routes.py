@@ -92,6 +92,14 @@ ROUTES = (
     ),
     Route(
         "POST",
+        "/v1/embeddings",
+        "embeddings_create",
+        "embeddings:CreateEmbedding",
+        resources=COMPLETIONS,
+        description="OpenAI-compatible embeddings (the built-in model 'local' on the local server).",
+    ),
+    Route(
+        "POST",
         "/v1/providers",
         "providers_create",
         "providers:CreateProvider",

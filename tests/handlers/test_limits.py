@@ -121,6 +121,8 @@ def request_for(api: Api, route: Route, caller: Principal) -> Any:
     """A valid request for a model-calling route (a conversation or chat is made first)."""
     if route.function == "completions_create":
         return api.call("completions_create", {"model": "echo", "messages": MESSAGES}, principal=caller)
+    if route.function == "embeddings_create":
+        return api.call("embeddings_create", {"model": "local", "input": "hi"}, principal=caller)
     if route.function == "chats_complete":
         provider = api.call(
             "providers_create",
@@ -142,7 +144,12 @@ def test_a_project_over_its_budget_gets_budget_exceeded_on_every_model_calling_r
 ) -> None:
     broke = limited(project=ProjectLimits(monthly_budget_usd=0))
     model_routes = [r for r in route_table.routes if model_calling(r)]
-    assert {r.function for r in model_routes} == {"completions_create", "chats_complete", "messages_create"}
+    assert {r.function for r in model_routes} == {
+        "completions_create",
+        "chats_complete",
+        "messages_create",
+        "embeddings_create",
+    }
     for route in model_routes:
         reply = request_for(api, route, broke)
         assert reply.status == 429, (route.path, reply.body)

@@ -208,6 +208,7 @@ OPERATOR_REPLY = {"role": "assistant", "content": "On it", "author": {"type": "h
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("POST", "/v1/chat/completions"): Recipe(COMPLETION),
     ("POST", "/v1/chats/completions"): Recipe(COMPLETION),
+    ("POST", "/v1/embeddings"): Recipe({"model": "local", "input": ["Hello!", "Refunds within 30 days."]}),
     ("POST", "/v1/providers"): Recipe(lambda w: {"type": "echo", "name": f"echo-{uuid.uuid4().hex}"}),
     ("GET", "/v1/providers"): Recipe(query={"limit": "5"}),
     ("GET", "/v1/providers/{provider_id}"): Recipe(),

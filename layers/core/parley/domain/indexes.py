@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from parley.domain.chunking import ChunkingSettings
 from parley.domain.records import ProjectRecord
 
 DocumentStatus = Literal["processing", "ready", "failed"]
@@ -37,20 +38,6 @@ Metadata = dict[MetadataKey, MetadataValue]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
-
-
-class ChunkingSettings(_Strict):
-    """Token-aware chunks: at most `max_tokens` each, consecutive chunks of a section sharing
-    about `overlap_tokens`; paragraphs and markdown sections are kept whole where they fit."""
-
-    max_tokens: int = Field(default=400, ge=64, le=2048)
-    overlap_tokens: int = Field(default=60, ge=0, le=1024)
-
-    @model_validator(mode="after")
-    def _overlap_fits(self) -> ChunkingSettings:
-        if self.overlap_tokens * 2 > self.max_tokens:
-            raise ValueError("overlap_tokens must be at most half of max_tokens")
-        return self
 
 
 _METADATA = Field(

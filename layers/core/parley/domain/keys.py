@@ -63,6 +63,7 @@ ROUTE_ACTIONS = frozenset(
         "documents:DeleteDocument",
         "documents:GetDocument",
         "documents:ListDocuments",
+        "embeddings:CreateEmbedding",
         "indexes:AddDocument",
         "indexes:CreateIndex",
         "indexes:DeleteDocument",

@@ -26,13 +26,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from parley.domain.chunking import ChunkingSettings
 from parley.domain.clock import iso
 from parley.domain.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, ProviderError, SearchUnavailable
 from parley.domain.ids import has_prefix, new_id
 from parley.domain.indexes import (
     INLINE_INGEST_BYTES,
     MAX_INLINE_BYTES,
-    ChunkingSettings,
     Citation,
     DocumentError,
     Index,
@@ -46,6 +46,7 @@ from parley.domain.indexes import (
 )
 from parley.domain.paging import Pages, Position
 from parley.domain.principal import Principal
+from parley.providers.embeddings import InputType
 from parley.search.base import ChunkDoc, ChunkQuery, SearchEngine
 from parley.settings import get_settings
 from parley.storage.blobs import BlobStore
@@ -60,6 +61,8 @@ INDEX_PAGES = Pages("indexes", {"after": str})
 DOCUMENT_PAGES = Pages("index_documents", {"after": str})
 # principals the worker acts as: metering and limits need a project and a key, not permissions
 WORKER_PERMISSIONS = ("*",)
+# how the embedding calls of ingestion and retrieval are audited and metered
+EMBED_ROUTE = "indexes (embeddings)"
 
 
 @dataclass(frozen=True)
@@ -81,19 +84,20 @@ def _embed(
     principal: Principal, model: str, texts: Sequence[str], input_type: str, dimensions: int | None
 ) -> list[list[float]]:
     from parley.services import embeddings  # noqa: PLC0415
+    from parley.services.completions import CallContext  # noqa: PLC0415
 
-    return embeddings.vectors(principal, model, list(texts), input_type=input_type, dimensions=dimensions)
+    kind: InputType = "query" if input_type == "query" else "document"
+    vectors, _, _ = embeddings.embed(
+        principal, model, texts, input_type=kind, dimensions=dimensions, context=CallContext(route=EMBED_ROUTE)
+    )
+    return vectors
 
 
 def _chunk(text: str, media_type: str, settings: ChunkingSettings) -> list[Piece]:
     from parley.domain.chunking import chunk  # noqa: PLC0415
 
-    return [
-        Piece(c.ordinal, c.text, c.start, c.end, c.heading)
-        for c in chunk(
-            text, media_type=media_type, max_tokens=settings.max_tokens, overlap_tokens=settings.overlap_tokens
-        )
-    ]
+    pieces = chunk(text, media_type=media_type, max_tokens=settings.max_tokens, overlap_tokens=settings.overlap_tokens)
+    return [Piece(c.ordinal, c.text, c.start, c.end, c.heading) for c in pieces]
 
 
 def _engine() -> SearchEngine:
