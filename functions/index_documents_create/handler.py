@@ -24,7 +24,7 @@ RESPONSES = {
 
 @app.post("/v1/indexes/<index_id>/documents", responses=RESPONSES)
 @requires("indexes:AddDocument")
-def add_document(index_id: str, body: IndexDocumentAdd) -> Response[str]:
+def add_index_document(index_id: str, body: IndexDocumentAdd) -> Response[str]:
     document = indexes.add_document(principal(app), index_id, body)
     status = 202 if document.status == "processing" else 201
     return Response(status, "application/json", document.model_dump_json())

@@ -9,7 +9,7 @@ app = make_app()
 
 @app.delete("/v1/indexes/<index_id>/documents/<document_id>")
 @requires("indexes:DeleteDocument")
-def delete_document(index_id: str, document_id: str) -> Deleted:
+def delete_index_document(index_id: str, document_id: str) -> Deleted:
     indexes.delete_document(principal(app), index_id, document_id)
     return Deleted(id=document_id, object="index.document")
 

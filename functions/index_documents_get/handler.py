@@ -9,7 +9,7 @@ app = make_app()
 
 @app.get("/v1/indexes/<index_id>/documents/<document_id>")
 @requires("indexes:GetDocument")
-def get_document(index_id: str, document_id: str) -> IndexDocument:
+def get_index_document(index_id: str, document_id: str) -> IndexDocument:
     return indexes.get_document(principal(app), index_id, document_id)
 
 

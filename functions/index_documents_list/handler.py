@@ -15,7 +15,7 @@ app = make_app()
 
 @app.get("/v1/indexes/<index_id>/documents")
 @requires("indexes:ListDocuments")
-def list_documents(
+def list_index_documents(
     index_id: str,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(min_length=1)] = None,

@@ -161,6 +161,8 @@ def create(principal: Principal, body: IndexCreate, deps: Deps | None = None) ->
             code="embedding_model_unavailable",
             param="embedding_model",
         ) from error
+    except (InvalidRequest, NotFound) as error:  # no such model or provider: the index's field is wrong
+        raise InvalidRequest(error.message, code=error.code, param="embedding_model") from error
     if fixed is not None and probe and len(probe[0]) != fixed:
         raise _dimension_refused(fixed, f"the model {model!r} gives {len(probe[0])}")
     now = iso()
