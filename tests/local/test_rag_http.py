@@ -124,6 +124,18 @@ def test_seed_000_refund_policy_is_answered_from_the_right_chunk(server: Server,
             {"id": f"other-{i}", "text": text, "media_type": "text/markdown"},
         )
 
+    # a large document goes to the ingestion worker (the local server's queue consumer)
+    manual = "\n\n".join(f"## Part {i}\n\nThe warranty clause {i} covers accidental damage." for i in range(500))
+    queued = http.post(
+        f"/v1/indexes/{index['id']}/documents", json={"id": "manual", "text": manual, "media_type": "text/markdown"}
+    )
+    assert queued.status_code == 202 and queued.json()["status"] == "processing", queued.text
+    deadline = time.monotonic() + 60
+    while ok(http, "GET", f"/v1/indexes/{index['id']}/documents/manual")["status"] == "processing":
+        assert time.monotonic() < deadline, "the ingestion worker never finished the document"
+        time.sleep(0.2)
+    assert ok(http, "GET", f"/v1/indexes/{index['id']}/documents/manual")["status"] == "ready"
+
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.key, max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
         model=f"{provider['name']}/reader-1",
