@@ -7,10 +7,8 @@ from typing import Any
 
 import pytest
 
-from parley.aws import clients
 from parley.domain.principal import Principal
 from parley.runtime.pipeline import Pipeline
-from parley.settings import get_settings
 from tests.handlers.api import Api
 
 OWNER = Principal(org_id="org_1", project_id="proj_a", key_id="key_a", permissions=("*",))
@@ -20,15 +18,6 @@ OTHER = Principal(org_id="org_1", project_id="proj_b", key_id="key_b", permissio
 @pytest.fixture
 def api(aws: None, load_handler: Any, sample_event: Any, lambda_context: Any) -> Api:
     return Api(load_handler, sample_event, lambda_context, OWNER)
-
-
-@pytest.fixture
-def pipeline(aws: None, load_handler: Any, lambda_context: Any, route_table: Any) -> Pipeline:
-    def invoke(function: str, event: dict[str, Any], timeout: float) -> Any:
-        return load_handler(function)(event, lambda_context)
-
-    streams = tuple(c for c in route_table.consumers if c.function == "search_index")
-    return Pipeline(streams, invoke, clients(), get_settings(), backoff_seconds=0.0)
 
 
 def conversation(api: Api, user_id: str = "u1", principal: Principal | None = None) -> str:

@@ -3,7 +3,7 @@
 - seed 000's example: `What is our refund policy?` against an index holding a refund policy among
   distractor documents is answered from the right chunk, and cites it (the extension field read
   from the raw response). The model is an OpenAI-compatible server on 127.0.0.1 that answers with
-  the first knowledge excerpt it was given, so the answer shows which chunk reached the model;
+  the first knowledge excerpt it was given (`first_excerpt`), so the answer shows which chunk reached the model;
 - message search finds a word sent moments earlier (the lag is measured and printed), ranks an
   exact phrase above scattered words, and forgets a deleted conversation.
 """
@@ -11,10 +11,8 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -22,6 +20,7 @@ import openai
 import pytest
 
 from tests.local.conftest import Server
+from tests.local.models import ScriptedModel, system_text
 
 pytestmark = pytest.mark.local
 
@@ -39,58 +38,19 @@ DISTRACTORS = [
 ]
 
 
-class ExcerptModel:
-    """An OpenAI-compatible model whose answer is the first knowledge excerpt of its context (the
-    text after the `[1] ...` line of Parley's RAG system message), or `no excerpt`."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-                system = "\n".join(m["content"] for m in request["messages"] if m["role"] == "system")
-                answer = "no excerpt"
-                if "\n[1] " in system:
-                    excerpt = system.split("\n[1] ", 1)[1].split("\n\n[2] ", 1)[0]
-                    answer = excerpt.split("\n", 1)[1] if "\n" in excerpt else excerpt
-                data = json.dumps(
-                    {
-                        "id": "chatcmpl-excerpt",
-                        "object": "chat.completion",
-                        "created": int(time.time()),
-                        "model": request.get("model", "reader"),
-                        "choices": [
-                            {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
-                        ],
-                        "usage": {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70},
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def first_excerpt(request: dict[str, Any]) -> str:
+    """The answer of a model that reads the first knowledge excerpt of its context: the text after
+    the `[1] ...` line of Parley's RAG system message, or `no excerpt`."""
+    system = system_text(request)
+    if "\n[1] " not in system:
+        return "no excerpt"
+    excerpt = system.split("\n[1] ", 1)[1].split("\n\n[2] ", 1)[0]
+    return excerpt.split("\n", 1)[1] if "\n" in excerpt else excerpt
 
 
 @pytest.fixture
-def reader() -> Iterator[ExcerptModel]:
-    model = ExcerptModel()
+def reader() -> Iterator[ScriptedModel]:
+    model = ScriptedModel(first_excerpt)
     yield model
     model.close()
 
@@ -101,7 +61,7 @@ def ok(http: httpx.Client, method: str, path: str, body: Any = None) -> Any:
     return response.json()
 
 
-def test_seed_000_refund_policy_is_answered_from_the_right_chunk(server: Server, reader: ExcerptModel) -> None:
+def test_seed_000_refund_policy_is_answered_from_the_right_chunk(server: Server, reader: ScriptedModel) -> None:
     http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.key}"}, timeout=60)
     provider = ok(
         http,

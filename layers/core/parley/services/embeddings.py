@@ -74,12 +74,7 @@ def _stored(loaded: LoadedProvider, model: str) -> EmbeddingTarget:
 def resolve(principal: Principal, model: str, provider_id: str | None = None) -> EmbeddingTarget:
     """The adapter and model that embed `model` for this project (see the module docstring)."""
     if provider_id is not None:
-        try:
-            loaded = provider_store.load_for_call(principal, provider_id)
-        except NotFound:
-            raise InvalidRequest(
-                f"No AI provider {provider_id!r} in this project.", code="provider_not_found", param="provider_id"
-            ) from None
+        loaded = registry.named_provider(principal, provider_id)
         try:
             return _stored(loaded, model)
         except InvalidRequest as error:

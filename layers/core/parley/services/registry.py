@@ -120,6 +120,16 @@ def _target(loaded: LoadedProvider, model: str | None, param: str) -> Target:
     return Target(build(loaded), str(chosen), loaded.id)
 
 
+def named_provider(principal: Principal, provider_id: str) -> LoadedProvider:
+    """The provider a request names with `provider_id`, for a call (400 when there is none)."""
+    try:
+        return provider_store.load_for_call(principal, provider_id)
+    except NotFound:
+        raise InvalidRequest(
+            f"No AI provider {provider_id!r} in this project.", code="provider_not_found", param="provider_id"
+        ) from None
+
+
 def resolve(
     principal: Principal,
     model: str | None,
@@ -134,12 +144,7 @@ def resolve(
     project, answer with the built-in echo model instead of refusing (stored conversations)."""
     loaded: LoadedProvider | None = None
     if provider_id is not None:
-        try:
-            loaded = provider_store.load_for_call(principal, provider_id)
-        except NotFound:
-            raise InvalidRequest(
-                f"No AI provider {provider_id!r} in this project.", code="provider_not_found", param="provider_id"
-            ) from None
+        loaded = named_provider(principal, provider_id)
     elif model is not None and "/" in model:
         name, rest = model.split("/", 1)
         if name == ECHO and rest == ECHO:
