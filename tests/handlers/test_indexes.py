@@ -5,6 +5,7 @@ late writes a delete must not let back in; retrieval (RAG) on every completion p
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -72,10 +73,14 @@ def run_worker(load_handler: Any, lambda_context: Any) -> list[str]:
     sqs = clients().sqs
     url = sqs.get_queue_url(QueueName=get_settings().ingest_queue)["QueueUrl"]
     bodies: list[str] = []
-    for _ in range(20):
+    for _ in range(60):
         batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         if not batch:
-            break
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+            if int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"]) == 0:
+                break
+            time.sleep(0.25)  # a retry waits out its delay (an Unavailable's Retry-After is 1 s)
+            continue
         for message in batch:
             bodies.append(message["Body"])
             event = {"Records": [{"messageId": message["MessageId"], "body": message["Body"]}]}
@@ -411,3 +416,76 @@ def test_an_agents_knowledge_index_grounds_its_conversations(api: Api, received:
     assert off.status == 200
     quiet = api.call("messages_create", {"content": "refund policy please"}, path={"conversation_id": cid})
     assert "citations" not in quiet.body
+
+
+def test_a_rate_limited_embedding_hands_the_document_to_the_worker(
+    api: Api, load_handler: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from parley.domain.errors import InvalidRequest, RateLimited
+
+    index_id = str(make_index(api)["id"])
+    monkeypatch.setattr(indexes, "INGEST_BACKOFF_SECONDS", (0, 0, 0, 0, 0))
+    real = indexes.Deps()
+    refusals = [RateLimited("over the project's tokens per minute", retry_after=0, code="rate_limit_exceeded")]
+
+    def limited(*args: Any) -> list[list[float]]:
+        if refusals:
+            raise refusals.pop()
+        return real.embed(*args)
+
+    indexes.set_deps(indexes.Deps(embed=limited))
+    try:
+        added = add(api, index_id, {"id": "x", "text": "Refunds within 30 days."})
+        assert added.status == 202 and added.body["status"] == "processing"
+        run_worker(load_handler, lambda_context)
+    finally:
+        indexes.set_deps(None)
+    assert api.call("index_documents_get", path={"index_id": index_id, "document_id": "x"}).body["status"] == "ready"
+
+    def too_long(*_: Any) -> list[list[float]]:
+        raise InvalidRequest("input 0 is over the model's 512 tokens", code="input_too_long", param="input")
+
+    indexes.set_deps(indexes.Deps(embed=too_long))
+    try:
+        refused = add(api, index_id, {"id": "y", "text": "Another text."})
+    finally:
+        indexes.set_deps(None)
+    assert refused.status == 201 and refused.body["status"] == "failed"
+    assert refused.body["error"]["code"] == "input_too_long"
+    assert counts(api, index_id)["processing"] == 0
+
+
+def test_an_older_ingestion_that_lands_last_is_repaired(api: Api, load_handler: Any, lambda_context: Any) -> None:
+    """v1's chunks are put after v2 finished (v2 was added while v1 was being embedded): v1's
+    finish fails, and the worker ingests v2 again, so v2's chunks are what the index holds."""
+    index_id = str(make_index(api)["id"])
+    real = indexes.Deps()
+
+    class Overtaken:
+        def __init__(self) -> None:
+            self.engine, self.first = real.engine(), True
+
+        def put_chunks(self, project_id: str, index_id: str, document_id: str, chunks: Any) -> None:
+            if self.first:  # v1, before its chunks land: v2 is added and ingested in full
+                self.first = False
+                indexes.set_deps(None)
+                v2 = add(api, index_id, {"id": "doc", "text": "Version two: a heron-shaped clause."})
+                assert v2.body["status"] == "ready"
+                indexes.set_deps(indexes.Deps(engine=lambda: self))  # type: ignore[arg-type, return-value]
+            self.engine.put_chunks(project_id, index_id, document_id, chunks)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.engine, name)
+
+    overtaken = Overtaken()
+    indexes.set_deps(indexes.Deps(engine=lambda: overtaken))  # type: ignore[arg-type, return-value]
+    try:
+        add(api, index_id, {"id": "doc", "text": "Version one: a pelican-shaped clause."})
+    finally:
+        indexes.set_deps(None)
+    assert any("pelican" in h["text"] for h in query(api, index_id, "pelican heron clause"))  # v1's, for now
+    run_worker(load_handler, lambda_context)
+    texts = [h["text"] for h in query(api, index_id, "pelican heron clause")]
+    assert texts and all("heron" in t for t in texts)
+    document = api.call("index_documents_get", path={"index_id": index_id, "document_id": "doc"}).body
+    assert document["status"] == "ready" and counts(api, index_id)["documents"] == 1

@@ -28,7 +28,17 @@ from botocore.exceptions import ClientError
 
 from parley.domain.chunking import ChunkingSettings
 from parley.domain.clock import iso
-from parley.domain.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, ProviderError, SearchUnavailable
+from parley.domain.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    ParleyError,
+    PayloadTooLarge,
+    ProviderError,
+    RateLimited,
+    SearchUnavailable,
+    Unavailable,
+)
 from parley.domain.ids import has_prefix, new_id
 from parley.domain.indexes import (
     INLINE_INGEST_BYTES,
@@ -350,7 +360,15 @@ def _forget_text(deps: Deps, key: str) -> None:
     deps.blobs.delete(key)
 
 
-def _enqueue(deps: Deps, principal: Principal, record: IndexDocumentRecord, *, attempt: int, delay: int = 0) -> None:
+def _enqueue(
+    deps: Deps,
+    principal: Principal,
+    record: IndexDocumentRecord,
+    *,
+    attempt: int,
+    delay: int = 0,
+    reingest: bool = False,
+) -> None:
     deps.queue.send(
         {
             "org_id": principal.org_id,
@@ -360,6 +378,8 @@ def _enqueue(deps: Deps, principal: Principal, record: IndexDocumentRecord, *, a
             "document_id": record.id,
             "version": record.version,
             "attempt": attempt,
+            # a ready document whose chunks may have been overwritten by a late, older ingestion
+            **({"reingest": True} if reingest else {}),
         },
         delay_seconds=delay,
     )
@@ -368,13 +388,37 @@ def _enqueue(deps: Deps, principal: Principal, record: IndexDocumentRecord, *, a
 def _ingest_inline(
     principal: Principal, index: IndexRecord, record: IndexDocumentRecord, text: str, deps: Deps
 ) -> IndexDocumentRecord:
+    """Ingest within the request; what may pass (a model or engine unavailable, a rate limit) is
+    handed to the worker, so the document never stays `processing` with nobody on it."""
     try:
         return _ingest(principal, index, record, text, deps)
-    except (SearchUnavailable, ProviderError) as error:
-        if isinstance(error, ProviderError) and not error.retryable:
-            return _fail(record, "embedding_failed", error.message, deps)
-        _enqueue(deps, principal, record, attempt=2, delay=INGEST_BACKOFF_SECONDS[0])
+    except ParleyError as error:
+        later = _retry_in(error, 1)
+        if later is None:
+            return _fail(record, _failure_code(error), error.message, deps)
+        _enqueue(deps, principal, record, attempt=2, delay=later)
         return record
+
+
+def _retry_in(error: ParleyError, attempt: int) -> int | None:
+    """Seconds until the next try of a document whose ingestion failed with `error` on its
+    `attempt`-th try; None when it should fail now (a refusal no retry changes, or the last try)."""
+    transient = isinstance(error, (SearchUnavailable, Unavailable, RateLimited)) or (
+        isinstance(error, ProviderError) and error.retryable
+    )
+    if not transient or attempt >= MAX_INGEST_ATTEMPTS:
+        return None
+    delay = INGEST_BACKOFF_SECONDS[min(attempt - 1, len(INGEST_BACKOFF_SECONDS) - 1)]
+    retry_after = getattr(error, "retry_after", None)
+    return max(delay, int(retry_after or 0))
+
+
+def _failure_code(error: ParleyError) -> str:
+    if isinstance(error, SearchUnavailable):
+        return "search_unavailable"
+    if isinstance(error, ProviderError):
+        return "embedding_failed"
+    return error.code or "ingestion_failed"
 
 
 def _ingest(
@@ -425,7 +469,7 @@ def _after_stale(principal: Principal, ingested: IndexDocumentRecord, deps: Deps
         deps.engine().delete_document(ingested.project_id, ingested.index_id, ingested.id)
         return
     if current.status == "ready":
-        _enqueue(deps, principal, current, attempt=1)
+        _enqueue(deps, principal, current, attempt=1, reingest=True)
 
 
 def _fail(record: IndexDocumentRecord, code: str, message: str, deps: Deps) -> IndexDocumentRecord:
@@ -460,7 +504,7 @@ def ingest_message(body: str, deps: Deps | None = None) -> str:
     record = deps.documents.find(principal.project_id, str(message["index_id"]), str(message["document_id"]))
     if index is None or index.deleting_at is not None or record is None:
         return "gone"
-    if record.version != int(message["version"]) or record.status != "processing":
+    if record.version != int(message["version"]) or (record.status != "processing" and not message.get("reingest")):
         return "stale"
     try:
         text = deps.blobs.get_text(record.object_key)
@@ -471,14 +515,12 @@ def ingest_message(body: str, deps: Deps | None = None) -> str:
         raise
     try:
         finished = _ingest(principal, index, record, text, deps)
-    except (SearchUnavailable, ProviderError) as error:
-        retryable = not isinstance(error, ProviderError) or error.retryable
-        if retryable and attempt < MAX_INGEST_ATTEMPTS:
-            delay = INGEST_BACKOFF_SECONDS[min(attempt - 1, len(INGEST_BACKOFF_SECONDS) - 1)]
-            _enqueue(deps, principal, record, attempt=attempt + 1, delay=delay)
+    except ParleyError as error:
+        later = _retry_in(error, attempt)
+        if later is not None:
+            _enqueue(deps, principal, record, attempt=attempt + 1, delay=later)
             return "retrying"
-        code = "embedding_failed" if isinstance(error, ProviderError) else "search_unavailable"
-        _fail(record, code, error.message, deps)
+        _fail(record, _failure_code(error), error.message, deps)
         return "failed"
     return finished.status
 
