@@ -332,6 +332,7 @@ MODEL_CALLING = {
     "completions_create",
     "chats_complete",
     "messages_create",
+    "embeddings_create",
     "index_query",
     "indexes_create",
     "index_documents_create",

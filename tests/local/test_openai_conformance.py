@@ -68,7 +68,7 @@ def test_typed_errors_for_provider_routes(server: Server) -> None:
         client.chat.completions.create(
             model="echo", messages=[{"role": "user", "content": "x"}], extra_body={"use_rag": True, "index_id": "idx_1"}
         )
-    assert rag.value.code == "feature_unavailable"
+    assert rag.value.code == "index_not_found"
 
 
 def test_embeddings_with_the_sdk_floats_and_base64(server: Server) -> None:

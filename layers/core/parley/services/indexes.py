@@ -307,6 +307,9 @@ def add_document(
     if not text.strip():
         raise InvalidRequest("The document has no text to index.", code="document_empty", param="text")
     digest = _digest(text, body.metadata, name)
+    from parley.services import limits  # noqa: PLC0415
+
+    limits.check_budgets(principal)  # over a budget: 429 now, and nothing stored
     previous = deps.documents.find(principal.project_id, index_id, document_id)
     if previous is not None and previous.content_sha256 == digest and previous.status != "failed":
         return previous.view()  # unchanged: its chunks stand (or are being built)
@@ -403,7 +406,8 @@ def _ingest_inline(
 def _retry_in(error: ParleyError, attempt: int) -> int | None:
     """Seconds until the next try of a document whose ingestion failed with `error` on its
     `attempt`-th try; None when it should fail now (a refusal no retry changes, or the last try)."""
-    transient = isinstance(error, (SearchUnavailable, Unavailable, RateLimited)) or (
+    over_budget = isinstance(error, RateLimited) and error.code == "budget_exceeded"  # not before next month
+    transient = (isinstance(error, (SearchUnavailable, Unavailable, RateLimited)) and not over_budget) or (
         isinstance(error, ProviderError) and error.retryable
     )
     if not transient or attempt >= MAX_INGEST_ATTEMPTS:
