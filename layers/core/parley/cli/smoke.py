@@ -186,13 +186,14 @@ class Smoke:
 
     def flow(self, section: str, steps: list[tuple[str, Callable[[], str]]]) -> None:
         """Steps that depend on each other: after a failure the rest are skipped, saying why."""
-        failed: str | None = None
+        stopped: str | None = None
         for name, step in steps:
-            if failed is not None:
-                self.rows.append(Row(section, name, "skip", 0, f"after {failed!r} failed"))
+            if stopped is not None:
+                self.rows.append(Row(section, name, "skip", 0, stopped))
                 continue
             if not self.check(section, name, step):
-                failed = name
+                last = self.rows[-1]
+                stopped = last.detail if last.status == "skip" else f"after {name!r} failed"
 
     def redact(self, text: str) -> str:
         key = self.options.api_key
