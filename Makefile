@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(NODE_BIN):$(PATH)
 # pytest workers: CI has 2 cores.
 WORKERS ?= 2
 
-.PHONY: install serve test lint types unit synth layers bench clean node openapi
+.PHONY: install serve test lint types unit synth layers bench bench-cost smoke clean node openapi
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,16 @@ bench: install
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/send_message_calls.py
 	$(BIN)/python -m bench.local_load
+
+# The smoke suite against any deployment: make smoke API_URL=https://.../prod API_KEY=prl_... [RECEIVER_URL=...]
+# (also SMOKE_MODEL, SMOKE_EMBEDDING_MODEL, SMOKE_POLL_SECONDS). Make exports command-line variables to
+# the recipe's environment, so the key reaches the runner without appearing in its command line or echo.
+smoke: install
+	$(BIN)/python -m parley.cli.smoke
+
+# The cost per 1,000 conversation turns (bench/cost_per_turn.py; TURNS=200 by default).
+bench-cost: install
+	$(BIN)/python bench/cost_per_turn.py $(if $(TURNS),--turns $(TURNS))
 
 clean:
 	rm -rf $(VENV) .tools build cdk.out .parley .pytest_cache .mypy_cache .ruff_cache

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_ID = "01JZ00000000000000000000AA"
 BODIES: dict[str, Any] = {
     "completions_create": {"model": "echo", "messages": [{"role": "user", "content": "Hello, Parley!"}]},
+    "embeddings_create": {"model": "local", "input": ["Refunds within 30 days.", "How do I get a refund?"]},
     "providers_create": {
         "type": "openai",
         "name": "openai-main",
@@ -67,6 +68,15 @@ BODIES: dict[str, Any] = {
     "threads_create": {"parent_message_id": f"msg_{SAMPLE_ID}", "title": "About the refund"},
     "handoffs_create": {"to": "human", "reason": "Refund over $500", "metadata": {"queue": "billing"}},
     "handoffs_resolve": {"resolution": "Refund approved", "resolved_by": {"id": "op_7", "name": "Dana"}},
+    "indexes_create": {"name": "help-center", "embedding_model": "local"},
+    "indexes_update": {"description": "The public help center"},
+    "index_documents_create": {
+        "id": "refund-policy",
+        "text": "# Refunds\n\nRefunds are possible within 30 days of purchase.",
+        "media_type": "text/markdown",
+        "metadata": {"lang": "en"},
+    },
+    "index_query": {"query": "What is our refund policy?", "top_k": 3},
 }
 PATH_VALUES = {
     "provider_id": f"aip_{SAMPLE_ID}",
@@ -78,6 +88,7 @@ PATH_VALUES = {
     "webhook_id": f"whk_{SAMPLE_ID}",
     "delivery_id": f"dlv_{SAMPLE_ID}",
     "agent_id": f"agt_{SAMPLE_ID}",
+    "index_id": f"idx_{SAMPLE_ID}",
     "model_id": "openai-main%2Fgpt-4o-mini",
 }
 AUTHORIZER = {

@@ -18,7 +18,11 @@ from parley.api.routing import Consumer, Route, RouteTable, Scheduled
 PROVIDERS = ("chats", "secrets")
 # Model calls: provider records and keys (read), metering (and its queue, for records DynamoDB
 # refuses), documents named by messages, Bedrock models.
-COMPLETIONS = ("chats", "secrets:read", "usage", "metering", "documents:read", "bedrock")
+# "search": the search engine's collection (OpenSearch Serverless), for retrieval (RAG).
+COMPLETIONS = ("chats", "secrets:read", "usage", "metering", "documents:read", "bedrock", "search")
+# Knowledge indexes: their records and documents (chats), texts (documents), chunks (search); a
+# small document is embedded in the request (a model call); a large one goes to the ingest queue.
+INDEXES = ("chats", "documents", "search", "ingest", "secrets:read", "usage", "metering", "bedrock")
 # List routes sign and check their pagination cursors with the stage's cursor key.
 CURSORS = "cursors"
 # Conversation writes check the provider they name.
@@ -85,6 +89,14 @@ ROUTES = (
         "models:GetModel",
         resources=("chats:read",),
         description="The same, one model.",
+    ),
+    Route(
+        "POST",
+        "/v1/embeddings",
+        "embeddings_create",
+        "embeddings:CreateEmbedding",
+        resources=COMPLETIONS,
+        description="OpenAI-compatible embeddings (the built-in model 'local' on the local server).",
     ),
     Route(
         "POST",
@@ -362,6 +374,96 @@ ROUTES = (
         resources=COMPLETIONS,
         timeout_seconds=900,
         description="The same, for OpenAI clients given the base URL .../v1/chats/{chat_id}.",
+    ),
+    Route(
+        "POST",
+        "/v1/indexes",
+        "indexes_create",
+        "indexes:CreateIndex",
+        resources=INDEXES,
+        description="Create a knowledge index (its embedding model is called once to learn its dimension).",
+    ),
+    Route(
+        "GET",
+        "/v1/indexes",
+        "indexes_list",
+        "indexes:ListIndexes",
+        resources=("chats:read", CURSORS),
+        description="List the project's knowledge indexes.",
+    ),
+    Route(
+        "GET",
+        "/v1/indexes/{index_id}",
+        "indexes_get",
+        "indexes:GetIndex",
+        resources=("chats:read",),
+        description="Get a knowledge index, with its document counts by status.",
+    ),
+    Route(
+        "PATCH",
+        "/v1/indexes/{index_id}",
+        "indexes_update",
+        "indexes:UpdateIndex",
+        resources=("chats",),
+        description="Rename an index; change its description, metadata or chunking (for documents added next).",
+    ),
+    Route(
+        "DELETE",
+        "/v1/indexes/{index_id}",
+        "indexes_delete",
+        "indexes:DeleteIndex",
+        resources=("chats", "documents", "search"),
+        timeout_seconds=29,  # buffered: API Gateway answers 504 after 29 s (was 300; see the infra16 report)
+        description="Delete an index, its documents and their chunks (resumable: a retry finishes it).",
+    ),
+    Route(
+        "POST",
+        "/v1/indexes/{index_id}/documents",
+        "index_documents_create",
+        "indexes:AddDocument",
+        resources=INDEXES,
+        timeout_seconds=29,  # buffered: API Gateway answers 504 after 29 s (was 120; see the infra16 report)
+        description="Add (or replace) a document: a stored one by document_id, or inline text.",
+    ),
+    Route(
+        "GET",
+        "/v1/indexes/{index_id}/documents",
+        "index_documents_list",
+        "indexes:ListDocuments",
+        resources=("chats:read", CURSORS),
+        description="The index's documents with their ingestion status.",
+    ),
+    Route(
+        "GET",
+        "/v1/indexes/{index_id}/documents/{document_id}",
+        "index_documents_get",
+        "indexes:GetDocument",
+        resources=("chats:read",),
+        description="A document of the index and its ingestion status.",
+    ),
+    Route(
+        "DELETE",
+        "/v1/indexes/{index_id}/documents/{document_id}",
+        "index_documents_delete",
+        "indexes:DeleteDocument",
+        resources=("chats", "documents", "search"),
+        description="Remove a document and its chunks from the index.",
+    ),
+    Route(
+        "POST",
+        "/v1/indexes/{index_id}/query",
+        "index_query",
+        "indexes:QueryIndex",
+        resources=COMPLETIONS,
+        description="The index's best chunks for a query (hybrid: BM25 and k-NN, fused by reciprocal rank).",
+    ),
+    Route(
+        "GET",
+        "/v1/search/messages",
+        "search_messages",
+        "search:SearchMessages",
+        resources=("search",),
+        description="Full-text search over the project's conversation messages.",
     ),
     Route(
         "POST",
@@ -648,6 +750,27 @@ CONSUMERS = (
         max_attempts=10,
         dead_letter="events_dlq",  # settings.events_dlq
         description="Committed changes of conversations and messages -> Parley's events on EventBridge.",
+    ),
+    Consumer(
+        "search_index",
+        kind="stream",
+        sources=("conversations", "messages"),
+        batch_size=100,
+        resources=("conversations:read", "search"),
+        timeout_seconds=60,
+        max_attempts=10,
+        dead_letter="events_dlq",
+        description="Committed messages -> the message search index (edits replace, deletes remove).",
+    ),
+    Consumer(
+        "index_ingest",
+        "queue",
+        ("ingest_queue",),
+        batch_size=1,
+        resources=("chats", "documents:read", "search", "ingest", "secrets:read", "usage", "metering", "bedrock"),
+        timeout_seconds=300,
+        memory_mb=1024,
+        description="A knowledge index's document: chunked, embedded and put in the search engine.",
     ),
     Consumer(
         "webhooks_fanout",

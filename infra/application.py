@@ -1,9 +1,10 @@
-"""Builds Parley's CDK app: the data, api and events stacks, tagged, checked by cdk-nag.
+"""Builds Parley's CDK app: the data, search, functions, api and events stacks, tagged, checked by cdk-nag.
 
 Context (cdk.json or `cdk -c key=value`):
     stage       deployment stage, part of every stack and API name (default "prod")
     layers_dir  where `python -m infra.layers` built the layers (default build/layers; relative
                 paths are taken from the repository root)
+    search_standby_replicas, search_retain   see infra.stacks.search (default: on for prod only)
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from infra.paths import CDK_JSON, DEFAULT_LAYERS_DIR, REPO_ROOT, ROUTES_FILE
 from infra.stacks.api import ApiStack
 from infra.stacks.data import DataStack
 from infra.stacks.events import EventsStack
+from infra.stacks.functions import FunctionsStack
+from infra.stacks.search import SearchStack
 from parley.api.routing import RouteTable, load_route_table
 
 DEFAULT_STAGE = "prod"
@@ -33,6 +36,8 @@ class ParleyApp:
     app: App
     stage: str
     data: DataStack
+    search: SearchStack
+    functions: FunctionsStack
     api: ApiStack
     events: EventsStack
 
@@ -58,15 +63,31 @@ def build_app(app: App | None = None, *, route_table: RouteTable | None = None) 
 
     # No env: the templates are account- and region-agnostic and synth needs no AWS lookups.
     data = DataStack(app, f"parley-{stage}-data", stage=stage, description=f"Parley {stage}: tables and documents")
-    api = ApiStack(
+    search = SearchStack(
         app,
-        f"parley-{stage}-api",
-        description=f"Parley {stage}: REST API, authorizer and route functions",
+        f"parley-{stage}-search",
+        description=f"Parley {stage}: search collection (OpenSearch Serverless) and ingest queue",
+        stage=stage,
+        route_table=route_table,
+    )
+    functions = FunctionsStack(
+        app,
+        f"parley-{stage}-functions",
+        description=f"Parley {stage}: route functions, scheduled jobs and the authorizer",
         stage=stage,
         route_table=route_table,
         tables=data.tables,
         queues=data.queues,
+        search=search.search,
         layers_dir=layers_dir,
+    )
+    api = ApiStack(
+        app,
+        f"parley-{stage}-api",
+        description=f"Parley {stage}: REST API and authorizer",
+        stage=stage,
+        route_table=route_table,
+        functions=functions.functions,
     )
     events = EventsStack(
         app,
@@ -75,6 +96,8 @@ def build_app(app: App | None = None, *, route_table: RouteTable | None = None) 
         stage=stage,
         route_table=route_table,
         tables=data.tables,
+        queues=data.queues,
+        search=search.search,
         layers_dir=layers_dir,
     )
     Tags.of(app).add("project", "parley")
@@ -82,7 +105,7 @@ def build_app(app: App | None = None, *, route_table: RouteTable | None = None) 
     # cdk-nag 3 is a policy validation plugin; findings fail the synth unless acknowledged with
     # Validations.of(construct).acknowledge(...) next to the resource they concern.
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return ParleyApp(app=app, stage=stage, data=data, api=api, events=events)
+    return ParleyApp(app=app, stage=stage, data=data, search=search, functions=functions, api=api, events=events)
 
 
 def main() -> None:

@@ -7,7 +7,9 @@ import copy
 import ipaddress
 import json
 import logging
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,14 +111,23 @@ def _local_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def aws() -> Iterator[None]:
     """Moto with every Parley table created from the shared schema, the documents bucket and the metering queue."""
+    from parley.search import factory as search
+    from parley.search.local import LocalSearchEngine
     from parley.services import limits
     from parley.services.providers import call_cache
 
     call_cache().clear()  # provider ids and defaults of an earlier test's (gone) moto state
     limits.clear_cache()  # spend read for budgets
-    with mock_aws():
-        provision()
-        yield
+    # a search engine of the test's own (the local one, in a fresh file): nothing of another test's
+    folder = tempfile.mkdtemp(prefix="parley-search-")
+    search.set_engine(LocalSearchEngine(Path(folder) / "search.sqlite3"))
+    try:
+        with mock_aws():
+            provision()
+            yield
+    finally:
+        search.set_engine(None)
+        shutil.rmtree(folder, ignore_errors=True)
     call_cache().clear()
 
 

@@ -7,10 +7,11 @@ import json
 
 from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.constructs.function import acknowledge
+from infra.constructs.function import ParleyFunction, acknowledge
 from infra.constructs.functions import RouteFunctions
 from infra.constructs.tables import pascal_case
 from parley.api.cors import CorsConfig
@@ -112,10 +113,14 @@ class ParleyApi(Construct):
                 status_code=str(error.status),
                 templates={"application/json": error.template()},
             )
+        # The functions live in the functions stack; their imports here (one per function) give
+        # API Gateway's invoke permissions to this stack, next to the API they name, so the
+        # functions stack needs nothing from this one (no reference cycle).
+        self.handlers: dict[str, lambda_.IFunction] = {}
         self.authorizer = apigw.RequestAuthorizer(
             self,
             "ApiKeyAuthorizer",
-            handler=functions.authorizer.function,
+            handler=self._handler(route_table.authorizer, functions.authorizer),
             identity_sources=[apigw.IdentitySource.header("Authorization")],
             results_cache_ttl=Duration.seconds(route_table.authorizer_cache_seconds),
             authorizer_name=f"parley-{stage}-api-key",
@@ -148,8 +153,18 @@ class ParleyApi(Construct):
             "WebACL with this stage's ARN. Throttling and the authorizer guard the API meanwhile.",
         )
 
+    def _handler(self, name: str, function: ParleyFunction) -> lambda_.IFunction:
+        if name not in self.handlers:
+            self.handlers[name] = lambda_.Function.from_function_attributes(
+                self,
+                f"{pascal_case(name)}Handler",
+                function_arn=function.function.function_arn,
+                same_environment=True,  # lets this stack add the invoke permissions
+            )
+        return self.handlers[name]
+
     def _add_route(self, route: Route, functions: RouteFunctions) -> apigw.Method:
-        function = functions.for_route(route).function
+        function = self._handler(route.function, functions.for_route(route))
         if route.streaming:
             integration = apigw.LambdaIntegration(
                 function,

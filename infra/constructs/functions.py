@@ -5,40 +5,50 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Aws, Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.constructs.cursors import CURSORS, cursor_secret_name, grant_cursor_key
-from infra.constructs.documents import DOCUMENTS, DOCUMENTS_READ, documents_bucket_name, grant_documents
-from infra.constructs.function import ParleyFunction, ParleyLayers, acknowledge
-from infra.constructs.queues import METERING, METERING_CONSUME, ParleyQueues
-from infra.constructs.tables import ACCESS_ACTIONS, ParleyTables, pascal_case, table_access, table_resources
+from infra.constructs.function import ParleyFunction, ParleyLayers
+from infra.constructs.queues import ParleyQueues
+from infra.constructs.resources import (  # re-exported: the events stack and the tests name them here
+    BEDROCK,
+    BEDROCK_ACTIONS,
+    SECRET_ACTIONS,
+    SECRET_READ_ACTIONS,
+    SECRETS,
+    SECRETS_READ,
+    ResourceKinds,
+    grant_bedrock,
+    grant_provider_secrets,
+    shared_kinds,
+)
+from infra.constructs.search import ParleySearch, ParleySearchAccess
+from infra.constructs.tables import ACCESS_ACTIONS, ParleyTables, pascal_case
 from parley.api.routing import Route, RouteTable
+
+__all__ = [
+    "BEDROCK",
+    "BEDROCK_ACTIONS",
+    "SECRETS",
+    "SECRETS_READ",
+    "SECRET_ACTIONS",
+    "SECRET_READ_ACTIONS",
+    "FunctionPlan",
+    "RouteFunctions",
+    "base_environment",
+    "grant_bedrock",
+    "grant_provider_secrets",
+    "plan_functions",
+    "strongest",
+]
 
 # API Gateway answers 504 after 29 s on a buffered integration; a streamed one may last 15 min.
 BUFFERED_LIMIT_S = 29
 STREAMING_LIMIT_S = 900
 STREAM_WRAPPER = "/opt/parley-stream"
-# The route resource that stands for the provider API keys in Secrets Manager, which
-# parley.storage.secrets names parley/<stage>/<project>/providers/<provider> at run time.
-SECRETS = "secrets"  # read and write (provider CRUD)
-SECRETS_READ = "secrets:read"  # read only (model calls)
-SECRET_READ_ACTIONS = ("secretsmanager:GetSecretValue",)
-SECRET_ACTIONS = (
-    "secretsmanager:CreateSecret",
-    "secretsmanager:TagResource",  # CreateSecret with Tags
-    "secretsmanager:GetSecretValue",
-    "secretsmanager:PutSecretValue",
-    "secretsmanager:DeleteSecret",
-)
-# Model calls through the Bedrock provider (Converse and ConverseStream, which IAM authorizes as
-# InvokeModel and InvokeModelWithResponseStream), on foundation models and inference profiles.
-BEDROCK = "bedrock"
-BEDROCK_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
 AUTHORIZER_MEMORY_MB = 512
 AUTHORIZER_TIMEOUT_S = 10
 
@@ -123,7 +133,10 @@ def base_environment(stage: str) -> dict[str, str]:
 
 
 class RouteFunctions(Construct):
-    """`functions[name]` for each function directory in the route table, and `authorizer`."""
+    """`functions[name]` for each function directory in the route table, `scheduled[name]` for each
+    scheduled job, and `authorizer`. What a function gets from the resources its routes name comes
+    from one table of kinds (infra.constructs.resources); the functions naming "search" are the
+    principals of this stack's data access policy on the search collection (`search_access`)."""
 
     def __init__(
         self,
@@ -134,34 +147,20 @@ class RouteFunctions(Construct):
         route_table: RouteTable,
         tables: ParleyTables,
         queues: ParleyQueues,
+        search: ParleySearch,
         layers: ParleyLayers,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.search_access = ParleySearchAccess(self, "SearchAccess", search=search, suffix="fn")
+        self.kinds: ResourceKinds = shared_kinds(
+            stage=stage, tables=tables, queues=queues, search=search, search_access=self.search_access
+        )
         self.plans: dict[str, FunctionPlan] = {}
         self.functions: dict[str, ParleyFunction] = {}
-        known = {
-            *table_resources(tables.tables),
-            SECRETS,
-            SECRETS_READ,
-            DOCUMENTS,
-            DOCUMENTS_READ,
-            BEDROCK,
-            METERING,
-            CURSORS,
-        }
         for plan in plan_functions(route_table):
-            unknown = sorted(set(plan.resources) - known)
-            if unknown:
-                raise ValueError(f"functions/{plan.name}: unknown resources {unknown}; known: {sorted(known)}")
-            table_grants = [access for r in plan.resources if (access := table_access(r, tables.tables))]
-            environment = base_environment(stage) | dict(tables.table_names(t for t, _ in table_grants))
-            if DOCUMENTS in plan.resources or DOCUMENTS_READ in plan.resources:
-                environment["PARLEY_DOCUMENTS_BUCKET"] = documents_bucket_name(stage)
-            if METERING in plan.resources:
-                environment["PARLEY_METERING_QUEUE"] = queues.metering.queue_url
-            if CURSORS in plan.resources:
-                environment["PARLEY_CURSOR_SECRET"] = cursor_secret_name(stage)
+            self.kinds.check(plan.name, plan.resources)
+            environment = base_environment(stage) | self.kinds.environment(plan.resources)
             if plan.streaming:
                 environment["AWS_LAMBDA_EXEC_WRAPPER"] = STREAM_WRAPPER
             function = ParleyFunction(
@@ -175,47 +174,26 @@ class RouteFunctions(Construct):
                 timeout=Duration.seconds(plan.timeout_seconds),
                 log_retention=log_retention,
             )
-            for logical, access in table_grants:
-                tables.grant_data(function.function, logical, access)
-            if DOCUMENTS in plan.resources or DOCUMENTS_READ in plan.resources:
-                grant_documents(function, stage, write=DOCUMENTS in plan.resources)
-            if SECRETS in plan.resources:
-                grant_provider_secrets(function, stage, SECRET_ACTIONS)
-            elif SECRETS_READ in plan.resources:
-                grant_provider_secrets(function, stage, SECRET_READ_ACTIONS)
-            if METERING in plan.resources:
-                queues.grant(function.function, METERING)
-            if CURSORS in plan.resources:
-                grant_cursor_key(function, stage)
-            if BEDROCK in plan.resources:
-                grant_bedrock(function)
+            self.kinds.grant(function, plan.resources)
             self.plans[plan.name] = plan
             self.functions[plan.name] = function
 
         self.scheduled: dict[str, ParleyFunction] = {}
         for job in route_table.scheduled:
-            job_tables = [r for r in job.resources if r in tables.tables]
-            unknown = sorted(set(job.resources) - {*tables.tables, METERING, METERING_CONSUME})
-            if unknown:
-                raise ValueError(f"functions/{job.function}: unknown resources {unknown}")
-            environment = base_environment(stage) | dict(tables.table_names(job_tables))
-            if METERING_CONSUME in job.resources:
-                environment["PARLEY_METERING_QUEUE"] = queues.metering.queue_url
+            resources = strongest(set(job.resources))
+            self.kinds.check(job.function, resources)
             function = ParleyFunction(
                 self,
                 pascal_case(job.function),
                 code_dir=route_table.root / job.function,
                 description=f"Parley scheduled: {job.description}"[:256],
                 layers=layers,
-                environment=environment,
+                environment=base_environment(stage) | self.kinds.environment(resources),
                 memory_mb=job.memory_mb,
                 timeout=Duration.seconds(job.timeout_seconds),
                 log_retention=log_retention,
             )
-            for logical in job_tables:
-                tables.grant_data(function.function, logical)
-            if METERING_CONSUME in job.resources:
-                queues.grant(function.function, METERING_CONSUME)
+            self.kinds.grant(function, resources)
             events.Rule(
                 self,
                 f"{pascal_case(job.function)}Schedule",
@@ -241,53 +219,3 @@ class RouteFunctions(Construct):
 
     def for_route(self, route: Route) -> ParleyFunction:
         return self.functions[route.function]
-
-
-def grant_provider_secrets(function: ParleyFunction, stage: str, actions: tuple[str, ...]) -> None:
-    """Access to the stage's provider-key secrets (their names are only known at run time)."""
-    prefix = f"parley/{stage}/"
-    arn = Stack.of(function).format_arn(
-        service="secretsmanager",
-        resource="secret",
-        resource_name=f"{prefix}*",
-        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-    )
-    iam.Grant.add_to_principal(grantee=function.function, actions=list(actions), resource_arns=[arn])
-    acknowledge(
-        function,
-        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>"
-        f":secret:{prefix}*]",
-        f"One secret per AI provider, created at run time under {prefix}<project>/providers/<id> (names "
-        "unknown at deploy time); the wildcard is limited to this stage's prefix.",
-    )
-
-
-def grant_bedrock(function: ParleyFunction) -> None:
-    """Model invocation on Bedrock: any foundation model, in any region (a cross-region inference
-    profile routes a call to the model in another region, and IAM checks it there), and the
-    account's inference profiles, system-defined and application ones, in any region (a provider
-    record may name another region than the function's)."""
-    stack = Stack.of(function)
-    arns = [f"arn:{Aws.PARTITION}:bedrock:*::foundation-model/*"] + [
-        stack.format_arn(
-            service="bedrock",
-            region="*",
-            resource=kind,
-            resource_name="*",
-            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-        )
-        for kind in ("inference-profile", "application-inference-profile")
-    ]
-    iam.Grant.add_to_principal(grantee=function.function, actions=list(BEDROCK_ACTIONS), resource_arns=arns)
-    reasons = {
-        "arn:<AWS::Partition>:bedrock:*::foundation-model/*": "The model is the provider record's choice, "
-        "made at run time; a cross-region inference profile needs the model in every region it routes to.",
-        "arn:<AWS::Partition>:bedrock:*:<AWS::AccountId>:inference-profile/*": "Inference profiles are chosen "
-        "by provider records at run time; limited to this account's profiles.",
-        "arn:<AWS::Partition>:bedrock:*:<AWS::AccountId>:application-inference-profile/*": "Application "
-        "inference profiles are chosen by provider records at run time; limited to this account's profiles.",
-    }
-    for resource, reason in reasons.items():
-        acknowledge(
-            function, f"AwsSolutions-IAM5[Resource::{resource}]", f"{reason} Actions: {', '.join(BEDROCK_ACTIONS)}."
-        )

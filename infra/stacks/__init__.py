@@ -1,1 +1,1 @@
-"""Stacks by capability (DESIGN.md section 7): data, api; search, events and observability follow."""
+"""Stacks by capability (DESIGN.md section 7): data, search, api, events; observability follows."""

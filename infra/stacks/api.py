@@ -1,18 +1,15 @@
-"""The api stack: layers, one function per route function, the authorizer and the REST API."""
+"""The api stack: the REST API, one method per route, integrated with the route functions of the
+functions stack (with API Gateway's permission to invoke them), and the authorizer."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.constructs.api import ParleyApi
-from infra.constructs.function import ParleyLayers
 from infra.constructs.functions import RouteFunctions
-from infra.constructs.queues import ParleyQueues
-from infra.constructs.tables import ParleyTables
 from parley.api.cors import CorsConfig
 from parley.api.routing import RouteTable
 
@@ -25,22 +22,11 @@ class ApiStack(Stack):
         *,
         stage: str,
         route_table: RouteTable,
-        tables: ParleyTables,
-        queues: ParleyQueues,
-        layers_dir: Path,
+        functions: RouteFunctions,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.layers = ParleyLayers(self, "Layers", layers_dir=layers_dir)
-        self.functions = RouteFunctions(
-            self,
-            "Functions",
-            stage=stage,
-            route_table=route_table,
-            tables=tables,
-            queues=queues,
-            layers=self.layers,
-        )
+        self.functions = functions
         # Stage throttling (cdk.json context throttle_rate / throttle_burst; defaults 100 rps, burst 200).
         rate = float(self.node.try_get_context("throttle_rate") or 100)
         burst = int(self.node.try_get_context("throttle_burst") or 200)
@@ -52,7 +38,7 @@ class ApiStack(Stack):
             "Api",
             stage=stage,
             route_table=route_table,
-            functions=self.functions,
+            functions=functions,
             throttle_rate=rate,
             throttle_burst=burst,
             cors=CorsConfig.from_origins(origins) if origins else None,

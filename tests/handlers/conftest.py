@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
+from parley.aws import clients
+from parley.runtime.pipeline import Pipeline
 from parley.services import registry
+from parley.settings import get_settings
 from tests.handlers.faults import Faults, faulty_dynamodb
 
 
@@ -31,3 +34,15 @@ def received(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[str, str]]]:
 
         monkeypatch.setattr(registry.EchoProvider, method, spy)
     return prompts
+
+
+@pytest.fixture
+def pipeline(aws: None, load_handler: Any, lambda_context: Any, route_table: Any) -> Pipeline:
+    """The route table's stream consumers (the event emitter, the search indexer) fed from moto's
+    streams as Lambda feeds them: `pipeline.drain()` delivers what is committed so far."""
+
+    def invoke(function: str, event: dict[str, Any], timeout: float) -> Any:
+        return load_handler(function)(event, lambda_context)
+
+    streams = tuple(c for c in route_table.consumers if c.kind == "stream")
+    return Pipeline(streams, invoke, clients(), get_settings(), backoff_seconds=0.0)

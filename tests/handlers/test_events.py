@@ -30,15 +30,6 @@ def api(aws: None, load_handler: Any, sample_event: Any, lambda_context: Any) ->
     return Api(load_handler, sample_event, lambda_context, OWNER)
 
 
-@pytest.fixture
-def pipeline(aws: None, load_handler: Any, lambda_context: Any, route_table: Any) -> Pipeline:
-    def invoke(function: str, event: dict[str, Any], timeout: float) -> Any:
-        return load_handler(function)(event, lambda_context)
-
-    streams = tuple(c for c in route_table.consumers if c.kind == "stream")
-    return Pipeline(streams, invoke, clients(), get_settings(), backoff_seconds=0.0)
-
-
 def published() -> list[dict[str, Any]]:
     """Every event the webhook rule delivered to its queue, as EventBridge wrote it."""
     sqs, url = clients().sqs, clients().sqs.get_queue_url(QueueName=get_settings().events_queue)["QueueUrl"]

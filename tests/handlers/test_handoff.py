@@ -685,15 +685,6 @@ def test_a_held_send_throttled_is_503_and_stores_nothing(api: Api, faults: Fault
 # --- events --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def pipeline(aws: None, load_handler: Any, lambda_context: Any, route_table: Any) -> Pipeline:
-    def invoke(function: str, event: dict[str, Any], timeout: float) -> Any:
-        return load_handler(function)(event, lambda_context)
-
-    streams = tuple(c for c in route_table.consumers if c.kind == "stream")
-    return Pipeline(streams, invoke, clients(), get_settings(), backoff_seconds=0.0)
-
-
 def published() -> list[dict[str, Any]]:
     sqs = clients().sqs
     url = sqs.get_queue_url(QueueName=get_settings().events_queue)["QueueUrl"]

@@ -121,6 +121,8 @@ def request_for(api: Api, route: Route, caller: Principal) -> Any:
     """A valid request for a model-calling route (a conversation or chat is made first)."""
     if route.function == "completions_create":
         return api.call("completions_create", {"model": "echo", "messages": MESSAGES}, principal=caller)
+    if route.function == "embeddings_create":
+        return api.call("embeddings_create", {"model": "local", "input": "hi"}, principal=caller)
     if route.function == "chats_complete":
         provider = api.call(
             "providers_create",
@@ -134,6 +136,14 @@ def request_for(api: Api, route: Route, caller: Principal) -> Any:
         return api.call(
             "messages_create", {"content": "hi"}, path={"conversation_id": conversation["id"]}, principal=caller
         )
+    if route.function == "indexes_create":
+        return api.call("indexes_create", {"name": "kb", "embedding_model": "local"}, principal=caller)
+    if route.function in ("index_documents_create", "index_query"):
+        index = api.call("indexes_create", {"name": "kb", "embedding_model": "local"}, principal=limited()).body
+        if route.function == "index_query":
+            return api.call("index_query", {"query": "refunds"}, path={"index_id": index["id"]}, principal=caller)
+        document = {"id": "refunds", "text": "Refunds within 30 days."}
+        return api.call("index_documents_create", document, path={"index_id": index["id"]}, principal=caller)
     raise AssertionError(f"no request for the model-calling route {route.method} {route.path}: add one here")
 
 
@@ -142,7 +152,15 @@ def test_a_project_over_its_budget_gets_budget_exceeded_on_every_model_calling_r
 ) -> None:
     broke = limited(project=ProjectLimits(monthly_budget_usd=0))
     model_routes = [r for r in route_table.routes if model_calling(r)]
-    assert {r.function for r in model_routes} == {"completions_create", "chats_complete", "messages_create"}
+    assert {r.function for r in model_routes} == {
+        "completions_create",
+        "chats_complete",
+        "messages_create",
+        "embeddings_create",
+        "indexes_create",
+        "index_documents_create",
+        "index_query",
+    }
     for route in model_routes:
         reply = request_for(api, route, broke)
         assert reply.status == 429, (route.path, reply.body)

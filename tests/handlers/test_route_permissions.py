@@ -123,6 +123,7 @@ MAKERS: dict[str, Callable[[World], str]] = {
     "model_id": lambda w: str(w.admin_call("GET", "/v1/providers/{provider_id}").body["name"]) + "%2Fecho",
     "conversation_id": lambda w: w.create("POST", "/v1/conversations", {"title": "Billing", "user_id": "u1"}),
     "document_id": lambda w: w.create("POST", "/v1/documents", {"name": "policy.md", "content": "Refunds: 30 days."}),
+    "index_id": lambda w: w.create("POST", "/v1/indexes", {"name": "help-center", "embedding_model": "local"}),
     "key_id": lambda w: w.create("POST", "/v1/api-keys", {"name": "ci", "permissions": ["conversations:*"]}),
     "project_id": lambda w: w.create("POST", "/v1/projects", {"name": "Mobile app"}),
     # a local receiver that is not listening: attempts fail fast (connection refused), and are logged
@@ -168,6 +169,12 @@ CHAT_COMPLETION = {"messages": [{"role": "user", "content": "Hello!"}], "stream"
 CONVERSATION = "/v1/conversations/{conversation_id}"
 WEBHOOK = "/v1/webhooks/{webhook_id}"
 AGENT = "/v1/agents/{agent_id}"
+INDEX = "/v1/indexes/{index_id}"
+
+
+def with_an_index_document(w: World) -> None:
+    """The stored document ({document_id}) added to the index (so the index routes find it by that id)."""
+    w.admin_call("POST", f"{INDEX}/documents", {"document_id": w.id("document_id")})
 
 
 def archived(w: World) -> None:
@@ -201,6 +208,7 @@ OPERATOR_REPLY = {"role": "assistant", "content": "On it", "author": {"type": "h
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("POST", "/v1/chat/completions"): Recipe(COMPLETION),
     ("POST", "/v1/chats/completions"): Recipe(COMPLETION),
+    ("POST", "/v1/embeddings"): Recipe({"model": "local", "input": ["Hello!", "Refunds within 30 days."]}),
     ("POST", "/v1/providers"): Recipe(lambda w: {"type": "echo", "name": f"echo-{uuid.uuid4().hex}"}),
     ("GET", "/v1/providers"): Recipe(query={"limit": "5"}),
     ("GET", "/v1/providers/{provider_id}"): Recipe(),
@@ -276,6 +284,17 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("DELETE", AGENT): Recipe(),
     ("GET", f"{AGENT}/versions"): Recipe(query={"limit": "5"}),
     ("POST", f"{AGENT}/rotate-secret"): Recipe(),
+    ("POST", "/v1/indexes"): Recipe({"name": "faq", "embedding_model": "local", "chunking": {"max_tokens": 200}}),
+    ("GET", "/v1/indexes"): Recipe(query={"limit": "5"}),
+    ("GET", INDEX): Recipe(),
+    ("PATCH", INDEX): Recipe({"description": "The help center", "metadata": {"team": "support"}}),
+    ("DELETE", INDEX): Recipe(prepare=with_an_index_document),
+    ("POST", f"{INDEX}/documents"): Recipe({"id": "returns", "text": "Returns ship free.", "metadata": {"lang": "en"}}),
+    ("GET", f"{INDEX}/documents"): Recipe(query={"limit": "5"}, prepare=with_an_index_document),
+    ("GET", f"{INDEX}/documents/{{document_id}}"): Recipe(prepare=with_an_index_document),
+    ("DELETE", f"{INDEX}/documents/{{document_id}}"): Recipe(prepare=with_an_index_document),
+    ("POST", f"{INDEX}/query"): Recipe({"query": "refund window", "top_k": 3}, prepare=with_an_index_document),
+    ("GET", "/v1/search/messages"): Recipe(query={"q": "hello", "limit": "5"}),
 }
 
 

@@ -463,15 +463,6 @@ def test_no_thread_lands_in_a_conversation_being_deleted(api: Api, faults: Fault
 # ---- events ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def pipeline(aws: None, load_handler: Any, lambda_context: Any, route_table: Any) -> Pipeline:
-    def invoke(function: str, event: dict[str, Any], timeout: float) -> Any:
-        return load_handler(function)(event, lambda_context)
-
-    streams = tuple(c for c in route_table.consumers if c.kind == "stream")
-    return Pipeline(streams, invoke, clients(), get_settings(), backoff_seconds=0.0)
-
-
 def test_a_thread_is_created_and_deleted_as_a_conversation_with_a_parent(api: Api, pipeline: Pipeline) -> None:
     from tests.handlers.test_events import published
 

@@ -28,6 +28,14 @@ class Synth:
         return self.templates[f"parley-{self.stage}-data"]
 
     @property
+    def search(self) -> dict[str, Any]:
+        return self.templates[f"parley-{self.stage}-search"]
+
+    @property
+    def functions(self) -> dict[str, Any]:
+        return self.templates[f"parley-{self.stage}-functions"]
+
+    @property
     def api(self) -> dict[str, Any]:
         return self.templates[f"parley-{self.stage}-api"]
 

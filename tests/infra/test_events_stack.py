@@ -92,12 +92,20 @@ def test_every_dead_letter_queue_has_an_alarm_on_its_depth(synth: Synth) -> None
     assert all(a["Properties"]["Threshold"] == 0 for a in alarms)
 
 
-def test_each_queue_consumer_reads_its_queue_with_partial_failures_and_sends_where_it_says(synth: Synth) -> None:
+# what a consumer resource sends to, and the setting that names the queue
+SENDS = {"deliveries": ("DeliveriesQueue/Resource", "PARLEY_DELIVERIES_QUEUE")}
+SOURCE_SETTINGS = {"events_queue": "PARLEY_EVENTS_QUEUE", "deliveries_queue": "PARLEY_DELIVERIES_QUEUE"}
+
+
+def test_each_webhook_queue_consumer_reads_its_queue_with_partial_failures_and_sends_where_it_says(
+    synth: Synth,
+) -> None:
     queues = resources(synth, "AWS::SQS::Queue")
     mappings = [m for _, m in resources(synth, "AWS::Lambda::EventSourceMapping").values()]
     policies = resources(synth, "AWS::IAM::Policy")
-    deliveries = queues["DeliveriesQueue/Resource"][0]
-    for consumer in (c for c in ROUTE_TABLE.consumers if c.kind == "queue"):
+    consumers = [c for c in ROUTE_TABLE.consumers if c.kind == "queue" and set(c.sources) <= set(SOURCE_SETTINGS)]
+    assert {c.function for c in consumers} == {"webhooks_fanout", "webhooks_deliver"}
+    for consumer in consumers:
         function = function_id(synth, consumer.function)
         (mapping,) = [m for m in mappings if m["Properties"]["FunctionName"] == {"Ref": function}]
         properties = mapping["Properties"]
@@ -107,15 +115,22 @@ def test_each_queue_consumer_reads_its_queue_with_partial_failures_and_sends_whe
         assert get_att_targets(properties["EventSourceArn"]) == {queues[f"{pascal_case(source)}/Resource"][0]}
         (_, policy) = policies[f"{pascal_case(consumer.function)}/Role/DefaultPolicy/Resource"]
         sends = [s for s in statements(policy) if "sqs:SendMessage" in str(s["Action"])]
-        assert bool(sends) == ("deliveries" in consumer.resources)
-        if sends:
-            assert get_att_targets([s["Resource"] for s in sends]) == {deliveries}
-        environment = resources(synth, "AWS::Lambda::Function")[f"{pascal_case(consumer.function)}/Function/Resource"][
-            1
-        ]
-        assert "PARLEY_DELIVERIES_QUEUE" in environment["Properties"]["Environment"]["Variables"]
+        expected = {queues[SENDS[r][0]][0] for r in consumer.resources if r in SENDS}
+        assert get_att_targets([s["Resource"] for s in sends]) == expected
+        variables = resources(synth, "AWS::Lambda::Function")[f"{pascal_case(consumer.function)}/Function/Resource"][1][
+            "Properties"
+        ]["Environment"]["Variables"]
+        assert SOURCE_SETTINGS[source] in variables
+        assert {SENDS[r][1] for r in consumer.resources if r in SENDS} <= variables.keys()
     # a message is tried 5 times, then waits in the queue's dead-letter queue
     for logical in ("EventsQueue", "DeliveriesQueue"):
         redrive = queues[f"{logical}/Resource"][1]["Properties"]["RedrivePolicy"]
         assert redrive["maxReceiveCount"] == 5
         assert get_att_targets(redrive["deadLetterTargetArn"]) == {queues[f"{logical}DeadLetters/Resource"][0]}
+
+
+def test_each_queue_is_visible_six_times_as_long_as_its_consumers_run(synth: Synth) -> None:
+    queues = resources(synth, "AWS::SQS::Queue")
+    for logical in ("events_queue", "deliveries_queue"):
+        longest = max(c.timeout_seconds for c in ROUTE_TABLE.consumers if logical in c.sources)
+        assert queues[f"{pascal_case(logical)}/Resource"][1]["Properties"]["VisibilityTimeout"] >= 6 * longest

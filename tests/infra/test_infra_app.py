@@ -67,11 +67,11 @@ def table_ids(synth: Synth) -> dict[str, str]:
 
 
 def lambda_function(synth: Synth, function: str) -> tuple[str, dict[str, Any]]:
-    return by_path(synth.api, "AWS::Lambda::Function")[f"Functions/{pascal_case(function)}/Function/Resource"]
+    return by_path(synth.functions, "AWS::Lambda::Function")[f"Functions/{pascal_case(function)}/Function/Resource"]
 
 
 def role_policy(synth: Synth, function: str) -> dict[str, Any]:
-    policies = by_path(synth.api, "AWS::IAM::Policy")
+    policies = by_path(synth.functions, "AWS::IAM::Policy")
     return policies[f"Functions/{pascal_case(function)}/Role/DefaultPolicy/Resource"][1]
 
 
@@ -124,6 +124,14 @@ def methods(synth: Synth) -> dict[tuple[str, str], dict[str, Any]]:
 
 def get_att_targets(value: Any) -> set[str]:
     return {v["Fn::GetAtt"][0] for v in walk(value) if isinstance(v, dict) and "Fn::GetAtt" in v}
+
+
+def imported_functions(synth: Synth, value: Any) -> set[str]:
+    """The functions stack's Lambda functions (logical ids) that a piece of another template imports."""
+    prefix = f"parley-{synth.stage}-functions:"
+    imports = [v["Fn::ImportValue"] for v in walk(value) if isinstance(v, dict) and "Fn::ImportValue" in v]
+    functions = [k for k, r in synth.functions["Resources"].items() if r["Type"] == "AWS::Lambda::Function"]
+    return {f for f in functions for name in imports if name.startswith(prefix) and f in name}
 
 
 def all_functions() -> list[str]:
@@ -191,10 +199,11 @@ def test_given_data_and_ephemeral_tables_when_synthesized_then_only_data_tables_
 def test_given_the_route_table_when_synthesized_then_one_function_per_route_function_plus_the_authorizer(
     synth: Synth,
 ) -> None:
-    template = Template.from_json(synth.api)
+    template = Template.from_json(synth.functions)
     scheduled = len(ROUTE_TABLE.scheduled)
     template.resource_count_is("AWS::Lambda::Function", len(ROUTE_TABLE.functions()) + 1 + scheduled)
-    layers = by_path(synth.api, "AWS::Lambda::LayerVersion")
+    Template.from_json(synth.api).resource_count_is("AWS::Lambda::Function", 0)
+    layers = by_path(synth.functions, "AWS::Lambda::LayerVersion")
     core, deps = layers["Layers/Core/Resource"][0], layers["Layers/Deps/Resource"][0]
     for function in all_functions():
         _, resource = lambda_function(synth, function)
@@ -245,14 +254,14 @@ def test_given_the_functions_when_synthesized_then_each_has_its_own_role_and_its
         roles |= get_att_targets(resource["Properties"]["Role"])
         log_groups.add(resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"])
         assert (
-            synth.api["Resources"][resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"][
+            synth.functions["Resources"][resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"][
                 "RetentionInDays"
             ]
             > 0
         )
     assert len(roles) == len(log_groups) == len(all_functions())
     for logical in roles:  # no managed policies: each writes to its own log group only
-        assert "ManagedPolicyArns" not in synth.api["Resources"][logical]["Properties"]
+        assert "ManagedPolicyArns" not in synth.functions["Resources"][logical]["Properties"]
 
 
 @pytest.mark.parametrize("function", sorted(PLANS))
@@ -318,7 +327,16 @@ def test_given_kinds_naming_one_resource_when_combined_then_the_one_granting_mos
     assert strongest({"documents:read", "usage:read"}) == ("documents:read", "usage:read")
 
 
-MODEL_CALLING = {"completions_create", "chats_complete", "messages_create"}
+# model calls, and the index routes that embed (a Bedrock embedding model is a model call too)
+MODEL_CALLING = {
+    "completions_create",
+    "chats_complete",
+    "messages_create",
+    "embeddings_create",
+    "index_query",
+    "indexes_create",
+    "index_documents_create",
+}
 
 
 def test_given_the_route_table_when_planned_then_exactly_the_model_calling_functions_name_bedrock() -> None:
@@ -430,7 +448,7 @@ def test_given_a_route_when_synthesized_then_its_method_is_on_its_path_and_integ
     function_id, _ = lambda_function(synth, route.function)
     integration = method["Integration"]
     assert integration["Type"] == "AWS_PROXY"
-    assert get_att_targets(integration["Uri"]) == {function_id}
+    assert imported_functions(synth, integration["Uri"]) == {function_id}
     for name in route.params:
         assert method["RequestParameters"][f"method.request.path.{name}"] is True
     if route.streaming:
@@ -470,7 +488,7 @@ def test_given_the_api_when_synthesized_then_the_authorizer_checks_the_authoriza
     assert authorizer["Properties"]["Type"] == "REQUEST"
     assert authorizer["Properties"]["IdentitySource"] == "method.request.header.Authorization"
     assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == ROUTE_TABLE.authorizer_cache_seconds == 30
-    assert get_att_targets(authorizer["Properties"]["AuthorizerUri"]) == {authorizer_function}
+    assert imported_functions(synth, authorizer["Properties"]["AuthorizerUri"]) == {authorizer_function}
 
 
 @pytest.mark.parametrize("error", GATEWAY_ERRORS, ids=lambda e: e.response_type)
@@ -609,7 +627,7 @@ def test_given_the_synthesized_templates_when_cfn_lint_runs_then_it_reports_no_e
     from cfnlint.api import ManualArgs, lint_by_config
 
     templates = [str(p) for p in sorted(synth.outdir.glob("*.template.json"))]
-    assert len(templates) == 3  # data, api, events
+    assert len(templates) == 5  # data, search, functions, api, events
     matches = lint_by_config(ManualArgs(templates=templates, regions=["us-east-1"]))
     problems = [
         f"{m.rule.id} {Path(m.filename).name}:{m.linenumber} {m.message}"
@@ -628,7 +646,7 @@ def test_given_the_sweep_when_synthesized_then_it_runs_every_5_minutes_and_consu
     queues = by_path(synth.data, "AWS::SQS::Queue")
     metering = queues["Queues/Metering/Resource"]
     assert metering[1]["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 20
-    rules = by_path(synth.api, "AWS::Events::Rule")
+    rules = by_path(synth.functions, "AWS::Events::Rule")
     (_, rule) = rules["Functions/SweepSchedule/Resource"]
     assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
     sweep_id, sweep = lambda_function(synth, "sweep")

@@ -23,6 +23,7 @@ from standardwebhooks import Webhook
 
 from tests.handlers.webhook_receiver import Receiver
 from tests.local.conftest import Server
+from tests.local.models import ScriptedModel
 
 pytestmark = pytest.mark.local
 ORDER = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
@@ -74,55 +75,15 @@ class ToolEndpoint:
         self.server.server_close()
 
 
-class PromptModel:
-    """An OpenAI-compatible model on 127.0.0.1 whose reply is its system prompt: what shows which
-    agent's prompt a call received."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-                system = next((m["content"] for m in request["messages"] if m["role"] == "system"), "")
-                data = json.dumps(
-                    {
-                        "id": "chatcmpl-prompt",
-                        "object": "chat.completion",
-                        "created": int(time.time()),
-                        "model": request.get("model", "m"),
-                        "choices": [
-                            {"index": 0, "message": {"role": "assistant", "content": system}, "finish_reason": "stop"}
-                        ],
-                        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def prompt_model() -> ScriptedModel:
+    """A model whose reply is its (first) system prompt: what shows which agent's prompt a call received."""
+    return ScriptedModel(lambda request: next((m["content"] for m in request["messages"] if m["role"] == "system"), ""))
 
 
 @pytest.fixture
-def outside() -> Iterator[tuple[Receiver, ToolEndpoint, PromptModel]]:
+def outside() -> Iterator[tuple[Receiver, ToolEndpoint, ScriptedModel]]:
     with Receiver() as receiver:
-        tool, model = ToolEndpoint(), PromptModel()
+        tool, model = ToolEndpoint(), prompt_model()
         yield receiver, tool, model
         tool.close()
         model.close()
@@ -156,7 +117,7 @@ class Client:
 
 
 def test_seed_001_agents_tools_threads_and_handoffs_end_to_end(
-    server: Server, outside: tuple[Receiver, ToolEndpoint, PromptModel]
+    server: Server, outside: tuple[Receiver, ToolEndpoint, ScriptedModel]
 ) -> None:
     receiver, tool, model = outside
     api = Client(server)
@@ -167,7 +128,7 @@ def test_seed_001_agents_tools_threads_and_handoffs_end_to_end(
         api.ok("DELETE", f"/v1/webhooks/{webhook['id']}")
 
 
-def _run(api: Client, receiver: Receiver, tool: ToolEndpoint, model: PromptModel) -> None:
+def _run(api: Client, receiver: Receiver, tool: ToolEndpoint, model: ScriptedModel) -> None:
     # --- agents: support (echo, an http tool and a client tool) and sales (a model that answers
     # with its system prompt)
     tools = [

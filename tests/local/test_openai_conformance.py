@@ -68,4 +68,36 @@ def test_typed_errors_for_provider_routes(server: Server) -> None:
         client.chat.completions.create(
             model="echo", messages=[{"role": "user", "content": "x"}], extra_body={"use_rag": True, "index_id": "idx_1"}
         )
-    assert rag.value.code == "feature_unavailable"
+    assert rag.value.code == "index_not_found"
+
+
+def test_embeddings_with_the_sdk_floats_and_base64(server: Server) -> None:
+    from openai.types import CreateEmbeddingResponse
+
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.key, max_retries=0)
+    texts = ["How do I get a refund?", "Refunds are paid within 30 days."]
+    raw = client.embeddings.with_raw_response.create(model="local", input=texts, encoding_format="float")
+    floats = CreateEmbeddingResponse.model_validate(raw.http_response.json(), strict=True)
+    assert [d.index for d in floats.data] == [0, 1]
+    assert all(len(d.embedding) == 256 for d in floats.data)
+    assert floats.model == "local"
+    assert floats.usage.prompt_tokens == floats.usage.total_tokens > 0
+    # the SDK's default: it asks for base64 and decodes it (little-endian float32) itself
+    decoded = client.embeddings.create(model="local", input=texts)
+    CreateEmbeddingResponse.model_validate(decoded.model_dump(), strict=True)
+    for ours, theirs in zip(floats.data, decoded.data, strict=True):
+        assert all(abs(a - b) < 1e-6 for a, b in zip(ours.embedding, theirs.embedding, strict=True))
+    shorter = client.embeddings.create(model="local", input="Billing", dimensions=64)
+    assert len(shorter.data[0].embedding) == 64
+
+
+def test_embeddings_errors_are_typed(server: Server) -> None:
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.key, max_retries=0)
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.embeddings.create(model="text-embedding-3-small", input="hi")
+    assert missing.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model="local", input=[])
+    with pytest.raises(openai.BadRequestError) as too_long:
+        client.embeddings.create(model="local", input="word " * 9000)
+    assert too_long.value.code == "input_too_long"

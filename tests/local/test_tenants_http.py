@@ -34,6 +34,9 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/v1/api-keys/{key_id}"): {"name": "taken"},
     ("PATCH", "/v1/webhooks/{webhook_id}"): {"description": "taken"},
     ("PATCH", "/v1/agents/{agent_id}"): {"system_prompt": "taken"},
+    ("PATCH", "/v1/indexes/{index_id}"): {"name": "taken"},
+    ("POST", "/v1/indexes/{index_id}/documents"): {"id": "taken", "text": "B's text"},
+    ("POST", "/v1/indexes/{index_id}/query"): {"query": "A's"},
 }
 
 
@@ -79,7 +82,9 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
     assert (b["org_id"], b["project_id"]) == ("org_b", "proj_b")
     a_headers = {"Authorization": f"Bearer {server.key}"}
     with httpx.Client(base_url=server.url, headers=a_headers, timeout=60) as a:
-        provider = a.post("/v1/providers", json={"type": "echo", "name": "a-echo"}).json()["id"]
+        provider = a.post("/v1/providers", json={"type": "echo", "name": "a-echo", "default_model": "echo"}).json()[
+            "id"
+        ]
         conversation = a.post("/v1/conversations", json={"title": "A's"}).json()["id"]
         a.post(f"/v1/conversations/{conversation}/messages", json={"content": "A's secret"})
         # a conversation of A's handed off to a human: its handoff is in A's queue only
@@ -93,6 +98,12 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
         webhook = a.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/a", "event_types": ["*"]}).json()["id"]
         delivery = a.post(f"/v1/webhooks/{webhook}/test").json()["id"]
         agent = a.post("/v1/agents", json={"name": "a_agent", "system_prompt": "A's prompt"}).json()["id"]
+        index = a.post("/v1/indexes", json={"name": "A's index", "embedding_model": "local"}).json()["id"]
+        indexed = a.post(f"/v1/indexes/{index}/documents", json={"document_id": document})
+        assert indexed.status_code == 201, indexed.text
+        # a model only A's provider serves (B's project has no provider of that name)
+        a_model = "a-echo%2Fecho"
+        assert a.get(f"/v1/models/{a_model}").status_code == 200
     ids = {
         "provider_id": provider,
         "conversation_id": conversation,
@@ -103,6 +114,8 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
         "webhook_id": webhook,
         "delivery_id": delivery,
         "agent_id": agent,
+        "index_id": index,
+        "model_id": a_model,
     }
 
     checked = []
@@ -125,6 +138,7 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
             "/v1/documents": document,
             "/v1/webhooks": webhook,
             "/v1/agents": agent,
+            "/v1/indexes": index,
             "/v1/handoffs?status=pending": handoff,
         }
         for path, a_id in lists.items():

@@ -94,8 +94,8 @@ def test_system_message_is_prepended_unless_one_leads(monkeypatch: pytest.Monkey
     [
         ({"model": "gpt-unknown"}, "model", "model_not_found"),
         ({"provider_id": "aip_nope"}, "provider_id", "provider_not_found"),
-        ({"use_rag": True}, "use_rag", "feature_unavailable"),
-        ({"index_id": "idx_1"}, "index_id", "feature_unavailable"),
+        ({"use_rag": True}, "index_id", "index_required"),
+        ({"index_id": "idx_1"}, "index_id", "index_not_found"),
     ],
 )
 def test_refusals_name_the_field(fields: dict[str, object], param: str, code: str) -> None:

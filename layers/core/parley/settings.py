@@ -32,12 +32,25 @@ class Settings:
     deliveries_queue: str = "parley-webhook-deliveries"
     # where a stream batch the emitter keeps failing on is reported (the mapping's on-failure destination)
     events_dlq: str = "parley-events-failures"
+    # documents of knowledge indexes waiting for the ingestion worker (by name locally, URL in AWS)
+    ingest_queue: str = "parley-ingest"
     echo_delay_ms: int = 0
     max_body_bytes: int = 1_048_576
     service_name: str = "parley"
     cursor_secret: str = ""  # name or ARN of the cursor-signing key's secret (outside local mode); set by CDK
     # how long a warm environment reuses a provider (record, default, credentials) for model calls
     provider_cache_seconds: int = 30
+    # search (parley.search.factory): "local" (SQLite FTS5 + numpy, one file at search_path) or
+    # "opensearch" (OpenSearch Serverless at search_endpoint); empty: local in local mode, else opensearch
+    search_engine: str = ""
+    search_path: str = ""  # the local engine's file; the local server sets PARLEY_SEARCH_PATH
+    search_endpoint: str = ""  # https://<collection id>.<region>.aoss.amazonaws.com (set by CDK)
+    search_region: str = ""  # empty: the settings' region
+    search_index_prefix: str = "parley"
+    # the knn_vector dimension of OpenSearch's chunks index: every knowledge index of the deployment
+    # embeds to it (1024: Titan Text Embeddings V2's default and Cohere Embed v3's; OpenAI's
+    # text-embedding-3 models shorten to it with `dimensions`)
+    search_dimension: int = 1024
 
     @property
     def local(self) -> bool:
@@ -61,6 +74,7 @@ class Settings:
             events_queue=env.get("PARLEY_EVENTS_QUEUE", defaults.events_queue),
             deliveries_queue=env.get("PARLEY_DELIVERIES_QUEUE", defaults.deliveries_queue),
             events_dlq=env.get("PARLEY_EVENTS_DLQ", defaults.events_dlq),
+            ingest_queue=env.get("PARLEY_INGEST_QUEUE", defaults.ingest_queue),
             echo_delay_ms=_int(env, "PARLEY_ECHO_DELAY_MS", defaults.echo_delay_ms, minimum=0),
             max_body_bytes=_int(env, "PARLEY_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
             service_name=env.get("POWERTOOLS_SERVICE_NAME", defaults.service_name),
@@ -68,6 +82,12 @@ class Settings:
             provider_cache_seconds=_int(
                 env, "PARLEY_PROVIDER_CACHE_SECONDS", defaults.provider_cache_seconds, minimum=0
             ),
+            search_engine=env.get("PARLEY_SEARCH_ENGINE", defaults.search_engine),
+            search_path=env.get("PARLEY_SEARCH_PATH", defaults.search_path),
+            search_endpoint=env.get("PARLEY_SEARCH_ENDPOINT", defaults.search_endpoint),
+            search_region=env.get("PARLEY_SEARCH_REGION", defaults.search_region),
+            search_index_prefix=env.get("PARLEY_SEARCH_INDEX_PREFIX", defaults.search_index_prefix),
+            search_dimension=_int(env, "PARLEY_SEARCH_DIMENSION", defaults.search_dimension, minimum=1),
         )
 
     def with_(self, **changes: object) -> Settings:

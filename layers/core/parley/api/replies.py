@@ -18,6 +18,7 @@ from parley.api.errors import ErrorDetail, ErrorResponse, error_body
 from parley.domain.chat import AssistantMessage, ChatCompletion, Choice, FinishReason, ToolCall, Usage
 from parley.domain.conversations import Cost
 from parley.domain.errors import stored_error
+from parley.domain.indexes import Citation
 from parley.domain.replies import (
     Finished,
     ReplyDone,
@@ -54,6 +55,9 @@ class StreamStart(_Wire):
     conversation_id: str | None
     message_id: str = Field(description="the assistant message")
     user_message_id: str | None
+    citations: list[Citation] | None = Field(
+        default=None, exclude_if=lambda value: value is None, description="the knowledge chunks retrieved (RAG)"
+    )
 
 
 class StreamText(_Wire):
@@ -151,6 +155,9 @@ class ChatCompletionChunk(_Wire):
     usage: Usage | None = Field(
         default=None, description="with stream_options.include_usage: null, then set on the last chunk"
     )
+    citations: list[Citation] | None = Field(
+        default=None, description="Parley's extension, on the first chunk: the knowledge chunks retrieved (RAG)"
+    )
 
 
 class CompletionStreamData(RootModel[ChatCompletionChunk | ErrorResponse]):
@@ -167,7 +174,10 @@ def _wire(event: ReplyEvent, request_id: str) -> BaseModel | None:
     """The conversation stream's event for a reply event (None: that event has no conversation event)."""
     if isinstance(event, ReplyStarted):
         return StreamStart(
-            conversation_id=event.conversation_id, message_id=event.reply_id, user_message_id=event.user_message_id
+            conversation_id=event.conversation_id,
+            message_id=event.reply_id,
+            user_message_id=event.user_message_id,
+            citations=list(event.citations) or None,
         )
     if isinstance(event, TextDelta):
         return StreamText(text=event.text)
@@ -224,7 +234,8 @@ def completion_chunks(
     for event in events:
         if isinstance(event, ReplyStarted):
             started, fingerprint = event, event.system_fingerprint
-            yield chunk(choice({"role": "assistant", "content": ""}))
+            cited = {"citations": [c.model_dump(mode="json") for c in event.citations]} if event.citations else {}
+            yield chunk(choice({"role": "assistant", "content": ""}), **cited)
         elif isinstance(event, TextDelta):
             yield chunk(choice({"content": event.text}))
         elif isinstance(event, ToolCallDelta):
@@ -286,6 +297,7 @@ def completion_body(events: Iterable[ReplyEvent]) -> ChatCompletion:
         ],
         usage=usage.detailed(),
         system_fingerprint=fingerprint,
+        citations=list(started.citations) or None,
     )
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from parley.domain.indexes import Citation, RagOptions
 from parley.domain.providers import FallbackTarget
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
@@ -354,8 +355,13 @@ class ChatCompletionRequest(SamplingParams):
     )
     fallbacks: list[FallbackTarget] | None = Field(default=None, max_length=5)
     system_message: str | None = None
-    use_rag: bool = False
-    index_id: str | None = None
+    use_rag: bool | None = Field(
+        default=None,
+        description="Ground the answer in a knowledge index: its best chunks for the latest user message go into "
+        "the model's context (on by default when index_id is given; false turns it off)",
+    )
+    index_id: str | None = Field(default=None, max_length=64, description="The knowledge index (idx_...)")
+    rag: RagOptions | None = Field(default=None, description="Retrieval settings (top_k, min_score, filter)")
 
     @model_validator(mode="after")
     def _check(self) -> ChatCompletionRequest:
@@ -431,3 +437,8 @@ class ChatCompletion(BaseModel):
     choices: list[Choice]
     usage: Usage
     system_fingerprint: str | None = None
+    citations: list[Citation] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Parley's extension: the knowledge chunks retrieved for this answer (with use_rag)",
+    )

@@ -7,7 +7,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from parley.domain.chat import ChatMessage, SamplingParams
+from parley.domain.indexes import RagOptions
 from parley.domain.records import ProjectRecord
+
+_INDEX = "A knowledge index (idx_...): every completion of the chat retrieves from it (RAG)"
 
 
 class _Strict(BaseModel):
@@ -20,6 +23,7 @@ class ChatCreate(_Strict):
     name: str | None = Field(default=None, max_length=256)
     system_message: str | None = Field(default=None, max_length=100_000)
     model: str | None = Field(default=None, min_length=1, max_length=256)
+    index_id: str | None = Field(default=None, max_length=64, description=_INDEX)
 
 
 class ChatUpdate(_Strict):
@@ -27,6 +31,7 @@ class ChatUpdate(_Strict):
     name: str | None = Field(default=None, max_length=256)
     system_message: str | None = Field(default=None, max_length=100_000)
     model: str | None = Field(default=None, min_length=1, max_length=256)
+    index_id: str | None = Field(default=None, max_length=64, description=_INDEX)
 
 
 class Chat(BaseModel):
@@ -37,6 +42,7 @@ class Chat(BaseModel):
     name: str | None = None
     system_message: str | None = None
     model: str | None = None
+    index_id: str | None = None
     created_at: str
     updated_at: str
 
@@ -59,6 +65,13 @@ class ChatCompletionInput(SamplingParams):
 
     messages: list[ChatMessage] = Field(min_length=1, max_length=4096)
     model: str | None = Field(default=None, max_length=256)
+    use_rag: bool | None = Field(
+        default=None, description="false: no retrieval for this call, even with the chat's index"
+    )
+    index_id: str | None = Field(
+        default=None, max_length=64, description="A knowledge index for this call (else the chat's)"
+    )
+    rag: RagOptions | None = None
 
 
 class ChatRecord(ProjectRecord):
@@ -66,6 +79,7 @@ class ChatRecord(ProjectRecord):
     name: str | None = None
     system_message: str | None = None
     model: str | None = None
+    index_id: str | None = None
     created_at: str
     updated_at: str
     version: int = 1

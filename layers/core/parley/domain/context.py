@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from parley.domain.chat import ToolCall
 from parley.domain.errors import InvalidRequest
+from parley.domain.indexes import Citation
 from parley.domain.threads import ThreadContext
 
 Strategy = Literal["full", "sliding_window", "summarize"]
@@ -227,6 +228,11 @@ class HiddenCount(BaseModel):
     tokens: int
 
 
+class Retrieval(BaseModel):
+    index_id: str | None = None
+    citations: list[Citation]
+
+
 class LastCall(BaseModel):
     """What the last reply's model call received (stored with the reply)."""
 
@@ -246,6 +252,7 @@ class LastCall(BaseModel):
     summary_version: int | None = None
     hidden: int | None = None
     provider_prompt_tokens: int | None = None
+    retrieval: Retrieval | None = Field(default=None, description="what retrieval (RAG) gave the call, when it ran")
 
 
 class ContextState(BaseModel):

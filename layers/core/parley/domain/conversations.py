@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from parley.domain.chat import ToolCall, Usage
+from parley.domain.indexes import Citation
 from parley.domain.records import StoredRecord
 
 ConversationStatus = Literal["active", "archived", "handed_off"]
@@ -102,6 +103,12 @@ class ConversationCreate(_Strict):
     metadata: dict[str, Any] | None = None
     context: ContextSettings | None = None
     is_archived: bool = False  # seed 002's create field
+    use_rag: bool | None = Field(
+        default=None,
+        description="Retrieve from the knowledge index for every reply (on by default when an index is attached; "
+        "false turns it off)",
+    )
+    index_id: str | None = Field(default=None, max_length=64, description="A knowledge index (idx_...) for RAG")
     agent: str | None = Field(
         default=None,
         min_length=1,
@@ -126,6 +133,12 @@ class ConversationUpdate(_Strict):
     system_prompt: PromptText | None = None
     metadata: dict[str, Any] | None = None
     context: ContextSettings | None = None
+    use_rag: bool | None = Field(
+        default=None,
+        description="Retrieve from the knowledge index for every reply (on by default when an index is attached; "
+        "false turns it off)",
+    )
+    index_id: str | None = Field(default=None, max_length=64, description="A knowledge index (idx_...) for RAG")
     agent: str | None = Field(
         default=None,
         min_length=1,
@@ -240,6 +253,9 @@ class Message(BaseModel):
     usage: Usage | None = None
     cost: Cost | None = None
     error: dict[str, Any] | None = None
+    citations: list[Citation] | None = Field(
+        default=None, exclude_if=_absent, description="the knowledge chunks retrieved for this reply (RAG)"
+    )
     created_at: str
 
 
@@ -256,6 +272,10 @@ class Conversation(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     context: ContextSettings = Field(default_factory=ContextSettings)
     agent_id: str | None = Field(default=None, exclude_if=_absent, description="the agent that answers")
+    use_rag: bool | None = Field(default=None, exclude_if=_absent)
+    index_id: str | None = Field(
+        default=None, exclude_if=_absent, description="the knowledge index replies retrieve from"
+    )
     agent_version: int | None = Field(default=None, exclude_if=_absent, description="the pinned version, if any")
     message_count: int = 0
     created_at: str
@@ -313,6 +333,8 @@ class ConversationRecord(StoredRecord):
     # agents: the agent that answers, and its version when pinned (None: the latest)
     agent_id: str | None = None
     agent_version: int | None = None
+    use_rag: bool | None = None
+    index_id: str | None = None
     # threads: the conversation and message a thread is anchored to (the anchor's seq, and whether
     # the thread's context also takes the parent's messages up to it)
     parent_id: str | None = None
@@ -368,6 +390,11 @@ class MessageRecord(StoredRecord):
     org_id: str | None = None
     event_seq: int | None = None
     user_id: str | None = None  # the conversation's end user when the message was sent
+
+    def cited(self) -> list[Citation]:
+        """The knowledge chunks retrieval gave this reply's model call (stored with its context)."""
+        retrieval = (self.context or {}).get("retrieval") or {}
+        return [Citation.model_validate(c) for c in retrieval.get("citations", [])]
 
 
 class SendKeyRecord(StoredRecord):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from parley.domain.chat import FinishReason, ToolCall, Usage
 from parley.domain.conversations import Cost
 from parley.domain.errors import ParleyError
+from parley.domain.indexes import Citation
 
 
 class _Event(BaseModel):
@@ -32,6 +33,7 @@ class ReplyStarted(_Event):
     created: int  # Unix seconds
     conversation_id: str | None = None
     user_message_id: str | None = None
+    citations: tuple[Citation, ...] = ()  # what retrieval (RAG) gave the model, when it ran
     system_fingerprint: str | None = None  # when the provider gave one before the reply
 
 

@@ -1,5 +1,10 @@
 """The embedding provider port. Services speak only this; adapters translate to each wire format
-(the local model, OpenAI-compatible `/v1/embeddings`, Bedrock's Titan and Cohere models)."""
+(the local model, OpenAI-compatible `/v1/embeddings`, Bedrock's Titan and Cohere models).
+
+Besides `embed`, an adapter says how many inputs one call may carry for a model (`batch_limit`),
+how long one input may be (`input_limit`) and how it counts an input's tokens (`count_tokens`),
+so the service can split a request and refuse an input that is too long before calling anyone.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,10 @@ InputType = Literal["query", "document"]
 @dataclass(frozen=True)
 class EmbeddingRequest:
     model: str
-    inputs: Sequence[str]  # at most the adapter's max_batch; the service splits larger requests
+    inputs: Sequence[str]  # at most the adapter's batch_limit(model); the service splits larger requests
     input_type: InputType = "document"
     dimensions: int | None = None  # where the model can shorten its vectors (Titan V2, OpenAI text-embedding-3)
+    user: str | None = None  # the end user, passed on where the wire format has a field for it
 
 
 @dataclass(frozen=True)
@@ -27,11 +33,29 @@ class EmbeddingReply:
     model: str
 
 
+@dataclass(frozen=True)
+class InputLimit:
+    """How long one input may be. `max_tokens` is only set where `count_tokens` is exact for the
+    model (its own tokenizer); `max_chars` where the provider documents a character limit."""
+
+    max_tokens: int | None = None
+    max_chars: int | None = None
+
+
 class EmbeddingProvider(Protocol):
     """Adapters raise only parley.domain.errors.ProviderError and its subclasses, never a
     transport exception; retryable errors (timeouts, 429, 5xx) say so."""
 
     name: str
-    max_batch: int  # inputs per call
+
+    def batch_limit(self, model: str) -> int:
+        """Inputs per call for this model."""
+        ...
+
+    def input_limit(self, model: str) -> InputLimit: ...
+
+    def count_tokens(self, model: str, text: str) -> int:
+        """An input's tokens: exact where the model's tokenizer is at hand, else Parley's estimate."""
+        ...
 
     def embed(self, request: EmbeddingRequest) -> EmbeddingReply: ...

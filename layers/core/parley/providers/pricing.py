@@ -48,12 +48,23 @@ PRICES: dict[str, Price] = {
     "amazon.nova-micro": _p("0.035", "0.14"),
     "amazon.nova-lite": _p("0.06", "0.24"),
     "amazon.nova-pro": _p("0.80", "3.20"),
+    # Embeddings (input only). `local` is Parley's built-in local model (free).
+    # OpenAI's pricing page, as of 2026-11-01: text-embedding-3-small $0.02, -3-large $0.13, ada-002 $0.10 per 1M.
+    "local": _p("0", "0"),
+    "text-embedding-3-small": _p("0.02", "0"),
+    "text-embedding-3-large": _p("0.13", "0"),
+    "text-embedding-ada-002": _p("0.10", "0"),
+    # Amazon Bedrock pricing page (on-demand, us-east-1), as of 2026-11-01: Titan Text Embeddings V2
+    # $0.00002 and Cohere Embed v3 (English, Multilingual) $0.0001 per 1,000 input tokens.
+    "amazon.titan-embed-text-v2": _p("0.02", "0"),
+    "cohere.embed-english-v3": _p("0.10", "0"),
+    "cohere.embed-multilingual-v3": _p("0.10", "0"),
 }
 _BEDROCK_PREFIXES = ("us.", "eu.", "apac.", "global.", "anthropic.")
 
 
 def price_for(model: str) -> Price | None:
-    name = model.rsplit("/", 1)[-1] if "/" in model and not model.startswith("amazon.") else model
+    name = model.rsplit("/", 1)[-1] if "/" in model and not model.startswith(("amazon.", "cohere.")) else model
     candidates = [name]
     stripped = name
     for prefix in _BEDROCK_PREFIXES:

@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TypeVar
 
 from parley.domain.errors import ProviderError, ProviderRejected
@@ -60,6 +61,48 @@ class Outcome:
     tries: int
 
 
+class Retrying:
+    """Calls to one target, retried on retryable errors with the policy's backoff; `tries` counts
+    every try made through this object (a Resilient chain, or the batches of an embeddings call)."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng
+        self.tries = 0
+
+    def call(self, call: Callable[[], T], label: str) -> T:
+        """The call's result; raises its last ProviderError once retrying is not worth it (not
+        retryable, a rejected request, attempts used up, or a Retry-After too long to wait)."""
+        for attempt in range(1, self.policy.attempts + 1):
+            self.tries += 1
+            try:
+                return call()
+            except ProviderError as error:
+                log.warning(
+                    "model call failed",
+                    extra={
+                        "target": label,
+                        "attempt": attempt,
+                        "code": error.code,
+                        "upstream_status": error.upstream_status,
+                    },
+                )
+                if isinstance(error, ProviderRejected) or not error.retryable or attempt == self.policy.attempts:
+                    raise
+                wait = self.policy.delay(attempt, error, self._rng)
+                if wait is None:
+                    raise
+                self._sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 class Resilient:
     def __init__(
         self,
@@ -77,33 +120,16 @@ class Resilient:
         self._rng = rng
 
     def _attempt(self, request: ModelRequest, call: Callable[[Target, ModelRequest], T]) -> tuple[T, Outcome]:
-        tries = 0
+        retrying = Retrying(self.policy, sleep=self._sleep, rng=self._rng)
         last: ProviderError | None = None
         for target in self.targets:
             routed = replace(request, model=target.model)
-            for attempt in range(1, self.policy.attempts + 1):
-                tries += 1
-                try:
-                    return call(target, routed), Outcome(target, tries)
-                except ProviderError as error:
-                    last = error
-                    log.warning(
-                        "model call failed",
-                        extra={
-                            "target": target.label,
-                            "attempt": attempt,
-                            "code": error.code,
-                            "upstream_status": error.upstream_status,
-                        },
-                    )
-                    if isinstance(error, ProviderRejected):
-                        raise
-                    if not error.retryable or attempt == self.policy.attempts:
-                        break
-                    wait = self.policy.delay(attempt, error, self._rng)
-                    if wait is None:
-                        break
-                    self._sleep(wait)
+            try:
+                return retrying.call(partial(call, target, routed), target.label), Outcome(target, retrying.tries)
+            except ProviderRejected:
+                raise
+            except ProviderError as error:
+                last = error
         assert last is not None
         raise last
 

@@ -28,7 +28,8 @@ _ENCODINGS = {
     "cl100k_base": "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
 }
 _O200K_PREFIXES = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4")
-_CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "gpt-35")
+# The embedding models text-embedding-3-* and ada-002 use cl100k_base too (tiktoken's model table).
+_CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "gpt-35", "text-embedding-3", "text-embedding-ada-002")
 _lock = threading.Lock()
 
 # Context window sizes (tokens) by model family prefix; the default max_tokens of a conversation
@@ -129,3 +130,22 @@ def default_max_tokens(model: str) -> int:
     """The context budget a conversation gets when it sets none: the window less room for the reply."""
     window = context_window(model)
     return window - min(4_096, window // 4)
+
+
+class TokenOutOfRange(ValueError):
+    """A token id that the encoding does not have."""
+
+
+def decode(model: str, ids: list[int]) -> str:
+    """Text from token ids, with the model's encoding (cl100k_base for models that have none: what
+    OpenAI clients such as LangChain's tokenize with). Bytes that do not end a UTF-8 character
+    come out as U+FFFD."""
+    encoding: Any = _encoding(encoding_name(model) or "cl100k_base")
+    vocabulary = int(encoding.n_vocab)
+    for token in ids:
+        if not 0 <= token < vocabulary:
+            raise TokenOutOfRange(f"token id {token} is not in the encoding (0 to {vocabulary - 1})")
+    try:
+        return str(encoding.decode(ids, errors="replace"))
+    except KeyError as exc:  # an id inside the range that the encoding leaves unassigned
+        raise TokenOutOfRange(f"a token id is not in the encoding ({exc.args[0] if exc.args else exc})") from None

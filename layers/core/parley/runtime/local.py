@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import secrets as secrets_module
+import shutil
 import signal
 import sys
 import tempfile
@@ -612,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     secret = _connect(emulation.endpoint, data_dir)
+    search_scratch = _search_path(data_dir)
     table = load_route_table(args.routes)
     info = {"emulation_url": emulation.endpoint, "pid": os.getpid()}
     info_file = (data_dir or Path(tempfile.gettempdir())) / (SERVER_FILE if data_dir else f"parley-{os.getpid()}.json")
@@ -648,9 +650,26 @@ def main(argv: list[str] | None = None) -> int:
         environments.close()
         emulation.stop()
         info_file.unlink(missing_ok=True)
+        if search_scratch is not None:
+            shutil.rmtree(search_scratch, ignore_errors=True)
     where = f"; state saved in {data_dir}" if data_dir is not None else ""
     print(f"parley: stopped{where}", flush=True)
     return 0
+
+
+def _search_path(data_dir: Path | None) -> Path | None:
+    """Tell the worker processes (they inherit this environment) where the local search engine's
+    file is: `<data dir>/search.sqlite3`, or a temporary folder's when ephemeral (returned, to be
+    removed at exit). An explicit PARLEY_SEARCH_PATH wins."""
+    from parley.search.factory import LOCAL_FILE  # noqa: PLC0415
+    from parley.settings import set_settings  # noqa: PLC0415
+
+    if os.environ.get("PARLEY_SEARCH_PATH"):
+        return None
+    scratch = None if data_dir is not None else Path(tempfile.mkdtemp(prefix="parley-search-"))
+    os.environ["PARLEY_SEARCH_PATH"] = str((data_dir or scratch or Path()) / LOCAL_FILE)
+    set_settings(None)
+    return scratch
 
 
 def _serve(server: LocalServer, table: RouteTable, api: LocalApi, schedule_minute: float) -> None:

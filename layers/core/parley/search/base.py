@@ -85,7 +85,9 @@ class MessageHit:
     message_id: str
     role: str
     created_at: str
-    snippet: str  # a window of the content around the matches, matches wrapped in <mark>...</mark>
+    # a window of the content around the matches, as an HTML fragment: the content's own markup
+    # escaped (&lt; &gt; &amp; &quot; &#x27;), the matches wrapped in <mark>...</mark>
+    snippet: str
     score: float
     user_id: str | None = None
 
@@ -107,6 +109,10 @@ class MessagePage:
 
 
 class SearchEngine(Protocol):
+    # The one vector dimension the engine stores (OpenSearch: its chunks index's knn_vector
+    # mapping), or None when every knowledge index may have its own (the local engine).
+    fixed_dimension: int | None
+
     # knowledge chunks
     def put_chunks(self, project_id: str, index_id: str, document_id: str, chunks: Sequence[ChunkDoc]) -> None:
         """Replace the document's chunks with these (none: the document has no chunks)."""

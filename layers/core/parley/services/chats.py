@@ -12,7 +12,7 @@ from parley.domain.ids import has_prefix, new_id
 from parley.domain.paging import Pages, Position
 from parley.domain.principal import Principal
 from parley.domain.replies import ReplyEvent
-from parley.services import completions
+from parley.services import completions, indexes
 from parley.services import providers as provider_store
 from parley.storage.resources import ResourceRepository
 
@@ -46,6 +46,7 @@ def create(principal: Principal, body: ChatCreate) -> Chat:
             "project_id does not match this API key's project.", code="project_mismatch", param="project_id"
         )
     _check_provider(principal, body.ai_provider_id)
+    _check_index(principal, body.index_id)
     at = _now()
     record = ChatRecord(
         id=new_id("cht"),
@@ -54,6 +55,7 @@ def create(principal: Principal, body: ChatCreate) -> Chat:
         name=body.name,
         system_message=body.system_message,
         model=body.model,
+        index_id=body.index_id,
         created_at=at,
         updated_at=at,
         version=1,
@@ -88,6 +90,8 @@ def update(principal: Principal, chat_id: str, body: ChatUpdate) -> Chat:
         if body.ai_provider_id is None:
             raise InvalidRequest("A chat needs an ai_provider_id.", param="ai_provider_id")
         _check_provider(principal, body.ai_provider_id)
+    if "index_id" in fields:
+        _check_index(principal, body.index_id)
     changes = {name: getattr(body, name) for name in fields}
     new = record.model_copy(update={**changes, "updated_at": _now(), "version": record.version + 1})
     _repository().replace(new, record.version)
@@ -104,14 +108,20 @@ def _request(principal: Principal, chat_id: str, body: ChatCompletionInput) -> C
     default_model, else the model the call names), its system message (a leading system message
     of the call replaces it for this call only; the chat is not changed)."""
     chat = _load(principal, chat_id)
-    sampling = {name: getattr(body, name) for name in body.model_fields_set - {"model", "messages"}}
+    sampling = {name: getattr(body, name) for name in body.model_fields_set - {"model", "messages", "index_id"}}
     return ChatCompletionRequest(
         **sampling,
         messages=body.messages,
         model=chat.model or _provider_default(principal, chat) or body.model,
         provider_id=chat.ai_provider_id,
         system_message=chat.system_message,
+        index_id=body.index_id or chat.index_id,
     )
+
+
+def _check_index(principal: Principal, index_id: str | None) -> None:
+    if index_id is not None:
+        indexes.get_for(principal, index_id, param="index_id")
 
 
 def _provider_default(principal: Principal, chat: ChatRecord) -> str | None:

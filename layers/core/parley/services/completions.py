@@ -21,12 +21,13 @@ from parley.domain.chat import (
 )
 from parley.domain.errors import InvalidRequest, ParleyError
 from parley.domain.ids import new_id
+from parley.domain.indexes import Citation
 from parley.domain.keys import Quota
 from parley.domain.principal import Principal
 from parley.domain.replies import Finished, ReplyDone, ReplyEvent, ReplyFailed, ReplyStarted, TextDelta, ToolCallDone
 from parley.providers.base import ModelRequest, dropped_fields, shape_fields
 from parley.providers.resilient import Outcome, Resilient, RetryPolicy, Target
-from parley.services import documents, limits, registry
+from parley.services import documents, limits, rag, registry
 from parley.services.metering import CallRecord, record_call
 from parley.services.replies import Ending, relay
 
@@ -42,6 +43,7 @@ class CallContext:
     resource_ids: list[str] = field(default_factory=list)
     user: str | None = None  # the end user, for budgets per user
     quota: Quota | None = None  # set by the service: where the call left its rate limits
+    citations: tuple[Citation, ...] = ()  # set by the service: what retrieval gave the model
     # set by the service: the request fields the answering provider did not honour
     dropped: list[str] = field(default_factory=list)
 
@@ -58,7 +60,9 @@ def _with_documents(principal: Principal, messages: list[ChatMessage]) -> list[C
     return resolved
 
 
-def _model_request(principal: Principal, request: ChatCompletionRequest) -> ModelRequest:
+def _model_request(
+    principal: Principal, request: ChatCompletionRequest, citations: tuple[Citation, ...] = ()
+) -> ModelRequest:
     messages = _with_documents(principal, list(request.messages))
     if request.system_message is not None and messages[0].role not in ("system", "developer"):
         messages.insert(0, ChatMessage(role="system", content=request.system_message))
@@ -73,6 +77,7 @@ def _model_request(principal: Principal, request: ChatCompletionRequest) -> Mode
         call = request.function_call
         tool_choice = call if isinstance(call, str) else ToolChoiceFunction(type="function", function=call)
     options = {k: v for k, v in request.passthrough().items() if k not in ("functions", "function_call")}
+    messages = rag.grounded(messages, citations)
     return ModelRequest(
         model=request.model or "",
         messages=messages,
@@ -115,15 +120,13 @@ def dropped(outcome: Outcome, request: ModelRequest) -> list[str]:
 def _prepare(
     principal: Principal, request: ChatCompletionRequest, context: CallContext
 ) -> tuple[Resilient, ModelRequest]:
-    """The call chain and the model request, once the call is admitted (budgets, rate limits)."""
-    if request.use_rag or request.index_id:
-        raise InvalidRequest(
-            "Retrieval (use_rag, index_id) is not available yet: no knowledge indexes exist.",
-            code="feature_unavailable",
-            param="use_rag" if request.use_rag else "index_id",
-        )
+    """The call chain and the model request (with what retrieval found, when it runs), once the
+    call is admitted (budgets, rate limits)."""
     targets = registry.resolve(principal, request.model, request.provider_id, request.fallbacks)
-    model_request = _model_request(principal, request)
+    context.citations = rag.retrieve(
+        principal, use_rag=request.use_rag, index_id=request.index_id, options=request.rag, messages=request.messages
+    )
+    model_request = _model_request(principal, request, context.citations)
     _check_shape(targets, model_request)
     context.user = request.user
     texts = [m.model_dump_json(exclude_none=True) for m in model_request.messages]
@@ -200,6 +203,7 @@ def create(
             model=outcome.target.model,
             created=int(time.time()),
             system_fingerprint=reply.system_fingerprint,
+            citations=context.citations,
         )
     ]
     if reply.content is not None:
@@ -231,7 +235,9 @@ def stream(
         _audit(principal, context, runner.targets[0].model, started, status=error.status, outcome="failed", error=error)
         raise
     context.dropped = dropped(outcome, model_request)
-    start = ReplyStarted(reply_id=new_id("chatcmpl"), model=outcome.target.model, created=int(time.time()))
+    start = ReplyStarted(
+        reply_id=new_id("chatcmpl"), model=outcome.target.model, created=int(time.time()), citations=context.citations
+    )
 
     def end(ending: Ending) -> list[ReplyEvent]:
         failure = ending.error

@@ -81,6 +81,13 @@ def _check_provider(principal: Principal, provider_id: str | None, param: str = 
         ) from None
 
 
+def _check_index(principal: Principal, index_id: str | None) -> None:
+    if index_id is not None:
+        from parley.services import indexes  # noqa: PLC0415 - only conversations with an index read it
+
+        indexes.get_for(principal, index_id, param="index_id")
+
+
 def is_conversation_id(value: str) -> bool:
     """A conversation's id, or a thread's (a thread is a conversation with a parent)."""
     return has_prefix(value, "conv") or has_prefix(value, "thr")
@@ -168,6 +175,7 @@ def effective(record: ConversationRecord, agent: AgentRecord | None) -> Conversa
             "model": record.model or agent.model,
             "system_prompt": record.system_prompt if record.system_prompt is not None else agent.system_prompt,
             "context": record.context or (agent.context.model_dump(exclude_none=True) if agent.context else {}),
+            "index_id": record.index_id or agent.knowledge_index_id,
         }
     )
 
@@ -189,6 +197,7 @@ def _agent_ref(principal: Principal, ref: str | None, version: int | None) -> tu
 def create(principal: Principal, body: ConversationCreate) -> Conversation:
     _check_provider(principal, body.provider_id)
     agent_id, agent_version = _agent_ref(principal, body.agent, body.agent_version)
+    _check_index(principal, body.index_id)
     conversation_id, at = new_id("conv"), now()
     status = "archived" if body.is_archived else "active"
     record = ConversationRecord(
@@ -211,6 +220,8 @@ def create(principal: Principal, body: ConversationCreate) -> Conversation:
         version=1,
         agent_id=agent_id,
         agent_version=agent_version,
+        use_rag=body.use_rag,
+        index_id=body.index_id,
         **list_keys(principal.project_id, body.user_id, status),
     )
     store().put_new(record)
@@ -304,11 +315,13 @@ def update(principal: Principal, conversation_id: str, body: ConversationUpdate)
     if "agent_version" in fields and "agent" not in fields:
         raise InvalidRequest("agent_version pins a version of an agent: name the agent too.", param="agent_version")
     agent = _agent_ref(principal, body.agent, body.agent_version) if "agent" in fields else None
+    if "index_id" in fields:
+        _check_index(principal, body.index_id)
 
     def change(record: ConversationRecord) -> ConversationRecord:
         if agent is not None:
             record.agent_id, record.agent_version = agent
-        for name in ("title", "provider_id", "model", "system_prompt"):
+        for name in ("title", "provider_id", "model", "system_prompt", "use_rag", "index_id"):
             if name in fields:
                 setattr(record, name, getattr(body, name))
         if "metadata" in fields:

@@ -83,6 +83,10 @@ def delete(principal: Principal, document_id: str) -> None:
         BlobStore().delete(record.object_key)
 
 
+def object_key_of(principal: Principal, document_id: str) -> str:
+    return _load(principal, document_id).object_key
+
+
 def text_of(principal: Principal, document_id: str, param: str) -> tuple[str, str]:
     """(name, text) of a document the caller's project owns, or a 400 naming `param`."""
     try:

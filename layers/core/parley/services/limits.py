@@ -66,6 +66,13 @@ def admit(principal: Principal, tokens: int, user: str | None = None, deps: Deps
     return _take(principal, max(tokens, 0), now, deps)
 
 
+def check_budgets(principal: Principal, user: str | None = None, deps: Deps | None = None) -> None:
+    """Refuse (429 budget_exceeded) what would call a model over a budget, before anything is
+    stored; counts nothing (the model call's own admission counts its rate limits)."""
+    deps = deps or Deps()
+    _check_budgets(principal, user, deps.clock(), deps)
+
+
 # --- rate limits ---------------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from parley.domain.chat import ToolCall, Usage
+from parley.domain.chat import ChatMessage, ToolCall, Usage
 from parley.domain.conversations import (
     ConversationRecord,
     Cost,
@@ -40,6 +40,7 @@ from parley.domain.conversations import (
 )
 from parley.domain.errors import Conflict, InvalidRequest, NotFound, ParleyError, stored_error
 from parley.domain.ids import new_id
+from parley.domain.indexes import Citation
 from parley.domain.keys import Quota
 from parley.domain.paging import Pages, Position
 from parley.domain.principal import Principal
@@ -52,10 +53,11 @@ from parley.domain.replies import (
     ToolCallDone,
     ToolResult,
 )
+from parley.domain.tokens import estimate_text
 from parley.providers.base import ModelRequest, StreamEvent
 from parley.providers.resilient import Outcome, Resilient, RetryPolicy
 from parley.providers.tokenizer import count_message
-from parley.services import context, documents, handoffs, limits, registry
+from parley.services import context, documents, handoffs, limits, rag, registry
 from parley.services import conversations as lifecycle
 from parley.services.metering import CallRecord, call_cost, record_call
 from parley.services.replies import Ending, relay
@@ -133,6 +135,38 @@ class Prepared:
     step: int = 1  # the turn's model calls so far, this one included
     totals: Totals = field(default_factory=Totals)
     context_record: dict[str, Any] | None = None  # a later step's window, stored when it finishes
+    citations: tuple[Citation, ...] = ()  # what retrieval gave this step's model call
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """A model call's messages with what retrieval found (none when the conversation has no index)."""
+
+    messages: list[ChatMessage]
+    citations: tuple[Citation, ...] = ()
+    index_id: str | None = None
+    tokens: int = 0  # the excerpts' estimated tokens, for admission
+
+    def record(self, context_record: dict[str, Any]) -> dict[str, Any]:
+        """The reply's stored context, with the retrieval (GET .../context shows it as last_call)."""
+        if not self.citations:
+            return context_record
+        retrieved = [c.model_dump(mode="json", exclude_none=True) for c in self.citations]
+        return {**context_record, "retrieval": {"index_id": self.index_id, "citations": retrieved}}
+
+
+def _grounding(principal: Principal, settings: ConversationRecord, messages: list[ChatMessage]) -> Grounding:
+    citations = rag.retrieve(
+        principal, use_rag=settings.use_rag, index_id=settings.index_id, options=None, messages=messages
+    )
+    if not citations:
+        return Grounding(list(messages))
+    return Grounding(
+        rag.grounded(messages, citations),
+        citations,
+        settings.index_id,
+        estimate_text(rag.excerpt_block(citations)),
+    )
 
 
 def _check_sendable(record: ConversationRecord, body: MessageSend | None = None) -> None:
@@ -221,8 +255,9 @@ def _prepare(
     # Attachments add their documents' text to this message's model context; the stored message keeps the ids.
     model_content = body.content + "".join(f"\n\n[Attachment: {name}]\n{text}" for name, text in attached)
     built = context.build(principal, settings, model, runner, model_content, request_id=request_id, store=conversations)
+    grounding = _grounding(principal, settings, built.messages)
     # admitted (budgets, rate limits) before anything is stored: a refused send stores nothing
-    quota = limits.admit(principal, built.window.tokens, record.user_id)
+    quota = limits.admit(principal, built.window.tokens + grounding.tokens, record.user_id)
     # the first attempt uses the record already read (at the version a summary stored on the way
     # moved it to); a retry reads again
     reads = [record.model_copy(update={"version": built.version})]
@@ -256,7 +291,7 @@ def _prepare(
             session_id=body.session_id,
             user_message_id=user.id,
             model=model,
-            context=built.record(),
+            context=grounding.record(built.record()),
             created_at=at,
             org_id=principal.org_id,
             event_seq=current.version + 2,
@@ -288,8 +323,10 @@ def _prepare(
         return current.model_copy(update=changes), user, reply
 
     current, user, reply = retry_stale(reserve)
-    request = ModelRequest(model=model, messages=built.messages, **_tools(agent))
-    return Prepared(current, user, reply, runner, request, request_id, quota, agent=agent)
+    request = ModelRequest(model=model, messages=grounding.messages, **_tools(agent))
+    return Prepared(
+        current, user, reply, runner, request, request_id, quota, agent=agent, citations=grounding.citations
+    )
 
 
 def _prepare_results(
@@ -433,10 +470,20 @@ def _next_step(
         summarize=False,
         store=conversations,
     )
-    request = ModelRequest(model=model, messages=built.messages, **_tools(agent))
+    grounding = _grounding(principal, lifecycle.effective(current, agent), built.messages)
+    request = ModelRequest(model=model, messages=grounding.messages, **_tools(agent))
     first = stored[0] if runs else reply
     return Prepared(
-        current, first, reply, runner, request, request_id, agent=agent, step=step, context_record=built.record()
+        current,
+        first,
+        reply,
+        runner,
+        request,
+        request_id,
+        agent=agent,
+        step=step,
+        context_record=grounding.record(built.record()),
+        citations=grounding.citations,
     )
 
 
@@ -736,6 +783,7 @@ def _started(reply: MessageRecord, conversation_id: str) -> ReplyStarted:
         created=int(created.timestamp()),
         conversation_id=conversation_id,
         user_message_id=reply.user_message_id or "",
+        citations=tuple(reply.cited()),
     )
 
 

@@ -20,6 +20,7 @@ from parley.domain.principal import Principal
 from parley.domain.providers import FallbackTarget
 from parley.providers.base import ModelProvider
 from parley.providers.echo import EchoProvider
+from parley.providers.embeddings import EmbeddingProvider
 from parley.providers.http import make_client
 from parley.providers.resilient import Target
 from parley.services import providers as provider_store
@@ -77,6 +78,37 @@ def build(loaded: LoadedProvider) -> ModelProvider:
     raise ValueError(f"unknown provider type {kind!r}")
 
 
+def build_embedder(loaded: LoadedProvider) -> EmbeddingProvider:
+    """The embedding adapter of a stored provider (openai or bedrock); InvalidRequest for a type
+    that has no embeddings (anthropic, echo)."""
+    record = loaded.record
+    kind = record.type
+    if kind == "openai":
+        from parley.providers.openai_embeddings import OpenAIEmbeddings  # noqa: PLC0415 - loaded only when used
+
+        return OpenAIEmbeddings(
+            api_key=loaded.api_key,
+            base_url=record.base_url or provider_store.DEFAULT_BASE_URLS[kind],
+            headers=loaded.headers,
+            api_version=record.api_version,
+            client=http_client(),
+        )
+    if kind == "bedrock":
+        from parley.providers.bedrock_embeddings import BedrockEmbeddings  # noqa: PLC0415
+
+        if record.region is None:
+            return BedrockEmbeddings()
+        with _lock:
+            regional = _regional.setdefault(record.region, Clients(region=record.region))
+        return BedrockEmbeddings(client=regional.bedrock_runtime)
+    raise InvalidRequest(
+        f"The AI provider {record.name!r} is of type {kind!r}, which has no embeddings models;"
+        " embeddings come from providers of type openai or bedrock (or the built-in model 'local').",
+        code="provider_cannot_embed",
+        param="model",
+    )
+
+
 def _target(loaded: LoadedProvider, model: str | None, param: str) -> Target:
     chosen = model or loaded.record.default_model
     if not chosen:
@@ -86,6 +118,16 @@ def _target(loaded: LoadedProvider, model: str | None, param: str) -> Target:
             param=param,
         )
     return Target(build(loaded), str(chosen), loaded.id)
+
+
+def named_provider(principal: Principal, provider_id: str) -> LoadedProvider:
+    """The provider a request names with `provider_id`, for a call (400 when there is none)."""
+    try:
+        return provider_store.load_for_call(principal, provider_id)
+    except NotFound:
+        raise InvalidRequest(
+            f"No AI provider {provider_id!r} in this project.", code="provider_not_found", param="provider_id"
+        ) from None
 
 
 def resolve(
@@ -102,12 +144,7 @@ def resolve(
     project, answer with the built-in echo model instead of refusing (stored conversations)."""
     loaded: LoadedProvider | None = None
     if provider_id is not None:
-        try:
-            loaded = provider_store.load_for_call(principal, provider_id)
-        except NotFound:
-            raise InvalidRequest(
-                f"No AI provider {provider_id!r} in this project.", code="provider_not_found", param="provider_id"
-            ) from None
+        loaded = named_provider(principal, provider_id)
     elif model is not None and "/" in model:
         name, rest = model.split("/", 1)
         if name == ECHO and rest == ECHO:

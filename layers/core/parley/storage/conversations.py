@@ -904,6 +904,7 @@ def message_from_item(item: MessageRecord, now: datetime | None = None) -> Messa
         usage=Usage(**item.usage) if item.usage else None,
         cost=Cost(amount_usd=float(Decimal(item.cost_usd))) if item.cost_usd is not None else None,
         error=item.error,
+        citations=item.cited() or None,
         created_at=item.created_at,
     )
 

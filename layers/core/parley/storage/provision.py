@@ -24,7 +24,13 @@ def provision(aws: Clients | None = None, settings: Settings | None = None) -> N
     create_missing_indexes(aws.dynamodb, names, [t for t in TABLES if t not in missing])
     if settings.documents_bucket not in {b["Name"] for b in aws.s3.list_buckets().get("Buckets", [])}:
         aws.s3.create_bucket(Bucket=settings.documents_bucket)
-    for queue in (settings.metering_queue, settings.events_queue, settings.deliveries_queue, settings.events_dlq):
+    for queue in (
+        settings.metering_queue,
+        settings.events_queue,
+        settings.deliveries_queue,
+        settings.events_dlq,
+        settings.ingest_queue,
+    ):
         if not queue.startswith(("https://", "http://")):
             aws.sqs.create_queue(QueueName=queue)  # answers the existing queue's URL when it exists
     provision_events(aws, settings)

@@ -68,3 +68,9 @@ class MeteringQueue(Queue):
 
 class DeliveriesQueue(Queue):
     setting = "deliveries_queue"
+
+
+class IngestQueue(Queue):
+    """Documents of knowledge indexes waiting for the ingestion worker (parley.services.indexes)."""
+
+    setting = "ingest_queue"
