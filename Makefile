@@ -13,8 +13,12 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export PATH := $(CURDIR)/$(NODE_BIN):$(PATH)
 # pytest workers: CI has 2 cores.
 WORKERS ?= 2
+# The stage `make synth|deploy|diff|destroy` work on (infra/stages.py: dev tears down, prod retains).
+STAGE ?= prod
+CDK_CLI := $(NODE_DIR)/node_modules/aws-cdk/bin/cdk
+CDK := $(CDK_CLI) --app "$(BIN)/python infra/app.py" -c stage=$(STAGE)
 
-.PHONY: install serve test lint types unit synth layers bench bench-cost smoke clean node openapi
+.PHONY: install serve test lint types unit synth layers bench bench-cost smoke clean node openapi deploy diff destroy cdk-cli not-prod
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,8 +57,29 @@ openapi: install
 layers: install
 	$(BIN)/python -m infra.layers
 
+# Offline: no AWS call. cdk-nag runs in the synth (a finding fails it), cfn-lint over the stage's templates.
 synth: install node layers
-	$(BIN)/python infra/app.py
+	CDK_CONTEXT_JSON='{"stage":"$(STAGE)"}' $(BIN)/python infra/app.py
+	$(BIN)/cfn-lint --ignore-checks W3005 --regions us-east-1 -- cdk.out/parley-$(STAGE)-*.template.json
+
+# The CDK CLI (npm) for the targets that talk to AWS; none of them runs in `make test`.
+$(CDK_CLI):
+	npm install --silent --no-audit --no-fund --prefix $(NODE_DIR) aws-cdk@2 >/dev/null
+
+cdk-cli: node $(CDK_CLI)
+
+deploy: install cdk-cli layers
+	$(CDK) deploy --all --require-approval broadening
+
+diff: install cdk-cli layers
+	$(CDK) diff --all
+
+# A production stage keeps its data and refuses deletion: only a non-production stage is destroyed here.
+destroy: not-prod install cdk-cli layers
+	$(CDK) destroy --all --force
+
+not-prod:
+	@if [ "$(STAGE)" = "prod" ]; then echo "make destroy refuses STAGE=prod (its data is retained by design)"; exit 2; fi
 
 bench: install
 	$(BIN)/python bench/cold_start.py

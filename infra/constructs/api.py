@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -71,13 +71,23 @@ class ParleyApi(Construct):
         route_table: RouteTable,
         functions: RouteFunctions,
         access_log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
+        access_log_removal: RemovalPolicy = RemovalPolicy.RETAIN,
         throttle_rate: float = 100,
         throttle_burst: int = 200,
         cors: CorsConfig | None = None,
+        authorizer_cache_seconds: int | None = None,
+        waf: bool = False,
     ) -> None:
+        """`authorizer_cache_seconds`: None keeps the route table's; `waf`: the caller associates a
+        web ACL with the stage (else cdk-nag's APIG3 is acknowledged here)."""
         super().__init__(scope, construct_id)
         preflight = preflight_options(cors)
-        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=access_log_retention)
+        cache_seconds = (
+            route_table.authorizer_cache_seconds if authorizer_cache_seconds is None else authorizer_cache_seconds
+        )
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=access_log_retention, removal_policy=access_log_removal
+        )
         self.rest_api = apigw.RestApi(
             self,
             "RestApi",
@@ -122,7 +132,7 @@ class ParleyApi(Construct):
             "ApiKeyAuthorizer",
             handler=self._handler(route_table.authorizer, functions.authorizer),
             identity_sources=[apigw.IdentitySource.header("Authorization")],
-            results_cache_ttl=Duration.seconds(route_table.authorizer_cache_seconds),
+            results_cache_ttl=Duration.seconds(cache_seconds),
             authorizer_name=f"parley-{stage}-api-key",
         )
         self.methods: dict[tuple[str, str], apigw.Method] = {}
@@ -146,12 +156,14 @@ class ParleyApi(Construct):
             "The account-level role API Gateway uses for execution logs; the AWS managed policy is "
             "the documented one for exactly this service role.",
         )
-        acknowledge(
-            self.rest_api.deployment_stage,
-            "AwsSolutions-APIG3",
-            "WAF is the operator's choice (rules and cost depend on the deployment): associate a "
-            "WebACL with this stage's ARN. Throttling and the authorizer guard the API meanwhile.",
-        )
+        if not waf:
+            acknowledge(
+                self.rest_api.deployment_stage,
+                "AwsSolutions-APIG3",
+                "WAF is the operator's choice (rules and cost depend on the deployment): the stage context "
+                "waf_web_acl_arn or waf_managed_rules associates one. Throttling and the authorizer guard "
+                "the API meanwhile.",
+            )
 
     def _handler(self, name: str, function: ParleyFunction) -> lambda_.IFunction:
         if name not in self.handlers:

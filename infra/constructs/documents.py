@@ -37,7 +37,10 @@ def documents_bucket_name(stage: str) -> str:
 
 
 class ParleyDocuments(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, stage: str) -> None:
+    """`retain`: the bucket stays when the stack goes (production); otherwise the stack empties it
+    (CDK's auto-delete custom resource) and deletes it, so a development stage tears down whole."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, stage: str, retain: bool = True) -> None:
         super().__init__(scope, construct_id)
         self.bucket = s3.Bucket(
             self,
@@ -48,7 +51,8 @@ class ParleyDocuments(Construct):
             enforce_ssl=True,
             versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+            auto_delete_objects=not retain,
             lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30))],
         )
         acknowledge(

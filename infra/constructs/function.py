@@ -72,8 +72,11 @@ class ParleyFunction(Construct):
         memory_mb: int,
         timeout: Duration,
         log_retention: logs.RetentionDays,
+        group: str = "api",
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.group = group  # infra.constructs.functions.function_group: alarms and reserved concurrency
         if not (code_dir / "handler.py").is_file():
             raise FileNotFoundError(f"{code_dir / 'handler.py'} does not exist")
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
@@ -100,6 +103,7 @@ class ParleyFunction(Construct):
             role=self.role,
             log_group=self.log_group,
             description=description[:256],
+            reserved_concurrent_executions=reserved_concurrency,
         )
         self.log_group.grant_write(self.role)
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.constructs.function import ParleyFunction, ParleyLayers
@@ -27,6 +26,7 @@ from infra.constructs.resources import (  # re-exported: the events stack and th
 )
 from infra.constructs.search import ParleySearch, ParleySearchAccess
 from infra.constructs.tables import ACCESS_ACTIONS, ParleyTables, pascal_case
+from infra.stages import Stage
 from parley.api.routing import Route, RouteTable
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "FunctionPlan",
     "RouteFunctions",
     "base_environment",
+    "function_group",
     "grant_bedrock",
     "grant_provider_secrets",
     "plan_functions",
@@ -121,8 +122,15 @@ def strongest(resources: set[str]) -> tuple[str, ...]:
     return tuple(sorted(best.values()))
 
 
-def base_environment(stage: str) -> dict[str, str]:
-    return {
+def function_group(plan: FunctionPlan) -> str:
+    """The group a route function belongs to (its alarms, its reserved concurrency): "streaming"
+    for streamed routes, "api" for the others; the authorizer, the scheduled jobs and the consumers
+    have groups of their own (infra.stages.FUNCTION_GROUPS)."""
+    return "streaming" if plan.streaming else "api"
+
+
+def base_environment(stage: str, *, log_content: bool = False) -> dict[str, str]:
+    environment = {
         "PARLEY_STAGE": stage,
         "POWERTOOLS_SERVICE_NAME": "parley",
         "POWERTOOLS_METRICS_NAMESPACE": "Parley",
@@ -130,6 +138,9 @@ def base_environment(stage: str) -> dict[str, str]:
         # Responses carry conversation content: keep them out of X-Ray trace metadata.
         "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
     }
+    if log_content:  # request bodies in the logs, for debugging a stage (never the headers, never keys)
+        environment["PARLEY_LOG_CONTENT"] = "true"
+    return environment
 
 
 class RouteFunctions(Construct):
@@ -143,24 +154,26 @@ class RouteFunctions(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        stage: str,
+        stage: Stage,
         route_table: RouteTable,
         tables: ParleyTables,
         queues: ParleyQueues,
         search: ParleySearch,
         layers: ParleyLayers,
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
     ) -> None:
         super().__init__(scope, construct_id)
+        config, stage_name = stage, stage.name
+        log_retention = config.log_retention
+        environment_base = base_environment(stage_name, log_content=config.log_content)
         self.search_access = ParleySearchAccess(self, "SearchAccess", search=search, suffix="fn")
         self.kinds: ResourceKinds = shared_kinds(
-            stage=stage, tables=tables, queues=queues, search=search, search_access=self.search_access
+            stage=stage_name, tables=tables, queues=queues, search=search, search_access=self.search_access
         )
         self.plans: dict[str, FunctionPlan] = {}
         self.functions: dict[str, ParleyFunction] = {}
         for plan in plan_functions(route_table):
             self.kinds.check(plan.name, plan.resources)
-            environment = base_environment(stage) | self.kinds.environment(plan.resources)
+            environment = environment_base | self.kinds.environment(plan.resources)
             if plan.streaming:
                 environment["AWS_LAMBDA_EXEC_WRAPPER"] = STREAM_WRAPPER
             function = ParleyFunction(
@@ -173,6 +186,8 @@ class RouteFunctions(Construct):
                 memory_mb=plan.memory_mb,
                 timeout=Duration.seconds(plan.timeout_seconds),
                 log_retention=log_retention,
+                group=function_group(plan),
+                reserved_concurrency=config.reserved_concurrency.get(function_group(plan)),
             )
             self.kinds.grant(function, plan.resources)
             self.plans[plan.name] = plan
@@ -188,10 +203,12 @@ class RouteFunctions(Construct):
                 code_dir=route_table.root / job.function,
                 description=f"Parley scheduled: {job.description}"[:256],
                 layers=layers,
-                environment=base_environment(stage) | self.kinds.environment(resources),
+                environment=environment_base | self.kinds.environment(resources),
                 memory_mb=job.memory_mb,
                 timeout=Duration.seconds(job.timeout_seconds),
                 log_retention=log_retention,
+                group="scheduled",
+                reserved_concurrency=config.reserved_concurrency.get("scheduled"),
             )
             self.kinds.grant(function, resources)
             events.Rule(
@@ -208,10 +225,12 @@ class RouteFunctions(Construct):
             code_dir=route_table.root / route_table.authorizer,
             description="Parley API key authorizer",
             layers=layers,
-            environment=base_environment(stage) | dict(tables.table_names(["keys", "chats"])),
+            environment=environment_base | dict(tables.table_names(["keys", "chats"])),
             memory_mb=AUTHORIZER_MEMORY_MB,
             timeout=Duration.seconds(AUTHORIZER_TIMEOUT_S),
             log_retention=log_retention,
+            group="authorizer",
+            reserved_concurrency=config.reserved_concurrency.get("authorizer"),
         )
         tables.grant_read_data(self.authorizer.function, "keys")
         # the key's project (its limits) and the key's last_used_at

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Acknowledgment, RemovalPolicy, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -63,10 +63,21 @@ def pascal_case(logical: str) -> str:
 
 
 class ParleyTables(Construct):
-    """One table per TableSpec: on demand, point-in-time recovery, encrypted with the AWS managed
-    key, deletion protection and RETAIN for data tables, streams and TTL where the spec says."""
+    """One table per TableSpec: on demand, encrypted with the AWS managed key, streams and TTL where
+    the spec says. The stage decides for the data tables: `removal_policy` (RETAIN in production),
+    `deletion_protection` and `point_in_time_recovery`; the ephemeral ones are always DESTROY and
+    unprotected (their loss loses nothing)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, specs: Iterable[TableSpec] = TABLES) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        specs: Iterable[TableSpec] = TABLES,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        deletion_protection: bool = True,
+        point_in_time_recovery: bool = True,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.specs: dict[str, TableSpec] = {}
         self.tables: dict[str, dynamodb.Table] = {}
@@ -80,12 +91,12 @@ class ParleyTables(Construct):
                 billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
                 encryption=dynamodb.TableEncryption.AWS_MANAGED,
                 point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                    point_in_time_recovery_enabled=True
+                    point_in_time_recovery_enabled=point_in_time_recovery
                 ),
                 stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES if spec.stream else None,
                 time_to_live_attribute=spec.ttl_attribute,
-                deletion_protection=keep,
-                removal_policy=RemovalPolicy.RETAIN if keep else RemovalPolicy.DESTROY,
+                deletion_protection=keep and deletion_protection,
+                removal_policy=removal_policy if keep else RemovalPolicy.DESTROY,
             )
             for index in spec.indexes:
                 table.add_global_secondary_index(
@@ -93,6 +104,14 @@ class ParleyTables(Construct):
                     partition_key=_attribute(index.partition),
                     sort_key=_attribute(index.sort),
                     projection_type=dynamodb.ProjectionType.ALL,
+                )
+            if not point_in_time_recovery:
+                Validations.of(table).acknowledge(
+                    Acknowledgment(
+                        id="AwsSolutions-DDB3",
+                        reason="A development stage: its data is disposable and torn down with the stage "
+                        "(infra.stages); production stages keep point-in-time recovery on.",
+                    )
                 )
             self.specs[spec.logical] = spec
             self.tables[spec.logical] = table

@@ -9,8 +9,9 @@ its queues, and one function per consumer of the route table (`RouteTable.consum
 Stream consumers get an event source mapping per table: batches in order (one batch per shard at
 a time), ReportBatchItemFailures, bisect on error, `max_attempts` retries, then the batch's
 location goes to the consumer's dead-letter queue. Queue consumers get ReportBatchItemFailures;
-a message received `MAX_RECEIVES` times moves to its queue's DLQ. Every DLQ has an alarm on its
-depth. What a consumer gets from the resources it names comes from the same table of kinds as the
+a message received `MAX_RECEIVES` times moves to its queue's DLQ. With the stage's alarms on, every
+DLQ has an alarm on its depth, notifying the stage's alarm topic. What a consumer gets from the
+resources it names comes from the same table of kinds as the
 route functions' (infra.constructs.resources), plus this stack's own: its bus and its queues.
 """
 
@@ -26,16 +27,17 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.constructs.alarms import notify
 from infra.constructs.function import ParleyFunction, ParleyLayers, acknowledge
 from infra.constructs.functions import base_environment, strongest
 from infra.constructs.queues import MAX_RECEIVES, ParleyQueues, consumer_visibility, dead_letter_alarm, parley_queue
 from infra.constructs.resources import Kind, shared_kinds
 from infra.constructs.search import ParleySearch, ParleySearchAccess
 from infra.constructs.tables import ParleyTables, pascal_case
+from infra.stages import Stage
 from parley.api.routing import Consumer, RouteTable
 from parley.domain.events import SOURCE
 
@@ -64,20 +66,20 @@ class EventsStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
-        stage: str,
+        stage: Stage,
         route_table: RouteTable,
         tables: ParleyTables,
         queues: ParleyQueues,
         search: ParleySearch,
         layers_dir: Path,
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.bus = events.EventBus(self, "Bus", event_bus_name=f"parley-{stage}")
+        self.config, stage_name = stage, stage.name
+        self.bus = events.EventBus(self, "Bus", event_bus_name=f"parley-{stage_name}")
         self.bus.archive(
             "Archive",
-            archive_name=f"parley-{stage}-events",
+            archive_name=f"parley-{stage_name}-events",
             description="Every Parley event, for replay",
             event_pattern=events.EventPattern(source=[SOURCE]),
             retention=Duration.days(ARCHIVE_DAYS),
@@ -107,22 +109,24 @@ class EventsStack(Stack):
             targets=[targets.SqsQueue(self.queues["events_queue"])],
         )
         for logical, queue in self.dead_letters.items():
-            dead_letter_alarm(
-                self,
-                f"{pascal_case(logical)}DeadLettersAlarm",
-                queue=queue,
-                description=f"Parley {stage}: messages are waiting in the {logical} dead-letter queue",
-            )
+            if stage.alarms:
+                alarm = dead_letter_alarm(
+                    self,
+                    f"{pascal_case(logical)}DeadLettersAlarm",
+                    queue=queue,
+                    description=f"Parley {stage_name}: messages are waiting in the {logical} dead-letter queue",
+                )
+                notify(alarm, stage_name)
         # the queues consumers may read, by logical name: this stack's and the search stack's
         self.sources: dict[str, sqs.IQueue] = {**self.queues, **search.queues}
         self.search_access = ParleySearchAccess(self, "SearchAccess", search=search, suffix="evt")
         self.kinds = shared_kinds(
-            stage=stage, tables=tables, queues=queues, search=search, search_access=self.search_access
+            stage=stage_name, tables=tables, queues=queues, search=search, search_access=self.search_access
         ).with_(self._own_kinds())
         self.layers = ParleyLayers(self, "Layers", layers_dir=layers_dir)
         self.functions: dict[str, ParleyFunction] = {}
         for consumer in route_table.consumers:
-            self.functions[consumer.function] = self._consumer(stage, route_table, consumer, tables, log_retention)
+            self.functions[consumer.function] = self._consumer(stage, route_table, consumer, tables)
         CfnOutput(self, "EventBusName", value=self.bus.event_bus_name, description="Parley's EventBridge bus")
 
     def _own_kinds(self) -> Mapping[str, Kind]:
@@ -141,15 +145,14 @@ class EventsStack(Stack):
 
     def _consumer(
         self,
-        stage: str,
+        stage: Stage,
         route_table: RouteTable,
         consumer: Consumer,
         tables: ParleyTables,
-        log_retention: logs.RetentionDays,
     ) -> ParleyFunction:
         resources = strongest(set(consumer.resources))
         self.kinds.check(consumer.function, resources)
-        environment = base_environment(stage) | self.kinds.environment(resources)
+        environment = base_environment(stage.name, log_content=stage.log_content) | self.kinds.environment(resources)
         environment["PARLEY_EVENT_BUS"] = self.bus.event_bus_name
         if consumer.kind == "stream":
             dead_letter = consumer.dead_letter or "events_dlq"
@@ -168,7 +171,9 @@ class EventsStack(Stack):
             environment=environment,
             memory_mb=consumer.memory_mb,
             timeout=Duration.seconds(consumer.timeout_seconds),
-            log_retention=log_retention,
+            log_retention=stage.log_retention,
+            group="consumers",
+            reserved_concurrency=stage.reserved_concurrency.get("consumers"),
         )
         self.kinds.grant(function, resources)
         if consumer.kind == "stream":

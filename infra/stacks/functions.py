@@ -20,6 +20,7 @@ from infra.constructs.functions import RouteFunctions
 from infra.constructs.queues import ParleyQueues
 from infra.constructs.search import ParleySearch
 from infra.constructs.tables import ParleyTables
+from infra.stages import Stage
 from parley.api.routing import RouteTable
 
 
@@ -29,7 +30,7 @@ class FunctionsStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
-        stage: str,
+        stage: Stage,
         route_table: RouteTable,
         tables: ParleyTables,
         queues: ParleyQueues,

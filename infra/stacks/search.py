@@ -7,8 +7,10 @@ and ARN and the queue from here (cross-stack references: this stack depends on n
 of those stacks holds the data access policy naming its own functions' roles
 (infra.constructs.search.ParleySearchAccess), so no reference points back here.
 
-Context: `search_standby_replicas` (default: on for the prod stage only) and `search_retain` (keep
-the collection, with deletion protection, when the stack is deleted; default: prod only).
+The stage (infra.stages.Stage) says whether the collection has standby replicas
+(`search_standby_replicas`) and is kept, with deletion protection, when the stack is deleted
+(`search_retain`): both on for production stages only, by default. With the stage's alarms on, the
+ingest dead-letter queue's alarm notifies the stage's alarm topic.
 """
 
 from __future__ import annotations
@@ -18,55 +20,52 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from infra.constructs.alarms import notify
 from infra.constructs.function import acknowledge
 from infra.constructs.queues import dead_letter_alarm
 from infra.constructs.search import ParleySearch
+from infra.stages import PRODUCTION_STAGE, Stage, flag
 from parley.api.routing import RouteTable
 
-PRODUCTION_STAGE = "prod"
+__all__ = ["COLLECTION_ENDPOINT_OUTPUT", "INGEST_QUEUE_OUTPUT", "PRODUCTION_STAGE", "SearchStack", "context_flag"]
+
 COLLECTION_ENDPOINT_OUTPUT = "SearchCollectionEndpoint"
 INGEST_QUEUE_OUTPUT = "IngestQueueUrl"
 
 
 def context_flag(value: object, default: bool) -> bool:
     """A boolean from CDK context, which the CLI passes as a string (-c key=false)."""
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "on"}:
-        return True
-    if text in {"false", "0", "no", "off"}:
-        return False
-    raise ValueError(f"expected a boolean, got {value!r}")
+    return flag(value, default)
 
 
 class SearchStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, stage: str, route_table: RouteTable, **kwargs: Any
+        self, scope: Construct, construct_id: str, *, stage: Stage, route_table: RouteTable, **kwargs: Any
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        production = stage == PRODUCTION_STAGE
         self.search = ParleySearch(
             self,
             "Search",
-            stage=stage,
+            stage=stage.name,
             route_table=route_table,
-            standby_replicas=context_flag(self.node.try_get_context("search_standby_replicas"), production),
-            retain=context_flag(self.node.try_get_context("search_retain"), production),
+            standby_replicas=stage.search_standby_replicas,
+            retain=stage.search_retain,
         )
         acknowledge(
             self.search.ingest_dlq,
             "AwsSolutions-SQS3",
             "This queue is a dead-letter queue: the ingest queue's redrive target.",
         )
-        dead_letter_alarm(
-            self,
-            "IngestQueueDeadLettersAlarm",
-            queue=self.search.ingest_dlq,
-            description=f"Parley {stage}: documents are waiting in the ingest dead-letter queue",
-        )
+        if stage.alarms:
+            notify(
+                dead_letter_alarm(
+                    self,
+                    "IngestQueueDeadLettersAlarm",
+                    queue=self.search.ingest_dlq,
+                    description=f"Parley {stage.name}: documents are waiting in the ingest dead-letter queue",
+                ),
+                stage.name,
+            )
         CfnOutput(
             self,
             COLLECTION_ENDPOINT_OUTPUT,

@@ -43,6 +43,10 @@ class Synth:
     def events(self) -> dict[str, Any]:
         return self.templates[f"parley-{self.stage}-events"]
 
+    @property
+    def observability(self) -> dict[str, Any]:
+        return self.templates[f"parley-{self.stage}-observability"]
+
     @classmethod
     def load(cls, outdir: Path) -> Synth:
         templates = {
@@ -54,19 +58,24 @@ class Synth:
         return cls(outdir=outdir, stage=app["stage"], templates=templates, report=report, plugins=app["plugins"])
 
 
-def synthesize(root: Path) -> Path:
+def synthesize(root: Path, context: dict[str, Any] | None = None) -> Path:
+    """The app synthesized into root/cdk.out, with cdk.json's context and `context` over it."""
     layers = root / "layers"
     build_core_layer(layers / "core")
     (layers / "deps" / "python").mkdir(parents=True, exist_ok=True)
-    context = cdk_json_context() | {
-        "layers_dir": str(layers),
-        # What the CDK CLI turns on: each resource names its construct path (the tests look
-        # resources up by path).
-        "aws:cdk:enable-path-metadata": True,
-        # Unacknowledged cdk-nag errors would abort the synth; let them reach the report instead,
-        # where the cdk-nag test lists them.
-        "@aws-cdk/core:failSynthOnValidationErrors": False,
-    }
+    context = (
+        cdk_json_context()
+        | (context or {})
+        | {
+            "layers_dir": str(layers),
+            # What the CDK CLI turns on: each resource names its construct path (the tests look
+            # resources up by path).
+            "aws:cdk:enable-path-metadata": True,
+            # Unacknowledged cdk-nag errors would abort the synth; let them reach the report instead,
+            # where the cdk-nag test lists them.
+            "@aws-cdk/core:failSynthOnValidationErrors": False,
+        }
+    )
     outdir = root / "cdk.out"
     parley = build_app(App(context=context, outdir=str(outdir)))
     parley.app.synth()

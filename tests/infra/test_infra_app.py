@@ -604,7 +604,11 @@ def test_given_cdk_json_when_the_cli_runs_its_commands_then_they_use_the_project
 # --- checks ---------------------------------------------------------------------------------------
 
 
-def test_given_the_app_when_synthesized_then_cdk_nag_leaves_no_unacknowledged_finding(synth: Synth) -> None:
+@pytest.mark.parametrize("stage_synth", ["synth", "dev_synth"])
+def test_given_the_app_when_synthesized_then_cdk_nag_leaves_no_unacknowledged_finding(
+    request: pytest.FixtureRequest, stage_synth: str
+) -> None:
+    synth: Synth = request.getfixturevalue(stage_synth)  # prod and dev, each with its options
     # Given cdk-nag registered as a validation plugin (its findings fail the synth)
     assert "AwsSolutions" in synth.plugins
     # When CDK ran it during the synth, Then nothing is left: every finding is acknowledged
@@ -623,11 +627,15 @@ CFN_LINT_ACCEPTED = {
 }
 
 
-def test_given_the_synthesized_templates_when_cfn_lint_runs_then_it_reports_no_errors(synth: Synth) -> None:
+@pytest.mark.parametrize("stage_synth", ["synth", "dev_synth"])
+def test_given_the_synthesized_templates_when_cfn_lint_runs_then_it_reports_no_errors(
+    request: pytest.FixtureRequest, stage_synth: str
+) -> None:
     from cfnlint.api import ManualArgs, lint_by_config
 
+    synth: Synth = request.getfixturevalue(stage_synth)
     templates = [str(p) for p in sorted(synth.outdir.glob("*.template.json"))]
-    assert len(templates) == 5  # data, search, functions, api, events
+    assert len(templates) == 6  # data, search, functions, api, events, observability
     matches = lint_by_config(ManualArgs(templates=templates, regions=["us-east-1"]))
     problems = [
         f"{m.rule.id} {Path(m.filename).name}:{m.linenumber} {m.message}"

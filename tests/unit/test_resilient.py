@@ -116,3 +116,39 @@ def test_stream_retries_until_the_first_event_then_never() -> None:
     with pytest.raises(ProviderError, match="dropped"):
         next(events)
     assert dropping.calls == ["m"]  # no second call, no fallback after tokens went out
+
+
+def test_time_to_first_token_is_measured_from_the_first_try_to_the_first_event_for_all_and_by_provider(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a provider that fails once (retried), and a clock at 10 s when the stream is asked for
+    # and at 10.75 s once the first event came (the retry's wait included)
+    from parley import metrics
+
+    recorded: list[tuple[str, float, dict[str, str]]] = []
+    monkeypatch.setattr(metrics, "milliseconds", lambda name, value, **dims: recorded.append((name, value, dims)))
+    ticks = iter([10.0, 10.75])
+    provider = Scripted([ProviderTimeout("slow")])
+    runner = Resilient(
+        [Target(provider, "m")], RetryPolicy(), sleep=lambda _: None, rng=lambda: 0.5, clock=lambda: next(ticks)
+    )
+    # When
+    events, _ = runner.stream(REQUEST)
+    # Then the first event is there already, and the time to it is recorded twice: for the alarm and by provider
+    assert recorded == [
+        ("TimeToFirstToken", 750.0, {}),
+        ("TimeToFirstToken", 750.0, {"provider": "scripted"}),
+    ]
+    assert [type(e).__name__ for e in events] == ["TextDelta", "Finish"]
+    assert len(recorded) == 2  # draining the rest records nothing more
+
+
+def test_a_stream_that_never_starts_records_no_time_to_first_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from parley import metrics
+
+    recorded: list[str] = []
+    monkeypatch.setattr(metrics, "milliseconds", lambda name, value, **dims: recorded.append(name))
+    runner, _ = resilient(Target(Scripted([ProviderRejected("no")]), "m"))
+    with pytest.raises(ProviderRejected):
+        runner.stream(REQUEST)
+    assert recorded == []

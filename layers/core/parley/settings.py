@@ -51,6 +51,9 @@ class Settings:
     # embeds to it (1024: Titan Text Embeddings V2's default and Cohere Embed v3's; OpenAI's
     # text-embedding-3 models shorten to it with `dimensions`)
     search_dimension: int = 1024
+    # PARLEY_LOG_CONTENT: log request bodies (message content) for debugging a stage; never on by
+    # default, and never the headers (API keys) even when on
+    log_content: bool = False
 
     @property
     def local(self) -> bool:
@@ -88,6 +91,7 @@ class Settings:
             search_region=env.get("PARLEY_SEARCH_REGION", defaults.search_region),
             search_index_prefix=env.get("PARLEY_SEARCH_INDEX_PREFIX", defaults.search_index_prefix),
             search_dimension=_int(env, "PARLEY_SEARCH_DIMENSION", defaults.search_dimension, minimum=1),
+            log_content=env.get("PARLEY_LOG_CONTENT", "").strip().lower() in {"1", "true", "yes", "on"},
         )
 
     def with_(self, **changes: object) -> Settings:

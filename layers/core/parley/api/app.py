@@ -18,10 +18,18 @@ local server to drive.
 
 A 500 is an alarm: each one logs exactly one structured ERROR line (request id, exception
 type and where it was raised; no traceback), and the client gets the bare error model.
+
+Every log line of an invocation is JSON with its `request_id`, `route` ("POST /v1/...") and
+`project_id` (the caller's; absent on public routes), and each request ends with one "request"
+line that adds its `outcome` (succeeded, rejected: 4xx, failed: 5xx), `status` and `latency_ms`
+(after the body drained, for a stream). No line holds a request's body or headers (so no
+message content and no API key): the event is never logged, unless the stage sets
+PARLEY_LOG_CONTENT, which logs the request body (never the headers) for debugging.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -157,7 +165,18 @@ def build_handler(app: ParleyResolver) -> Handler:
     instrumented: Handler | None = None
 
     def invoke(event: dict[str, Any], context: Any) -> dict[str, Any] | StreamingResponse:
+        started = time.monotonic()
         request_id = str((event.get("requestContext") or {}).get("requestId") or "")
+        _log_keys(event, request_id)
+        result = answer(event, context, request_id)
+        if isinstance(result, StreamingResponse):
+            return StreamingResponse(
+                result.status, result.headers, _then_log(result.body, result.status, started), result.cookies
+            )
+        _log_outcome(int(result.get("statusCode", 500)), started)
+        return result
+
+    def answer(event: dict[str, Any], context: Any, request_id: str) -> dict[str, Any] | StreamingResponse:
         try:
             _precheck(app, event)
             bodies.normalise(event)
@@ -205,12 +224,48 @@ def build_handler(app: ParleyResolver) -> Handler:
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any] | StreamingResponse:
         nonlocal instrumented
         if instrumented is None:
+            # log_event stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event holds the
+            # Authorization header and the body; clear_state drops the last invocation's keys.
             instrumented = logger().inject_lambda_context(
-                invoke, correlation_id_path=correlation_paths.API_GATEWAY_REST
+                invoke, correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
             )
         return instrumented(event, context)
 
     return lambda_handler
+
+
+def _log_keys(event: Mapping[str, Any], request_id: str) -> None:
+    """The keys every log line of this invocation carries; the body only with PARLEY_LOG_CONTENT."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    project_id = authorizer.get("project_id") if isinstance(authorizer, Mapping) else None
+    keys: dict[str, Any] = {
+        "request_id": request_id,
+        "route": f"{event.get('httpMethod', '')} {event.get('resource', '')}",
+    }
+    if project_id:
+        keys["project_id"] = str(project_id)
+    logger().append_keys(**keys)
+    if get_settings().log_content:
+        logger().info("request body (PARLEY_LOG_CONTENT)", extra={"body": event.get("body")})
+
+
+def outcome_of(status: int) -> str:
+    return "succeeded" if status < 400 else ("rejected" if status < 500 else "failed")
+
+
+def _log_outcome(status: int, started: float, **extra: Any) -> None:
+    logger().append_keys(outcome=outcome_of(status))
+    logger().info("request", extra={"status": status, "latency_ms": int((time.monotonic() - started) * 1000), **extra})
+
+
+def _then_log(body: Iterator[bytes], status: int, started: float) -> Iterator[bytes]:
+    """The stream's "request" line once its body drained (or the client went away)."""
+    drained = False
+    try:
+        yield from body
+        drained = True
+    finally:
+        _log_outcome(status, started, streamed=True, drained=drained)
 
 
 def _precheck(app: ParleyResolver, event: Mapping[str, Any]) -> None:

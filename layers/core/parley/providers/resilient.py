@@ -20,12 +20,14 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import TypeVar
 
+from parley import metrics
 from parley.domain.errors import ProviderError, ProviderRejected
 from parley.iterators import resume
 from parley.providers.base import ModelProvider, ModelReply, ModelRequest, StreamEvent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+TTFT_METRIC = "TimeToFirstToken"
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Resilient:
         *,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not targets:
             raise ValueError("at least one target")
@@ -118,6 +121,7 @@ class Resilient:
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
         self._rng = rng
+        self._clock = clock
 
     def _attempt(self, request: ModelRequest, call: Callable[[Target, ModelRequest], T]) -> tuple[T, Outcome]:
         retrying = Retrying(self.policy, sleep=self._sleep, rng=self._rng)
@@ -137,7 +141,11 @@ class Resilient:
         return self._attempt(request, lambda target, routed: target.provider.complete(routed))
 
     def stream(self, request: ModelRequest) -> tuple[Iterator[StreamEvent], Outcome]:
-        """The first event is awaited here (with retries and fallback); the rest is not retried."""
+        """The first event is awaited here (with retries and fallback); the rest is not retried.
+
+        How long that took is the metric TimeToFirstToken (milliseconds, from the first try to
+        the first event, retries and fallback included), once for all providers (what the alarm
+        watches) and once by the provider that answered."""
 
         def open_stream(target: Target, routed: ModelRequest) -> tuple[StreamEvent, Iterator[StreamEvent]]:
             events = target.provider.stream(routed)
@@ -146,5 +154,9 @@ class Resilient:
             except StopIteration as exc:
                 raise ProviderError(f"{target.label} ended its stream without a reply.", retryable=True) from exc
 
+        started = self._clock()
         (first, rest), outcome = self._attempt(request, open_stream)
+        elapsed_ms = (self._clock() - started) * 1000
+        metrics.milliseconds(TTFT_METRIC, elapsed_ms)
+        metrics.milliseconds(TTFT_METRIC, elapsed_ms, provider=outcome.target.provider.name)
         return resume(first, rest), outcome

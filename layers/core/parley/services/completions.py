@@ -161,6 +161,7 @@ def _audit(
             resource_ids=list(context.resource_ids),
             tries=result.tries if result else 1,
             user=context.user,
+            provider=result.target.provider.name if result else None,
         ),
     )
 

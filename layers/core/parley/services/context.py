@@ -256,6 +256,7 @@ def _summarize(
             provider_id=outcome.target.provider_id,
             resource_ids=[record.id],
             tries=outcome.tries,
+            provider=outcome.target.provider.name,
         ),
     )
     text = (reply.content or "").strip()

@@ -211,5 +211,6 @@ def _audit(
             resource_ids=list(context.resource_ids),
             tries=max(1, tries),
             user=context.user,
+            provider=target.provider.name,
         ),
     )

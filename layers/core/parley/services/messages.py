@@ -521,6 +521,7 @@ def _finish(
         resource_ids=[conversation_id, prepared.user.id, prepared.reply.id],
         tries=outcome.tries if outcome else 1,
         user=prepared.conversation.user_id,
+        provider=outcome.target.provider.name if outcome else None,
     )
     cost = call_cost(call)
     fields: dict[str, Any] = {

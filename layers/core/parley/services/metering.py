@@ -43,6 +43,7 @@ class CallRecord:
     resource_ids: list[str] = field(default_factory=list)
     tries: int = 1
     user: str | None = None  # the end user (budgets per user)
+    provider: str | None = None  # the provider type that answered (echo, openai, anthropic, bedrock)
 
 
 def call_cost(call: CallRecord) -> Decimal | None:
@@ -56,6 +57,7 @@ def record_call(
     """Count the call and audit it; returns its cost (None when the model has no price)."""
     now = now or datetime.now(UTC)
     cost = call_cost(call)
+    _call_metrics(call)
     counters = {"requests": 1}
     if call.outcome != "succeeded":
         counters["failed_requests"] = 1
@@ -92,6 +94,18 @@ def record_call(
         labels["user"] = call.user
     write(principal.project_id, counters, labels, audit, repository=repository)
     return cost
+
+
+def _call_metrics(call: CallRecord) -> None:
+    """ModelCalls, ModelCallsFailed, PromptTokens and CompletionTokens by provider type (the
+    dashboard's model calls and tokens; a type, not a provider record or model: few dimensions)."""
+    provider = call.provider or "unknown"
+    count("ModelCalls", provider=provider)
+    if call.outcome == "failed":
+        count("ModelCallsFailed", provider=provider)
+    if call.usage is not None:
+        count("PromptTokens", call.usage.prompt_tokens, provider=provider)
+        count("CompletionTokens", call.usage.completion_tokens, provider=provider)
 
 
 def write(
