@@ -161,7 +161,7 @@ def _tool_tag(value: Any) -> str | None:
 ResponseTool = Annotated[Annotated[FunctionTool, Tag("function")], Discriminator(_tool_tag)]
 
 
-class ToolChoiceFunction(_Strict):
+class ResponseToolChoiceFunction(_Strict):
     type: Literal["function"]
     name: str
 
@@ -227,7 +227,7 @@ class ResponseCreate(_Strict):
     stream_options: dict[str, Any] | None = None
     background: bool | None = None
     tools: list[ResponseTool] | None = Field(default=None, max_length=MAX_TOOLS)
-    tool_choice: Literal["none", "auto", "required"] | ToolChoiceFunction | ToolChoiceAllowed | None = None
+    tool_choice: Literal["none", "auto", "required"] | ResponseToolChoiceFunction | ToolChoiceAllowed | None = None
     parallel_tool_calls: bool | None = None
     max_tool_calls: int | None = Field(default=None, ge=1)
     text: TextConfig | None = None

@@ -66,8 +66,8 @@ from parley.domain.responses import (
     ResponseObject,
     ResponseRecord,
     ResponseStatus,
+    ResponseToolChoiceFunction,
     ToolChoiceAllowed,
-    ToolChoiceFunction,
     error_of,
     function_item_id,
     output_items,
@@ -236,7 +236,7 @@ def _tools(body: ResponseCreate) -> tuple[list[Tool], str | ChatToolChoice | Non
         for t in body.tools or ()
     ]
     choice = body.tool_choice
-    if isinstance(choice, ToolChoiceFunction):
+    if isinstance(choice, ResponseToolChoiceFunction):
         if choice.name not in {t.function.name for t in tools}:
             raise InvalidRequest(
                 f"tool_choice names {choice.name!r}, which is not among the tools.", param="tool_choice"
