@@ -17,7 +17,9 @@ from parley.domain.principal import Principal
 from parley.domain.responses import ResponseCreate
 from parley.providers.base import ModelRequest
 from parley.providers.echo import EchoProvider
+from tests.handlers import upstream
 from tests.handlers.api import Api, Reply
+from tests.handlers.test_openai_surface import openai_completion
 
 OWNER = Principal("org_resp", "proj_resp", "key_resp", ("*",))
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -325,3 +327,65 @@ def test_another_projects_response_is_404(api: Api) -> None:
     other = Principal("org_resp", "proj_other", "key_other", ("*",))
     reply = api.call("responses_get", path={"response_id": response.id}, principal=other)
     assert reply.status == 404
+
+
+# -- an OpenAI-compatible provider behind the Responses API ---------------------------------------
+
+
+def test_an_openai_compatible_provider_gets_the_mapped_chat_fields(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = upstream.install(monkeypatch, [openai_completion()])
+    made = api.call(
+        "providers_create",
+        {"type": "openai", "name": "oai", "api_key": "sk-test-0000000000", "base_url": "https://api.openai.com/v1"},
+    )
+    assert made.status == 201, made.body
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    reply = create(
+        api,
+        model="oai/gpt-4o",
+        input="Hi",
+        instructions="Be brief",
+        max_output_tokens=20,
+        temperature=0.3,
+        reasoning={"effort": "low"},
+        service_tier="default",
+        prompt_cache_key="k1",
+        text={"format": {"type": "json_schema", "name": "thing", "schema": schema}, "verbosity": "low"},
+        tools=[WEATHER],
+        tool_choice={"type": "function", "name": "get_weather"},
+        include=["message.output_text.logprobs"],
+    )
+    assert reply.status == 200, reply.body
+    response = Response.model_validate(reply.body, strict=True)
+    assert response.output_text == "Hi" and response.model == "gpt-4o"
+    sent = json.loads(seen[0].content)
+    assert sent["messages"] == [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hi"}]
+    assert sent["max_completion_tokens"] == 20 and sent["temperature"] == 0.3
+    assert sent["reasoning_effort"] == "low" and sent["verbosity"] == "low"
+    assert sent["service_tier"] == "default" and sent["prompt_cache_key"] == "k1"
+    assert sent["response_format"] == {"type": "json_schema", "json_schema": {"name": "thing", "schema": schema}}
+    assert sent["tools"][0]["function"]["name"] == "get_weather"
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert reply.headers["parley-dropped-params"] == "include"
+
+
+def test_a_provider_failing_mid_stream_ends_with_response_failed(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    upstream.install(monkeypatch, [upstream.chunk_then_drop("Partial")])
+    api.call(
+        "providers_create",
+        {"type": "openai", "name": "flaky", "api_key": "sk-test-0000000000", "base_url": "https://api.openai.com/v1"},
+    )
+    got = events(create(api, model="flaky/gpt-4o", input="Hi", stream=True))
+    assert [e.type for e in got][-2:] == ["error", "response.failed"]
+    failed = got[-1].response
+    assert failed.status == "failed" and failed.error is not None and failed.error.code == "server_error"
+    stored = Response.model_validate(retrieve(api, failed.id).body, strict=True)
+    assert stored.status == "failed" and stored.output_text == "Partial"
+
+
+def test_an_empty_assistant_message_in_the_input_is_taken(api: Api) -> None:
+    """Found by schemathesis: an assistant item with empty content was a 500."""
+    items = [{"role": "assistant", "content": ""}, {"role": "user", "content": "Hi"}]
+    assert created(api, input=items).output_text == "Hi"
+    only = create(api, input=[{"type": "message", "role": "assistant", "content": ""}])
+    assert only.status == 200, only.body

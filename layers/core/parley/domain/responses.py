@@ -220,7 +220,7 @@ class ResponseCreate(_Strict):
     model: str | None = Field(default=None, min_length=1, max_length=256)
     input: str | list[InputItem] | None = None
     instructions: str | None = None
-    previous_response_id: str | None = Field(default=None, max_length=64)
+    previous_response_id: str | None = Field(default=None, min_length=1, max_length=64)
     conversation: str | ConversationRef | None = None
     store: bool | None = None
     stream: bool | None = None
@@ -300,22 +300,19 @@ class ResponseCreate(_Strict):
         return self.store is not False
 
 
-# Fields accepted and not honoured by Parley itself (the provider's own fields aside): named in
-# parley-dropped-params when set.
+# Fields accepted and honoured nowhere (named in parley-dropped-params when set); `reasoning`
+# (its effort), `service_tier`, `prompt_cache_key`, `prompt_cache_retention`, `safety_identifier`
+# and `text.verbosity` go to the provider as their Chat Completions fields (parley.services.responses).
 IGNORED_FIELDS = (
     "include",
     "max_tool_calls",
-    "reasoning",
-    "service_tier",
-    "prompt_cache_key",
     "prompt_cache_options",
-    "prompt_cache_retention",
     "context_management",
     "moderation",
     "image",
     "access_programs",
+    "background_options",
     "stream_options",
-    "safety_identifier",
 )
 
 

@@ -86,7 +86,15 @@ from parley.storage.responses import ResponseStore
 
 ROUTE = "POST /v1/responses"
 # The model port's field names as the Responses API names them (for parley-dropped-params).
-RESPONSES_NAMES = {"max_tokens": "max_output_tokens", "response_format": "text"}
+RESPONSES_NAMES = {
+    "max_tokens": "max_output_tokens",
+    "response_format": "text",
+    "reasoning_effort": "reasoning",
+    "verbosity": "text",
+}
+# Responses fields passed on as the Chat Completions field of the same name (ModelRequest.options):
+# each provider honours, maps or drops it as it does for completions.
+FORWARDED = ("service_tier", "prompt_cache_key", "prompt_cache_retention", "safety_identifier")
 
 
 def responses_store() -> ResponseStore:
@@ -114,7 +122,9 @@ class Turn:
         if self.role == "tool":
             return ChatMessage(role="tool", content=self.text, tool_call_id=self.tool_call_id)
         if self.role == "assistant":
-            return ChatMessage(role="assistant", content=self.text or None, tool_calls=self.tool_calls or None)
+            if not self.tool_calls:
+                return ChatMessage(role="assistant", content=self.text)
+            return ChatMessage(role="assistant", content=self.text or None, tool_calls=self.tool_calls)
         content: Any = self.model_content  # a list of text and image parts is a ChatMessage's content
         return ChatMessage(role="user", content=content)
 
@@ -262,6 +272,16 @@ def _format(body: ResponseCreate) -> ResponseFormat | None:
     return None
 
 
+def _options(body: ResponseCreate) -> dict[str, Any]:
+    options: dict[str, Any] = {n: getattr(body, n) for n in FORWARDED if getattr(body, n) is not None}
+    effort = (body.reasoning or {}).get("effort")
+    if effort is not None:
+        options["reasoning_effort"] = effort
+    if body.text is not None and body.text.verbosity is not None:
+        options["verbosity"] = body.text.verbosity
+    return options
+
+
 def _refuse_unsupported(body: ResponseCreate) -> None:
     if body.background:
         raise InvalidRequest(
@@ -390,6 +410,7 @@ def _plan(principal: Principal, body: ResponseCreate, ctx: CallContext, conversa
         response_format=_format(body),
         user=body.user,
         parallel_tool_calls=body.parallel_tool_calls,
+        options=_options(body),
     )
     tokens = built.window.tokens if built is not None else 0
     if built is None:
