@@ -94,8 +94,8 @@ ROUTES = (
         "/v1/responses/{response_id}/cancel",
         "responses_cancel",
         "responses:CancelResponse",
-        resources=("conversations:read",),
-        description="Cancel a background response; Parley has none (background is refused), so this answers 400.",
+        resources=("conversations", "messages:update"),
+        description="Cancel a queued or in-progress background response (a finished or synchronous one: 400).",
     ),
     Route(
         "GET",

@@ -1,6 +1,6 @@
-"""POST /v1/responses/{response_id}/cancel: cancel a background response. Parley answers every
-response within its request (background is refused), so a stored response is never cancellable:
-400, as OpenAI answers for a synchronous one."""
+"""POST /v1/responses/{response_id}/cancel: cancel a queued or in-progress background response
+(its generation stops, keeping what it produced); a synchronous or finished one is a 400, as on
+OpenAI."""
 
 from parley.api.app import build_handler, make_app, principal, requires
 from parley.domain.responses import ResponseObject

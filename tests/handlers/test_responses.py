@@ -110,7 +110,8 @@ def test_parley_knows_every_field_of_the_installed_sdks_response_create_params()
         ({"input": "hi", "frobnicate": 1}, "frobnicate", "frobnicate"),
         ({"input": "hi", "tools": [{"type": "web_search"}]}, "tools", "web_search"),
         ({"input": [{"type": "reasoning", "summary": []}]}, "input", "reasoning"),
-        ({"input": "hi", "background": True}, "background", "background"),
+        ({"input": "hi", "background": True, "stream": True}, "background", "background"),
+        ({"input": "hi", "background": True, "store": False}, "store", "stored"),
         ({"input": "hi", "prompt": {"id": "pmpt_1"}}, "prompt", "prompt"),
         ({"input": "hi", "top_logprobs": 3}, "top_logprobs", "log probabilities"),
         ({"input": "hi", "conversation": "conv_x", "previous_response_id": "resp_x"}, None, "not both"),
@@ -312,6 +313,73 @@ def test_delete_keeps_the_history_later_responses_build_on(api: Api, seen: list[
     assert retrieve(api, second.id).status == 200
     created(api, input="sum?", previous_response_id=second.id)
     assert [m.text() for m in seen[-1].messages if m.role == "user"] == ["remember 7", "and 8", "sum?"]
+
+
+def background(api: Api, **fields: Any) -> tuple[Response, Any]:
+    """A background response as answered (before its generation ran), and its generation."""
+    reply = api.call("responses_create", {"model": "echo", "background": True, **fields}, run_after=False)
+    assert reply.status == 200, reply.body
+    assert reply.after is not None
+    return Response.model_validate(reply.body, strict=True), reply.after
+
+
+def test_a_background_response_is_queued_then_generated(api: Api) -> None:
+    queued, generate = background(api, input="later please")
+    assert queued.status == "queued" and queued.background is True and queued.output == []
+    assert Response.model_validate(retrieve(api, queued.id).body, strict=True).status == "queued"
+    generate()
+    done = Response.model_validate(retrieve(api, queued.id).body, strict=True)
+    assert done.status == "completed" and done.output_text == "later please" and done.background is True
+    again = api.call("responses_cancel", path={"response_id": queued.id})
+    assert again.status == 400 and "completed" in again.body["error"]["message"]
+
+
+def test_the_handler_runs_a_background_generation_after_answering(api: Api) -> None:
+    reply = api.call("responses_create", {"model": "echo", "input": "soon", "background": True})
+    assert reply.status == 200 and reply.body["status"] == "queued"
+    done = Response.model_validate(retrieve(api, reply.body["id"]).body, strict=True)
+    assert done.status == "completed" and done.output_text == "soon"
+
+
+def test_cancel_a_queued_background_response(api: Api, seen: list[ModelRequest]) -> None:
+    queued, generate = background(api, input="never mind")
+    cancelled = api.call("responses_cancel", path={"response_id": queued.id})
+    assert cancelled.status == 200, cancelled.body
+    assert Response.model_validate(cancelled.body, strict=True).status == "cancelled"
+    generate()
+    assert seen == []  # no model call
+    stored = Response.model_validate(retrieve(api, queued.id).body, strict=True)
+    assert stored.status == "cancelled"
+    assert api.call("responses_cancel", path={"response_id": queued.id}).body["status"] == "cancelled"
+    # the conversation's reply is written back, not left pending
+    conversation = next(
+        c["id"]
+        for c in api.call("conversations_list", query={"limit": "100"}).body["data"]
+        if c["metadata"].get("created_by") == "responses"
+    )
+    messages = api.call("messages_list", path={"conversation_id": conversation}, query={"order": "asc"}).body["data"]
+    assert [(m["role"], m["status"]) for m in messages] == [("user", "completed"), ("assistant", "incomplete")]
+    assert messages[1]["error"]["code"] == "cancelled"
+
+
+def test_cancel_stops_a_background_generation_mid_way(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from parley.services import responses as service
+
+    monkeypatch.setattr(service, "CANCEL_CHECK_SECONDS", 0.0)
+    queued, generate = background(api, input="one two three four five")
+    words = EchoProvider.stream
+
+    def cancelled_after_two_words(self: EchoProvider, request: ModelRequest) -> Any:
+        for i, event in enumerate(words(self, request)):
+            if i == 2:  # a concurrent cancel, as another request makes it
+                assert api.call("responses_cancel", path={"response_id": queued.id}).status == 200
+            yield event
+
+    monkeypatch.setattr(EchoProvider, "stream", cancelled_after_two_words)
+    generate()
+    stored = Response.model_validate(retrieve(api, queued.id).body, strict=True)
+    assert stored.status == "cancelled"
+    assert stored.output_text in ("one two", "one two three")
 
 
 def test_cancel_a_synchronous_response_is_400(api: Api) -> None:

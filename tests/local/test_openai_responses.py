@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import httpx
@@ -158,3 +159,32 @@ def test_the_agents_sdk_runs_an_agent_with_a_function_tool(server: Server) -> No
     assert result.final_output == "Sunny in Paris"
     for raw in result.raw_responses:
         assert raw.response_id is not None
+
+
+def poll(sdk: openai.OpenAI, response_id: str, until: tuple[str, ...]) -> Response:
+    """Retrieve the response until its status is one of `until` (bounded: 300 tries)."""
+    for _ in range(300):
+        current = sdk.responses.retrieve(response_id)
+        if current.status in until:
+            return current
+        time.sleep(0.1)
+    raise AssertionError(f"{response_id} stayed {current.status}")
+
+
+def test_background_response_and_cancel(server: Server) -> None:
+    sdk = client(server)
+    queued = strict_create(sdk, model="echo", input="in the background", background=True)
+    assert queued.status == "queued" and queued.background is True
+    done = poll(sdk, queued.id, ("completed",))
+    assert done.output_text == "in the background"
+    Response.model_validate(json.loads(sdk.responses.with_raw_response.retrieve(queued.id).text), strict=True)
+    with pytest.raises(openai.BadRequestError):
+        sdk.responses.cancel(done.id)
+    # the echo model pauses 200 ms between words: this one is still being written when cancelled
+    long = strict_create(sdk, model="echo", input=" ".join(["word"] * 40), background=True)
+    cancelled = sdk.responses.cancel(long.id)
+    assert cancelled.status == "cancelled"
+    stored = sdk.responses.retrieve(long.id)
+    assert stored.status == "cancelled" and len(stored.output_text.split()) < 40
+    with pytest.raises(openai.BadRequestError):
+        sdk.responses.cancel(strict_create(sdk, model="echo", input="now").id)

@@ -36,7 +36,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from parley.api import bodies, idempotency
 from parley.api.errors import as_parley_error, error_response
 from parley.api.observability import log_internal_error, logger, metrics
-from parley.api.streaming import StreamingResponse
+from parley.api.streaming import StreamingResponse, from_proxy_result
 from parley.domain.clock import iso
 from parley.domain.errors import AuthenticationFailed, ParleyError, PayloadTooLarge
 from parley.domain.principal import Principal
@@ -46,6 +46,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 _PERMISSION = "__parley_permission__"
 _OWN_IDEMPOTENCY = "__parley_own_idempotency__"
 _stream: ContextVar[StreamingResponse | None] = ContextVar("parley_stream", default=None)
+_after: ContextVar[Callable[[], None] | None] = ContextVar("parley_after", default=None)
+
+
+def after_response(task: Callable[[], None]) -> None:
+    """Run `task` once the current request's response is sent, in the same invocation (a
+    background response's generation; see parley.api.streaming). Only streaming routes' functions
+    run on a driver that does this (the Lambda adapter, the local server's environments)."""
+    _after.set(task)
 
 
 def requires(permission: str) -> Callable[[F], F]:
@@ -179,12 +187,13 @@ def build_handler(app: ParleyResolver) -> Handler:
             return _error_dict(as_parley_error(error), request_id)
 
     def resolve(event: dict[str, Any], context: Any, request_id: str) -> dict[str, Any] | StreamingResponse:
-        token = _stream.set(None)
+        token, after_token = _stream.set(None), _after.set(None)
         try:
             result = app.resolve(event, context)
-            streamed = _stream.get()
+            streamed, after = _stream.get(), _after.get()
         finally:
             _stream.reset(token)
+            _after.reset(after_token)
         headers = {**(result.get("headers") or {}), "x-request-id": request_id}
         cookies: list[str] = []
         for name, values in (result.pop("multiValueHeaders", None) or {}).items():
@@ -197,9 +206,13 @@ def build_handler(app: ParleyResolver) -> Handler:
             result["multiValueHeaders"] = {"Set-Cookie": cookies}
         if streamed is not None:
             return StreamingResponse(
-                result["statusCode"], {**headers, **streamed.headers}, _then_flush(streamed.body), cookies
+                result["statusCode"], {**headers, **streamed.headers}, _then_flush(streamed.body), cookies, after
             )
         _flush_metrics()
+        if after is not None:  # answered as a (one chunk) stream, so the driver runs `after` once it is sent
+            answered = from_proxy_result(result)
+            answered.after = after
+            return answered
         return result
 
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any] | StreamingResponse:

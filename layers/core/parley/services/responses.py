@@ -17,15 +17,22 @@ its pair; the model call then finishes the reply. So:
   still reads the conversation or previous response it continues.
 
 System and developer input items and `instructions` apply to their own call only: they are kept
-in the response record (for input_items), not as conversation messages. `background: true` is
-refused (400): Parley answers every response within its request.
+in the response record (for input_items), not as conversation messages.
+
+`background: true`: the response is stored `queued` and answered at once; its generation runs
+after the answer is sent, in the same invocation (parley.api.app.after_response: on Lambda before
+the runtime asks for its next invocation, bounded by the function's timeout; locally in the same
+execution environment). `cancel` moves a queued or in-progress background response to
+`cancelled` (conditionally: a response that finished first stays finished, and a finished one is
+a 400); the generation checks for it between the model's events and stops, keeping what was
+produced (the reply message is `incomplete` with code `cancelled`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -95,6 +102,10 @@ RESPONSES_NAMES = {
 # Responses fields passed on as the Chat Completions field of the same name (ModelRequest.options):
 # each provider honours, maps or drops it as it does for completions.
 FORWARDED = ("service_tier", "prompt_cache_key", "prompt_cache_retention", "safety_identifier")
+CANCELLED = {"type": "api_error", "code": "cancelled", "message": "The response was cancelled."}
+# A background generation reads its response's status (one GetItem) at most this often, to stop
+# when it was cancelled.
+CANCEL_CHECK_SECONDS = 1.0
 
 
 def responses_store() -> ResponseStore:
@@ -283,13 +294,15 @@ def _options(body: ResponseCreate) -> dict[str, Any]:
 
 
 def _refuse_unsupported(body: ResponseCreate) -> None:
-    if body.background:
+    if body.background and body.stream:
         raise InvalidRequest(
-            "background responses are not available: Parley answers each response within its request "
-            "(stream: true to see it as it is produced).",
+            "background with stream is not available: create the background response, then poll it "
+            "(GET /v1/responses/{id}); or stream it in the foreground.",
             code="unsupported_parameter",
             param="background",
         )
+    if body.background and not body.wants_store():
+        raise InvalidRequest("background responses must be stored (store: true).", param="store")
     if body.prompt is not None:
         raise InvalidRequest(
             "Prompt templates (prompt) are not available; send input and instructions.",
@@ -460,6 +473,7 @@ def _settings(body: ResponseCreate) -> dict[str, Any]:
         "safety_identifier": body.safety_identifier,
         "store": body.wants_store(),
         "conversation": body.conversation_id(),
+        "background": bool(body.background),
     }
 
 
@@ -486,7 +500,9 @@ def _new_conversation(principal: Principal, conversations: ConversationStore) ->
     return record
 
 
-def _reserve(principal: Principal, plan: Plan, conversations: ConversationStore) -> Reserved:
+def _reserve(
+    principal: Principal, plan: Plan, conversations: ConversationStore, status: ResponseStatus = "in_progress"
+) -> Reserved:
     """Store the input messages, the reply placeholder and the response record in one transaction."""
     model = plan.request.model
     owns = plan.record is None
@@ -544,6 +560,7 @@ def _reserve(principal: Principal, plan: Plan, conversations: ConversationStore)
             reply_id=reply.id,
             created_at=plan.created_at,
             model=model,
+            status=status,
             previous_response_id=plan.body.previous_response_id,
             system_items=plan.system_items,
             settings=_settings(plan.body),
@@ -599,6 +616,7 @@ def _finish(
     outcome: Outcome | None,
     error: ParleyError | None = None,
     partial: bool = False,
+    cancelled: bool = False,
 ) -> ResponseObject:
     """Write the reply and the response's status back (conditionally), meter the call, and
     answer the finished response."""
@@ -606,7 +624,9 @@ def _finish(
     model = outcome.target.model if outcome else plan.request.model
     status: ResponseStatus
     incomplete = None
-    if error is not None:
+    if cancelled:
+        status, error = "cancelled", None
+    elif error is not None:
         status = "failed"
     elif partial:
         status, incomplete = "incomplete", {"reason": "interrupted"}
@@ -642,6 +662,9 @@ def _finish(
         message_status = "completed" if status in ("completed", "incomplete") and not partial else "incomplete"
         if error is not None and not text and not calls:
             message_status = "error"
+        stored_error = {"type": error.type, "code": error.code, "message": error.message} if error else None
+        if cancelled:
+            stored_error = CANCELLED
         spoken = text + "".join(c.function.name + c.function.arguments for c in calls)
         store = lifecycle.store()
         store.finish_message(
@@ -656,7 +679,7 @@ def _finish(
                 "usage": usage.model_dump(exclude_none=True) if usage else None,
                 "cost_usd": str(cost) if cost is not None else None,
                 "tool_calls": [c.model_dump() for c in calls] or None,
-                "error": {"type": error.type, "code": error.code, "message": error.message} if error else None,
+                "error": stored_error,
                 "error_status": error.status if error else None,
                 "tokens": count_message(model, spoken) if spoken else 0,
                 "completed_at": lifecycle.now(),
@@ -706,7 +729,7 @@ def _view(
         conversation={"id": conversation} if conversation else None,
         usage=usage_of(usage),
         store=settings.get("store", True),
-        background=False,
+        background=bool(settings.get("background", False)),
         text=settings.get("text") or {"format": {"type": "text"}},
         truncation=settings.get("truncation") or "disabled",
         user=settings.get("user"),
@@ -794,6 +817,87 @@ def stream(principal: Principal, body: ResponseCreate, ctx: CallContext | None =
     return streamed
 
 
+def start_background(
+    principal: Principal, body: ResponseCreate, ctx: CallContext | None = None
+) -> tuple[ResponseObject, Callable[[], None]]:
+    """A background response: stored `queued` now, and the task that generates it (to run once
+    the answer is sent)."""
+    ctx = ctx or CallContext()
+    conversations = lifecycle.store()
+    plan = _plan(principal, body, ctx, conversations)
+    reserved = _reserve(principal, plan, conversations, status="queued")
+    return _view(reserved.record, None, []), lambda: _generate(principal, plan, reserved, ctx)
+
+
+def _is_cancelled(principal: Principal, response_id: str) -> bool:
+    record = responses_store().get(principal.project_id, response_id)
+    return record is None or record.status == "cancelled"
+
+
+def _generate(principal: Principal, plan: Plan, reserved: Reserved, ctx: CallContext) -> None:
+    """A background response's generation: in_progress, the model's stream (stopping when the
+    response is cancelled), then finished as a foreground one is."""
+    record = reserved.record
+    plan.started = time.monotonic()
+    running = responses_store().finish(principal.project_id, record.id, {"status": "in_progress"}, expected=("queued",))
+    if not running:  # cancelled while queued: the reply is written back, nothing is called
+        _finish(
+            principal,
+            plan,
+            reserved,
+            ctx,
+            text="",
+            calls=[],
+            usage=None,
+            finish_reason=None,
+            outcome=None,
+            cancelled=True,
+        )
+        return
+    reserved.record = record.model_copy(update={"status": "in_progress"})
+    try:
+        events, outcome = plan.runner.stream(plan.request)
+    except ParleyError as error:
+        _finish(
+            principal, plan, reserved, ctx, text="", calls=[], usage=None, finish_reason=None, outcome=None, error=error
+        )
+        return
+    stopped = False
+
+    def end(ending: Ending) -> list[ReplyEvent]:
+        cancelled = stopped or _is_cancelled(principal, record.id)
+        _finish(
+            principal,
+            plan,
+            reserved,
+            ctx,
+            text=ending.text,
+            calls=[] if cancelled else ending.tool_calls,
+            usage=ending.usage,
+            finish_reason=ending.finish_reason,
+            outcome=outcome,
+            error=ending.error,
+            partial=ending.status == "incomplete" and ending.error is None,
+            cancelled=cancelled,
+        )
+        return []
+
+    start = ReplyStarted(reply_id=record.reply_id, model=outcome.target.model, created=plan.created_at)
+    relayed = relay(events, end, first=start)
+    checked = time.monotonic()
+    try:
+        for _ in relayed:
+            if time.monotonic() - checked >= CANCEL_CHECK_SECONDS:
+                checked = time.monotonic()
+                if _is_cancelled(principal, record.id):
+                    stopped = True
+                    break
+    finally:
+        close = getattr(relayed, "close", None)
+        if close is not None:
+            close()  # a stop: the relay ends the reply with what was produced
+
+
 def _not_found(response_id: str) -> NotFound:
     return NotFound(f"Response with id {response_id!r} not found.", code="response_not_found")
 
@@ -837,9 +941,19 @@ def delete(principal: Principal, response_id: str) -> ResponseDeleted:
 
 
 def cancel(principal: Principal, response_id: str) -> ResponseObject:
-    """Only background responses can be cancelled, and Parley has none (background is refused)."""
-    _load(principal, response_id)
-    raise InvalidRequest("Cannot cancel a synchronous response.", code="invalid_request")
+    """Cancel a queued or in-progress background response (a cancelled one answers as it is); a
+    synchronous or finished response is a 400, as on OpenAI."""
+    record, _ = _load(principal, response_id)
+    if not record.settings.get("background"):
+        raise InvalidRequest("Cannot cancel a synchronous response.")
+    if record.status in ("queued", "in_progress"):
+        responses_store().finish(
+            principal.project_id, response_id, {"status": "cancelled", "completed_at": int(time.time())}
+        )
+        record, _ = _load(principal, response_id)  # cancelled, or what finished first
+    if record.status != "cancelled":
+        raise InvalidRequest(f"Cannot cancel a response whose status is {record.status}.")
+    return retrieve(principal, response_id)
 
 
 def _items_of(message: MessageRecord) -> list[dict[str, Any]]:

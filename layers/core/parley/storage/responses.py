@@ -55,23 +55,31 @@ class ResponseStore:
         data = {k: v for k, v in from_item(item).items() if k not in ("pk", "sk")}
         return ResponseRecord(**data)
 
-    def finish(self, project_id: str, response_id: str, fields: dict[str, Any]) -> bool:
-        """Set `fields` (None removes) on a response still in progress; False when it is gone or
-        already finished (a late write brings nothing back)."""
+    def finish(
+        self,
+        project_id: str,
+        response_id: str,
+        fields: dict[str, Any],
+        expected: tuple[str, ...] = ("in_progress", "queued"),
+    ) -> bool:
+        """Set `fields` (None removes) on a response whose status is one of `expected` (by default:
+        still running); False when it is gone or not (finished, cancelled: a late write brings
+        nothing back and changes nothing)."""
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         sets = [f"#f{i} = :f{i}" for i, value in enumerate(fields.values()) if value is not None]
         removes = [f"#f{i}" for i, value in enumerate(fields.values()) if value is None]
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         values = {f":f{i}": to_value(v) for i, v in enumerate(fields.values()) if v is not None}
+        states = {f":state{i}": {"S": state} for i, state in enumerate(expected)}
 
         def write() -> None:
             self.client.update_item(
                 TableName=self.table,
                 Key=_key(project_id, response_id),
                 UpdateExpression=expression,
-                ConditionExpression="attribute_exists(pk) AND #state IN (:running, :queued)",
+                ConditionExpression=f"attribute_exists(pk) AND #state IN ({', '.join(states)})",
                 ExpressionAttributeNames={**names, "#state": "status"},
-                ExpressionAttributeValues={**values, ":running": {"S": "in_progress"}, ":queued": {"S": "queued"}},
+                ExpressionAttributeValues={**values, **states},
             )
 
         try:
