@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import Aspects, CfnOutput, Stack
 from constructs import Construct
 
 from infra.constructs.api import ParleyApi
-from infra.constructs.function import ParleyLayers
+from infra.constructs.function import InlineRolePolicies, ParleyLayers
 from infra.constructs.functions import RouteFunctions
 from infra.constructs.queues import ParleyQueues
 from infra.constructs.tables import ParleyTables
@@ -57,4 +57,6 @@ class ApiStack(Stack):
             throttle_burst=burst,
             cors=CorsConfig.from_origins(origins) if origins else None,
         )
+        # CloudFormation allows 500 resources a stack: the functions' grants go inline in their roles
+        Aspects.of(self).add(InlineRolePolicies())
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the Parley API stage")

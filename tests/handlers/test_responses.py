@@ -334,11 +334,18 @@ def test_a_background_response_is_queued_then_generated(api: Api) -> None:
     assert again.status == 400 and "completed" in again.body["error"]["message"]
 
 
-def test_the_handler_runs_a_background_generation_after_answering(api: Api) -> None:
-    reply = api.call("responses_create", {"model": "echo", "input": "soon", "background": True})
+@pytest.mark.parametrize("key", [None, "bg-key-1"])
+def test_the_handler_runs_a_background_generation_after_answering(api: Api, key: str | None) -> None:
+    headers = {"Idempotency-Key": key} if key else None
+    body = {"model": "echo", "input": "soon", "background": True}
+    reply = api.call("responses_create", body, headers=headers)
     assert reply.status == 200 and reply.body["status"] == "queued"
     done = Response.model_validate(retrieve(api, reply.body["id"]).body, strict=True)
     assert done.status == "completed" and done.output_text == "soon"
+    if key:  # a retry with the key answers the same response and starts nothing
+        again = api.call("responses_create", body, headers=headers)
+        replayed = json.loads(again.body) if isinstance(again.body, str) else again.body  # a recorded stream
+        assert again.status == 200 and replayed["id"] == reply.body["id"]
 
 
 def test_cancel_a_queued_background_response(api: Api, seen: list[ModelRequest]) -> None:
