@@ -721,3 +721,19 @@ def test_given_pyproject_dependencies_when_read_then_boto3_is_left_to_the_lambda
     assert "boto3" not in names
     assert {"aws-lambda-powertools", "pydantic", "httpx"} <= set(names)
     assert requirement_name("Foo_Bar[x]>=1; python_version>'3'") == "foo-bar"
+
+
+def test_the_api_stack_stays_under_cloudformations_500_resources_with_grants_inline(synth: Synth) -> None:
+    resources = synth.api["Resources"]
+    assert len(resources) <= 500, f"{len(resources)} resources: CloudFormation refuses a stack over 500"
+    # every function's grants are its role's inline policy (InlineRolePolicies), none a resource of its own
+    assert [k for k, r in resources.items() if r["Type"] == "AWS::IAM::Policy"] == []
+    for function in all_functions():
+        assert role_policy(synth, function)["Properties"]["PolicyDocument"]["Statement"], function
+    # and nothing depends on a resource the template no longer has
+    depends = {
+        d
+        for r in resources.values()
+        for d in ([r["DependsOn"]] if isinstance(r.get("DependsOn"), str) else r.get("DependsOn", []))
+    }
+    assert depends <= resources.keys()
