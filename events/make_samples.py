@@ -28,6 +28,7 @@ BODIES: dict[str, Any] = {
         "default_model": "gpt-4o-mini",
     },
     "providers_update": {"default_model": "gpt-4.1-mini"},
+    "responses_create": {"model": "echo", "input": "Hello, Parley!"},
     "conversations_create": {"title": "Help with billing", "user_id": "user_123", "metadata": {"page": "/billing"}},
     "conversations_update": {"title": "Billing double charge issue"},
     "messages_create": {"content": "Why was I charged twice this month?"},
@@ -90,6 +91,7 @@ PATH_VALUES = {
     "agent_id": f"agt_{SAMPLE_ID}",
     "index_id": f"idx_{SAMPLE_ID}",
     "model_id": "openai-main%2Fgpt-4o-mini",
+    "response_id": f"resp_{SAMPLE_ID}",
 }
 AUTHORIZER = {
     "principalId": "key_01JZ0000000000000000000000",

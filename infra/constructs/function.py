@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+import jsii
+from aws_cdk import Acknowledgment, Duration, IAspect, RemovalPolicy, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -21,6 +22,25 @@ ASSET_EXCLUDE = ["__pycache__", "*.pyc", "*.pyo"]
 def acknowledge(scope: Construct, rule: str, reason: str) -> None:
     """Acknowledge a cdk-nag finding on `scope` and everything under it, with the reason."""
     Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+
+@jsii.implements(IAspect)
+class InlineRolePolicies:
+    """Each ParleyFunction's role gets its grants as an inline policy (the role's `Policies`)
+    instead of a separate AWS::IAM::Policy resource: the same statements on the same role, one
+    CloudFormation resource fewer per function, so the api stack stays under CloudFormation's 500
+    resources per stack. Runs at synthesis, after every grant was made."""
+
+    def visit(self, node: IConstruct) -> None:
+        if not isinstance(node, iam.Role) or not isinstance(node.node.scope, ParleyFunction):
+            return
+        policy = node.node.try_find_child("DefaultPolicy")
+        if not isinstance(policy, iam.Policy):
+            return
+        role = node.node.default_child
+        assert isinstance(role, iam.CfnRole)
+        role.add_property_override("Policies", [{"PolicyName": "parley-function", "PolicyDocument": policy.document}])
+        node.node.try_remove_child("DefaultPolicy")
 
 
 class ParleyLayers(Construct):

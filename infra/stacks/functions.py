@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import Aspects, Stack
 from constructs import Construct
 
-from infra.constructs.function import ParleyLayers
+from infra.constructs.function import InlineRolePolicies, ParleyLayers
 from infra.constructs.functions import RouteFunctions
 from infra.constructs.queues import ParleyQueues
 from infra.constructs.search import ParleySearch
@@ -50,3 +50,5 @@ class FunctionsStack(Stack):
             search=search,
             layers=self.layers,
         )
+        # CloudFormation allows 500 resources a stack: the functions' grants go inline in their roles
+        Aspects.of(self).add(InlineRolePolicies())

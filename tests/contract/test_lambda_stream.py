@@ -1025,3 +1025,33 @@ def test_the_runtime_exits_when_a_body_outlives_its_invocation(runtime: FakeRunt
     (error,) = error_events(chunks)
     assert error["error"]["code"] == "stream_deadline"
     assert b"did not stop by its deadline" in done.stderr
+
+
+def test_work_after_the_response_runs_once_it_is_sent_and_before_the_next_invocation(runtime: FakeRuntime) -> None:
+    # Given a handler that answers at once and leaves work for after its response (a background
+    # response's generation); the second invocation's work fails
+    runtime.invoke(api_event("req-1"), invocation_id="inv-1")
+    runtime.invoke(api_event("req-2"), invocation_id="inv-2")
+    seen: list[tuple[str, bool, bool]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> StreamingResponse:
+        request_id = event["requestContext"]["requestId"]
+
+        def after() -> None:
+            invocation = "inv-1" if request_id == "req-1" else "inv-2"
+            seen.append((request_id, runtime.answered[invocation].is_set(), "inv-2" in runtime.handed_out))
+            if request_id == "req-2":
+                raise RuntimeError("the work after failed")
+
+        response = StreamingResponse(200, {"Content-Type": "application/json"}, iter([b'{"status":"queued"}']))
+        response.after = after
+        return response
+
+    # When the loop serves both
+    serve(runtime, handler, 2)
+
+    # Then each task ran after its response was complete, the first before the next invocation was
+    # asked for; the failure was logged and the loop went on
+    assert seen == [("req-1", True, False), ("req-2", True, True)]
+    assert b"".join(split_body(runtime.responses["inv-1"])[1]) == b'{"status":"queued"}'
+    assert "inv-2" not in runtime.errors

@@ -97,6 +97,7 @@ def test_streaming_routes_document_their_sse_events(route_table: RouteTable, doc
             assert data["$ref"] in (
                 "#/components/schemas/ConversationStreamEvent",
                 "#/components/schemas/CompletionStreamData",
+                "#/components/schemas/ResponsesStreamData",
             )
 
 

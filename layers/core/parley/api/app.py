@@ -32,7 +32,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -44,7 +44,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from parley.api import bodies, idempotency
 from parley.api.errors import as_parley_error, error_response
 from parley.api.observability import log_internal_error, logger, metrics
-from parley.api.streaming import StreamingResponse
+from parley.api.streaming import StreamingResponse, from_proxy_result
 from parley.domain.clock import iso
 from parley.domain.errors import AuthenticationFailed, ParleyError, PayloadTooLarge
 from parley.domain.principal import Principal
@@ -54,6 +54,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 _PERMISSION = "__parley_permission__"
 _OWN_IDEMPOTENCY = "__parley_own_idempotency__"
 _stream: ContextVar[StreamingResponse | None] = ContextVar("parley_stream", default=None)
+_after: ContextVar[Callable[[], None] | None] = ContextVar("parley_after", default=None)
+
+
+def after_response(task: Callable[[], None]) -> None:
+    """Run `task` once the current request's response is sent, in the same invocation (a
+    background response's generation; see parley.api.streaming). Only streaming routes' functions
+    run on a driver that does this (the Lambda adapter, the local server's environments)."""
+    _after.set(task)
 
 
 def requires(permission: str) -> Callable[[F], F]:
@@ -169,10 +177,8 @@ def build_handler(app: ParleyResolver) -> Handler:
         request_id = str((event.get("requestContext") or {}).get("requestId") or "")
         _log_keys(event, request_id)
         result = answer(event, context, request_id)
-        if isinstance(result, StreamingResponse):
-            return StreamingResponse(
-                result.status, result.headers, _then_log(result.body, result.status, started), result.cookies
-            )
+        if isinstance(result, StreamingResponse):  # its `after` (a background task) is kept
+            return replace(result, body=_then_log(result.body, result.status, started))
         _log_outcome(int(result.get("statusCode", 500)), started)
         return result
 
@@ -186,9 +192,9 @@ def build_handler(app: ParleyResolver) -> Handler:
             key = idempotency.key_of(event)
             declared = app.declared_for(str(event.get("httpMethod", "")), str(event.get("resource", "")))
             if key is None or (declared is not None and declared.own_idempotency):
-                return resolve(event, context, request_id)
+                return _resolve(app, event, context, request_id)
             caller = Principal.from_context((event.get("requestContext") or {}).get("authorizer"))
-            return idempotency.run(event, key, caller, lambda: resolve(event, context, request_id))
+            return idempotency.run(event, key, caller, lambda: _resolve(app, event, context, request_id))
         except ParleyError as error:  # a malformed key, a reused key, a request still in progress
             if error.status == 500:
                 log_internal_error(error, request_id)
@@ -196,30 +202,6 @@ def build_handler(app: ParleyResolver) -> Handler:
         except Exception as error:  # noqa: BLE001 - a bug outside the resolver: answered as a logged 500
             log_internal_error(error, request_id)
             return _error_dict(as_parley_error(error), request_id)
-
-    def resolve(event: dict[str, Any], context: Any, request_id: str) -> dict[str, Any] | StreamingResponse:
-        token = _stream.set(None)
-        try:
-            result = app.resolve(event, context)
-            streamed = _stream.get()
-        finally:
-            _stream.reset(token)
-        headers = {**(result.get("headers") or {}), "x-request-id": request_id}
-        cookies: list[str] = []
-        for name, values in (result.pop("multiValueHeaders", None) or {}).items():
-            if name.lower() == "set-cookie":
-                cookies.extend(values)
-            elif values:
-                headers[name] = ", ".join(values)
-        result["headers"] = headers
-        if cookies:
-            result["multiValueHeaders"] = {"Set-Cookie": cookies}
-        if streamed is not None:
-            return StreamingResponse(
-                result["statusCode"], {**headers, **streamed.headers}, _then_flush(streamed.body), cookies
-            )
-        _flush_metrics()
-        return result
 
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any] | StreamingResponse:
         nonlocal instrumented
@@ -232,6 +214,39 @@ def build_handler(app: ParleyResolver) -> Handler:
         return instrumented(event, context)
 
     return lambda_handler
+
+
+def _resolve(
+    app: ParleyResolver, event: dict[str, Any], context: Any, request_id: str
+) -> dict[str, Any] | StreamingResponse:
+    """The resolver's answer with Parley's headers; a streamed (or after-task) answer as a StreamingResponse."""
+    token, after_token = _stream.set(None), _after.set(None)
+    try:
+        result = app.resolve(event, context)
+        streamed, after = _stream.get(), _after.get()
+    finally:
+        _stream.reset(token)
+        _after.reset(after_token)
+    headers = {**(result.get("headers") or {}), "x-request-id": request_id}
+    cookies: list[str] = []
+    for name, values in (result.pop("multiValueHeaders", None) or {}).items():
+        if name.lower() == "set-cookie":
+            cookies.extend(values)
+        elif values:
+            headers[name] = ", ".join(values)
+    result["headers"] = headers
+    if cookies:
+        result["multiValueHeaders"] = {"Set-Cookie": cookies}
+    if streamed is not None:
+        return StreamingResponse(
+            result["statusCode"], {**headers, **streamed.headers}, _then_flush(streamed.body), cookies, after
+        )
+    _flush_metrics()
+    if after is not None:  # answered as a (one chunk) stream, so the driver runs `after` once it is sent
+        answered = from_proxy_result(result)
+        answered.after = after
+        return answered
+    return result
 
 
 def _log_keys(event: Mapping[str, Any], request_id: str) -> None:

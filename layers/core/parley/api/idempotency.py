@@ -83,7 +83,11 @@ def run(
         raise
     if isinstance(result, StreamingResponse):
         return StreamingResponse(
-            result.status, result.headers, _recording(result, store, record_id, request_hash), result.cookies
+            result.status,
+            result.headers,
+            _recording(result, store, record_id, request_hash),
+            result.cookies,
+            result.after,  # a replay answers the recorded body and runs nothing again
         )
     if int(result.get("statusCode", 500)) in TRANSIENT:
         store.release(record_id)

@@ -4,14 +4,18 @@ Lambda runtime adapter and the local server, so both behave the same way:
 - the first chunk is produced before anything is sent, so an error raised before the first
   byte becomes an ordinary JSON error response with its own status;
 - a failure after the first byte becomes an SSE `error` event at the end of the stream
-  (the Lambda adapter adds the runtime's error trailers after it).
+  (the Lambda adapter adds the runtime's error trailers after it);
+- `after` (a background response's generation) runs once the response is complete and sent, in
+  the same invocation: on Lambda before the runtime asks for the next invocation (the execution
+  environment is not frozen until then; the function's timeout bounds it), locally before the
+  environment takes another request. `run_after` is what both drivers call.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +50,17 @@ class StreamingResponse:
     headers: dict[str, str]
     body: Iterator[bytes]
     cookies: list[str] = field(default_factory=list)
+    after: Callable[[], None] | None = None  # run once the response is sent (see the module's docstring)
+
+
+def run_after(response: StreamingResponse, request_id: str | None) -> None:
+    """Run the response's `after` task, if any; a failure is logged (the response was sent)."""
+    if response.after is None:
+        return
+    try:
+        response.after()
+    except Exception as exc:  # noqa: BLE001 - nobody is left to answer: logged with its request id
+        log_internal_error(exc, request_id, "the work after the response failed")
 
 
 def from_proxy_result(result: dict[str, Any] | StreamingResponse) -> StreamingResponse:
@@ -64,13 +79,15 @@ def from_proxy_result(result: dict[str, Any] | StreamingResponse) -> StreamingRe
     return StreamingResponse(int(result.get("statusCode", 200)), headers, iter([body] if body else []), cookies)
 
 
-def error_stream(error: Exception, request_id: str | None) -> StreamingResponse:
+def error_stream(
+    error: Exception, request_id: str | None, after: Callable[[], None] | None = None
+) -> StreamingResponse:
     """The JSON error response for an error raised before the first byte."""
     parley_error = as_parley_error(error)
     if parley_error.status == 500:
         log_internal_error(error, request_id, "internal error before the first byte")
     status, headers, body = error_response(parley_error, request_id)
-    return StreamingResponse(status, headers, iter([body]))
+    return StreamingResponse(status, headers, iter([body]), after=after)
 
 
 def prime(response: StreamingResponse, request_id: str | None) -> StreamingResponse:
@@ -78,10 +95,12 @@ def prime(response: StreamingResponse, request_id: str | None) -> StreamingRespo
     try:
         first = next(response.body)
     except StopIteration:
-        return StreamingResponse(response.status, response.headers, iter(()), response.cookies)
+        return StreamingResponse(response.status, response.headers, iter(()), response.cookies, response.after)
     except Exception as exc:  # noqa: BLE001 - becomes the error response
-        return error_stream(exc, request_id)
-    return StreamingResponse(response.status, response.headers, resume(first, response.body), response.cookies)
+        return error_stream(exc, request_id, response.after)
+    return StreamingResponse(
+        response.status, response.headers, resume(first, response.body), response.cookies, response.after
+    )
 
 
 def error_event(error: Exception, request_id: str | None) -> bytes:

@@ -26,6 +26,7 @@ PREFIXES = frozenset(
         "evt",
         "req",
         "chatcmpl",
+        "resp",
     }
 )
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32

@@ -17,7 +17,9 @@ Protocol on each environment's pipe (pickled tuples):
   parent -> child: ("invoke", event, request_id, timeout_s) | ("cancel",) | ("stop",)
   child -> parent: ("ready", init_ms) | ("init_error", text)
                    ("result", proxy_dict) | ("error", type, message)
-                   ("head", status, headers, cookies), ("chunk", bytes)..., ("end",)
+                   ("head", status, headers, cookies), ("chunk", bytes)..., ("end", working)
+                   and, when `working` (the response's `after` task runs, see parley.api.streaming),
+                   ("idle",) once it is done: only then does the environment take another invocation
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ def _environment_main(conn: Any, function: str, handler_path: str, env: Mapping[
 def _invoke(
     conn: Any, handler: Callable[..., Any], function: str, event: Any, request_id: str, timeout_s: float
 ) -> None:
-    from parley.api.streaming import StreamingResponse, error_event, prime  # noqa: PLC0415
+    from parley.api.streaming import StreamingResponse, error_event, prime, run_after  # noqa: PLC0415
 
     context = FakeLambdaContext(function, request_id, deadline=time.monotonic() + timeout_s)
     try:
@@ -162,7 +164,13 @@ def _invoke(
         close = getattr(primed.body, "close", None)
         if close is not None:
             close()
-    conn.send(("end",))
+    # with work left for after the response (a background response), the server learns that the
+    # response is complete ("end", True) and takes this environment back only at "idle", as Lambda
+    # gives an environment no invocation before its runtime asks for the next
+    conn.send(("end", primed.after is not None))
+    if primed.after is not None:
+        run_after(primed, request_id)
+        conn.send(("idle",))
 
 
 # The server side
@@ -219,11 +227,12 @@ class Environment:
         """The stream's chunks until "end"; `on_done(healthy)` hands the environment back.
         Closed early (the client left), it asks the function to stop and drains what is in flight."""
         healthy = False
+        working = False  # the function still works after its response ("end", True): wait for "idle"
         try:
             while True:
                 message = self._receive(deadline - time.monotonic())
                 if message[0] == "end":
-                    healthy = True
+                    healthy, working = True, bool(message[1:] and message[1])
                     return
                 yield message[1]
         except GeneratorExit:
@@ -232,13 +241,33 @@ class Environment:
         except InvocationTimeout:
             log.warning("%s: stream cut at its deadline (API Gateway allows a stream 15 minutes)", self.function)
         finally:
-            on_done(healthy)
+            if working:
+                threading.Thread(
+                    target=self._until_idle, args=(deadline, on_done), name=f"parley-after-{self.function}", daemon=True
+                ).start()
+            else:
+                on_done(healthy)
+
+    def _until_idle(self, deadline: float, on_done: Callable[[bool], None]) -> None:
+        """Hand the environment back once its work after the response is done (killed at the
+        invocation's deadline, as Lambda's timeout would)."""
+        try:
+            while self._receive(deadline - time.monotonic())[0] != "idle":
+                pass
+        except (FunctionError, InvocationTimeout):
+            log.warning("%s: the work after a response did not finish by the deadline", self.function)
+            on_done(False)
+            return
+        on_done(True)
 
     def _cancel(self, deadline: float) -> bool:
         try:
             self.conn.send(("cancel",))
-            while self._receive(min(deadline - time.monotonic(), 30.0))[0] != "end":
+            while (message := self._receive(min(deadline - time.monotonic(), 30.0)))[0] != "end":
                 pass
+            if message[1:] and message[1]:  # work after the response: the environment is free at "idle"
+                while self._receive(deadline - time.monotonic())[0] != "idle":
+                    pass
         except (FunctionError, InvocationTimeout, OSError):
             return False
         return True

@@ -62,6 +62,7 @@ from parley.api.streaming import (
     error_event,
     from_proxy_result,
     prime,
+    run_after,
 )
 
 log = logging.getLogger(__name__)
@@ -523,9 +524,15 @@ def _invoke(client: RuntimeClient, handler: Handler, invocation: Invocation, tim
             _close(primed.body)
         client.post_invocation_error(invocation.request_id, exc)
         return
-    client.stream_response(
-        invocation.request_id, head, primed.body, request_id, deadline, timing, pings=_is_event_stream(primed)
-    )
+    try:
+        client.stream_response(
+            invocation.request_id, head, primed.body, request_id, deadline, timing, pings=_is_event_stream(primed)
+        )
+    finally:
+        # the response is sent (or its connection lost: what it started is stored either way): work
+        # the handler left for after it (a background response) runs now, before the next /next
+        # (Lambda freezes the environment only then)
+        run_after(primed, request_id)
 
 
 def _is_event_stream(response: StreamingResponse) -> bool:

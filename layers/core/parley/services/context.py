@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,8 +154,14 @@ def build(
     request_id: str = "",
     summarize: bool = True,
     store: ConversationStore | None = None,
+    new_turns: Sequence[tuple[Turn, ChatMessage]] | None = None,
 ) -> Built:
-    """The window for a call with `new_content` as the new user message (None: a preview)."""
+    """The window for a call with `new_content` as the new user message (None: a preview).
+
+    `new_turns` (a Responses call's input items, not stored yet, at seqs from next_seq on): they
+    follow the window instead of one user message, and `new_content` only counts their tokens;
+    the window's tool calls and the new turns' results are paired up together (`coherent`), each
+    new user turn sent as its own message (with its image parts)."""
     store = store or lifecycle.store()
     settings = settings_for(record, model)
     project, conversation_id = principal.project_id, record.id
@@ -210,6 +217,11 @@ def build(
         messages += [ChatMessage(role=t.role, content=t.content) for t in thread.turns]  # type: ignore[arg-type]
     if window.summary is not None:
         messages.append(ChatMessage(role="system", content=SUMMARY_PREFIX + window.summary.text))
+    if new_turns is not None:
+        sent = {turn.seq: message for turn, message in new_turns}
+        kept = coherent([*window.turns, *(turn for turn, _ in new_turns)])
+        messages += [sent[t.seq] if t.role == "user" and t.seq in sent else chat_message(t) for t in kept]
+        return Built(window, messages, new_tokens, len(hidden), hidden_tokens, summary, version, thread)
     messages += [chat_message(t) for t in coherent(window.turns)]
     if new_content is not None:
         messages.append(ChatMessage(role="user", content=new_content))

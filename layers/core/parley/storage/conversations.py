@@ -479,6 +479,7 @@ class ConversationStore:
         send_key: SendKeyRecord | None = None,
         token: str | None = None,
         statuses: tuple[str, ...] = ("active",),
+        extra: list[dict[str, Any]] | None = None,
     ) -> None:
         """Write `messages` (at their seqs, from the conversation's next_seq on; a `pending` one
         joins the sparse pending index) and apply `changes` to the conversation item, if it is
@@ -490,7 +491,8 @@ class ConversationStore:
         twice. The cancellation reasons decide what a failure means: the conversation moved
         (StaleConversation: re-read and retry), the key was claimed first (DuplicateSend), a
         conflicting transaction (StaleConversation, after a backoff), throttling (503), an item
-        over DynamoDB's limit (413)."""
+        over DynamoDB's limit (413). `extra`: items put in the conversations table in the same
+        transaction, each only if it does not exist yet (a response's record)."""
         project, conversation_id = conversation.project_id, conversation.id
         pk = _pk(project, conversation_id)
         if messages:
@@ -552,6 +554,16 @@ class ConversationStore:
                 }
             }
             for m in messages
+        ]
+        writes += [
+            {
+                "Put": {
+                    "TableName": self.conversations,
+                    "Item": to_item(item),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for item in extra or ()
         ]
         request: dict[str, Any] = {"TransactItems": writes}
         if token is not None:
