@@ -136,6 +136,8 @@ def request_for(api: Api, route: Route, caller: Principal) -> Any:
         return api.call(
             "messages_create", {"content": "hi"}, path={"conversation_id": conversation["id"]}, principal=caller
         )
+    if route.function == "responses_create":
+        return api.call("responses_create", {"model": "echo", "input": "hi"}, principal=caller)
     if route.function == "indexes_create":
         return api.call("indexes_create", {"name": "kb", "embedding_model": "local"}, principal=caller)
     if route.function in ("index_documents_create", "index_query"):
@@ -157,6 +159,7 @@ def test_a_project_over_its_budget_gets_budget_exceeded_on_every_model_calling_r
         "chats_complete",
         "messages_create",
         "embeddings_create",
+        "responses_create",
         "indexes_create",
         "index_documents_create",
         "index_query",

@@ -187,13 +187,12 @@ def test_exactly_the_functions_with_search_may_call_the_collection_and_know_its_
     logical, _ = collection(synth)
     arn_export = export_of(synth, logical, "Arn")
     endpoint_export = export_of(synth, logical, "CollectionEndpoint")
-    policies = by_path(template, "AWS::IAM::Policy")
     functions = functions_of(template, prefix)
     assert users <= functions.keys()
     for name, (_, function) in functions.items():
         variables = function["Properties"]["Environment"]["Variables"]
-        policy = policies.get(f"{prefix}{name}/Role/DefaultPolicy/Resource")
-        found = _aoss_statements(policy[1]) if policy else []
+        policy = grant_policy(template, prefix, name)
+        found = _aoss_statements(policy) if policy else []
         if name not in users:
             assert "PARLEY_SEARCH_ENDPOINT" not in variables, name
             assert found == [], name
@@ -202,6 +201,20 @@ def test_exactly_the_functions_with_search_may_call_the_collection_and_know_its_
         (statement,) = found
         assert _actions(statement) == {"aoss:APIAccessAll"}, name
         assert imports(statement["Resource"]) == {arn_export}, name
+
+
+def grant_policy(template: dict[str, Any], prefix: str, name: str) -> dict[str, Any] | None:
+    """A function's grants, as a policy resource: its role's DefaultPolicy, or (the functions stack,
+    infra.constructs.function.InlineRolePolicies) the role's inline policies."""
+    found = by_path(template, "AWS::IAM::Policy").get(f"{prefix}{name}/Role/DefaultPolicy/Resource")
+    if found:
+        return dict(found[1])
+    role = by_path(template, "AWS::IAM::Role").get(f"{prefix}{name}/Role/Resource")
+    inline = (role[1]["Properties"].get("Policies") if role else None) or []
+    if not inline:
+        return None
+    merged = [statement for policy in inline for statement in policy["PolicyDocument"]["Statement"]]
+    return {"Properties": {"PolicyDocument": {"Statement": merged}}}
 
 
 # --- the ingest queue -----------------------------------------------------------------------------
@@ -233,11 +246,10 @@ def test_exactly_the_functions_with_ingest_may_send_to_the_ingest_queue(synth: S
     queue_id = by_path(synth.search, "AWS::SQS::Queue")["Search/IngestQueue/Resource"][0]
     arn_export = export_of(synth, queue_id, "Arn")
     functions = functions_of(template, prefix)
-    policies = by_path(template, "AWS::IAM::Policy")
     for name, (_, function) in functions.items():
         variables = function["Properties"]["Environment"]["Variables"]
-        policy = policies.get(f"{prefix}{name}/Role/DefaultPolicy/Resource")
-        reaching = [s for s in (statements(policy[1]) if policy else []) if arn_export in imports(s["Resource"])]
+        policy = grant_policy(template, prefix, name)
+        reaching = [s for s in (statements(policy) if policy else []) if arn_export in imports(s["Resource"])]
         sends = [s for s in reaching if "sqs:SendMessage" in _actions(s)]
         if name in senders:
             assert sends, name

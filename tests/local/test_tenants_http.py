@@ -101,6 +101,8 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
         index = a.post("/v1/indexes", json={"name": "A's index", "embedding_model": "local"}).json()["id"]
         indexed = a.post(f"/v1/indexes/{index}/documents", json={"document_id": document})
         assert indexed.status_code == 201, indexed.text
+        response = a.post("/v1/responses", json={"model": "echo", "input": "A's question"})
+        assert response.status_code == 200, response.text
         # a model only A's provider serves (B's project has no provider of that name)
         a_model = "a-echo%2Fecho"
         assert a.get(f"/v1/models/{a_model}").status_code == 200
@@ -116,6 +118,7 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
         "agent_id": agent,
         "index_id": index,
         "model_id": a_model,
+        "response_id": response.json()["id"],
     }
 
     checked = []
