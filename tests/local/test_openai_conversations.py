@@ -199,3 +199,21 @@ def test_every_route_the_sdk_knows_answers_under_the_openai_base_url(server: Ser
     sdk.responses.delete(response.id)
     with pytest.raises(openai.NotFoundError):
         sdk.responses.retrieve(response.id)
+
+
+def test_a_browsers_requests_get_cors_headers_streamed_or_not_and_on_gateway_errors(server: Server) -> None:
+    origin = {"Origin": "https://app.example", "Authorization": f"Bearer {server.key}"}
+    url = f"{server.url}/openai/v1/responses"
+    preflight = httpx.options(
+        url, headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}, timeout=10
+    )
+    assert preflight.status_code == 204 and "Authorization" in preflight.headers["access-control-allow-headers"]
+    plain = httpx.post(url, json={"model": "echo", "input": "Hi"}, headers=origin, timeout=30)
+    assert plain.status_code == 200 and plain.headers["access-control-allow-origin"] == "*"
+    with httpx.stream(
+        "POST", url, json={"model": "echo", "input": "Hi", "stream": True}, headers=origin, timeout=30
+    ) as streamed:
+        assert streamed.headers["access-control-allow-origin"] == "*"
+        assert "response.completed" in streamed.read().decode()
+    refused = httpx.get(f"{server.url}/openai/v1/models", headers={"Origin": "https://app.example"}, timeout=10)
+    assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == "*"
