@@ -18,7 +18,7 @@ STAGE ?= prod
 CDK_CLI := $(NODE_DIR)/node_modules/aws-cdk/bin/cdk
 CDK := $(CDK_CLI) --app "$(BIN)/python infra/app.py" -c stage=$(STAGE)
 
-.PHONY: install serve test lint types unit synth layers bench bench-cost smoke clean node openapi deploy diff destroy cdk-cli not-prod
+.PHONY: install serve test lint types unit synth layers bench bench-cost smoke clean node node-clients openapi deploy diff destroy cdk-cli not-prod
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ $(NODE_BIN)/node:
 	npm install --silent --no-audit --no-fund --prefix $(NODE_DIR) node@22 >/dev/null
 
 node: $(NODE_BIN)/node
+
+# Node clients nobody here wrote (the Vercel AI SDK), pinned in tests/node/package.json, for the
+# acceptance tests run from pytest (tests/local/test_vercel_ai_sdk.py installs them too on first use).
+node-clients: node
+	@mkdir -p .tools/node-clients
+	cp tests/node/package.json .tools/node-clients/package.json
+	cd .tools/node-clients && npm install --silent --no-audit --no-fund --no-package-lock >/dev/null
 
 serve: install
 	$(BIN)/python -m parley.runtime.local $(ARGS)

@@ -5,6 +5,7 @@ Each route names the directory under functions/ whose handler.py serves it; a te
 that every handler registers exactly the routes the table gives it, with the same permission.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 from parley.api.routing import Consumer, Route, RouteTable, Scheduled
@@ -835,6 +836,98 @@ CONSUMERS = (
         description="A scheduled webhook attempt: signed POST, recorded, retried on its schedule.",
     ),
 )
+
+
+# OpenAI's surface under /openai/v1, so OpenAI(base_url=".../openai/v1") finds every route it knows
+# in OpenAI's shapes: the routes Parley shares with OpenAI, served by the same functions (a route
+# more each, no function more), and OpenAI's Conversations API (one function) over Parley's
+# conversations. /v1/... stays Parley's native API.
+OPENAI_SHARED = (
+    ("POST", "/v1/chat/completions"),
+    ("GET", "/v1/models"),
+    ("GET", "/v1/models/{model_id}"),
+    ("POST", "/v1/responses"),
+    ("GET", "/v1/responses/{response_id}"),
+    ("DELETE", "/v1/responses/{response_id}"),
+    ("GET", "/v1/responses/{response_id}/input_items"),
+    ("POST", "/v1/responses/{response_id}/cancel"),
+    ("POST", "/v1/embeddings"),
+)
+OPENAI_CONVERSATIONS = ("conversations", "messages")
+OPENAI_ROUTES = (
+    *(
+        replace(route, path="/openai" + route.path, description=f"{route.description} (OpenAI's base URL /openai/v1.)")
+        for shared in OPENAI_SHARED
+        for route in ROUTES
+        if (route.method, route.path) == shared
+    ),
+    Route(
+        "POST",
+        "/openai/v1/conversations",
+        "openai_conversations",
+        "conversations:CreateConversation",
+        resources=OPENAI_CONVERSATIONS,
+        description="OpenAI's Conversations API: create a conversation (a Parley conversation) with up to 20 items.",
+    ),
+    Route(
+        "GET",
+        "/openai/v1/conversations/{conversation_id}",
+        "openai_conversations",
+        "conversations:GetConversation",
+        resources=OPENAI_CONVERSATIONS,
+        description="A conversation, as OpenAI answers it (any Parley conversation).",
+    ),
+    Route(
+        "POST",
+        "/openai/v1/conversations/{conversation_id}",
+        "openai_conversations",
+        "conversations:UpdateConversation",
+        resources=OPENAI_CONVERSATIONS,
+        description="Replace a conversation's metadata.",
+    ),
+    Route(
+        "DELETE",
+        "/openai/v1/conversations/{conversation_id}",
+        "openai_conversations",
+        "conversations:DeleteConversation",
+        resources=OPENAI_CONVERSATIONS,
+        description="Delete a conversation with its messages (as DELETE /v1/conversations/{conversation_id}).",
+    ),
+    Route(
+        "GET",
+        "/openai/v1/conversations/{conversation_id}/items",
+        "openai_conversations",
+        "conversations:ListMessages",
+        resources=OPENAI_CONVERSATIONS,
+        description="A conversation's items (its messages), OpenAI's list (after, limit, order desc by default).",
+    ),
+    Route(
+        "POST",
+        "/openai/v1/conversations/{conversation_id}/items",
+        "openai_conversations",
+        "conversations:CreateItems",
+        resources=OPENAI_CONVERSATIONS,
+        description="Append up to 20 items (messages, function calls and outputs) without a model call.",
+    ),
+    Route(
+        "GET",
+        "/openai/v1/conversations/{conversation_id}/items/{item_id}",
+        "openai_conversations",
+        "conversations:ListMessages",
+        resources=OPENAI_CONVERSATIONS,
+        description="One item of a conversation.",
+    ),
+    Route(
+        "DELETE",
+        "/openai/v1/conversations/{conversation_id}/items/{item_id}",
+        "openai_conversations",
+        "conversations:DeleteItem",
+        resources=OPENAI_CONVERSATIONS,
+        description="Delete the message an item is; answers the conversation.",
+    ),
+)
+assert len(OPENAI_ROUTES) == len(OPENAI_SHARED) + 8, "a shared route is missing from ROUTES"
+ROUTES = (*ROUTES, *OPENAI_ROUTES)
 
 TABLE = RouteTable(
     routes=ROUTES,

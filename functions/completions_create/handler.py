@@ -44,4 +44,10 @@ def _create(request: ChatCompletionRequest) -> Response[str]:
     return Response(200, "application/json", completion.model_dump_json(), headers=headers)
 
 
+@app.post("/openai/v1/chat/completions", responses=RESPONSES)  # OpenAI's base URL .../openai/v1
+@requires("completions:CreateChatCompletion")
+def openai_create_chat_completion(request: ChatCompletionRequest) -> Response[str]:
+    return _create(request)
+
+
 lambda_handler = build_handler(app)

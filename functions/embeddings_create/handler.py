@@ -27,4 +27,10 @@ def create_embeddings(request: EmbeddingCreate) -> Response[str]:
     return Response(200, "application/json", body, headers=ratelimits.headers(context.quota))
 
 
+@app.post("/openai/v1/embeddings", responses=CREATED)  # OpenAI's base URL .../openai/v1
+@requires("embeddings:CreateEmbedding")
+def openai_create_embeddings(request: EmbeddingCreate) -> Response[str]:
+    return create_embeddings(request)
+
+
 lambda_handler = build_handler(app)

@@ -21,4 +21,10 @@ def get_chat_model(chat_id: str, model_id: str) -> Model:
     return models.get_chat_model(principal(app), chat_id, model_id)
 
 
+@app.get("/openai/v1/models/<model_id>")  # OpenAI's base URL .../openai/v1
+@requires("models:GetModel")
+def openai_get_model(model_id: str) -> Model:
+    return models.get_model(principal(app), model_id)
+
+
 lambda_handler = build_handler(app)

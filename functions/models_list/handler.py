@@ -20,4 +20,10 @@ def list_chat_models(chat_id: str) -> ModelList:
     return models.list_chat_models(principal(app), chat_id)
 
 
+@app.get("/openai/v1/models")  # OpenAI's base URL .../openai/v1
+@requires("models:ListModels")
+def openai_list_models() -> ModelList:
+    return models.list_models(principal(app))
+
+
 lambda_handler = build_handler(app)

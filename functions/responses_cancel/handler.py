@@ -15,4 +15,10 @@ def cancel_response(response_id: str) -> ResponseObject:
     return responses.cancel(principal(app), response_id)
 
 
+@app.post("/openai/v1/responses/<response_id>/cancel")  # OpenAI's base URL .../openai/v1
+@requires("responses:CancelResponse")
+def openai_cancel_response(response_id: str) -> ResponseObject:
+    return responses.cancel(principal(app), response_id)
+
+
 lambda_handler = build_handler(app)

@@ -43,4 +43,10 @@ def create_response(body: ResponseCreate) -> Response[str]:
     return Response(200, "application/json", created.model_dump_json(), headers=headers)
 
 
+@app.post("/openai/v1/responses", responses=RESPONSES)  # OpenAI's base URL .../openai/v1
+@requires("responses:CreateResponse")
+def openai_create_response(body: ResponseCreate) -> Response[str]:
+    return create_response(body)
+
+
 lambda_handler = build_handler(app)

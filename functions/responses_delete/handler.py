@@ -14,4 +14,10 @@ def delete_response(response_id: str) -> ResponseDeleted:
     return responses.delete(principal(app), response_id)
 
 
+@app.delete("/openai/v1/responses/<response_id>")  # OpenAI's base URL .../openai/v1
+@requires("responses:DeleteResponse")
+def openai_delete_response(response_id: str) -> ResponseDeleted:
+    return responses.delete(principal(app), response_id)
+
+
 lambda_handler = build_handler(app)

@@ -13,4 +13,10 @@ def get_response(response_id: str) -> ResponseObject:
     return responses.retrieve(principal(app), response_id)
 
 
+@app.get("/openai/v1/responses/<response_id>")  # OpenAI's base URL .../openai/v1
+@requires("responses:GetResponse")
+def openai_get_response(response_id: str) -> ResponseObject:
+    return responses.retrieve(principal(app), response_id)
+
+
 lambda_handler = build_handler(app)

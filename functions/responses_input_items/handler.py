@@ -24,4 +24,16 @@ def list_input_items(
     return responses.input_items(principal(app), response_id, limit=limit, order=order, after=after)
 
 
+@app.get("/openai/v1/responses/<response_id>/input_items")  # OpenAI's base URL .../openai/v1
+@requires("responses:ListInputItems")
+def openai_list_input_items(
+    response_id: str,
+    after: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+    include: Annotated[list[str] | None, Query()] = None,
+) -> InputItemList:
+    return responses.input_items(principal(app), response_id, limit=limit, order=order, after=after)
+
+
 lambda_handler = build_handler(app)

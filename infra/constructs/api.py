@@ -61,6 +61,26 @@ def preflight_options(cors: CorsConfig | None) -> apigw.CorsOptions | None:
     )
 
 
+def gateway_cors_headers(cors: CorsConfig | None) -> dict[str, str] | None:
+    """The CORS headers of API Gateway's own answers (its 4xx/5xx gateway responses: a refused
+    key, throttling, a timeout), so a browser can read them: the one allowed origin (or "*") as it
+    is; with several, the request's Origin echoed (a gateway response carries no caller data)."""
+    if cors is None or not cors.enabled:
+        return None
+    several = len(cors.allow_origins) > 1 and "*" not in cors.allow_origins
+    if several:
+        origin = "method.request.header.Origin"
+    else:
+        origin = "'*'" if "*" in cors.allow_origins else f"'{cors.allow_origins[0]}'"
+    headers = {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Expose-Headers": "'" + ",".join(cors.expose_headers) + "'",
+    }
+    if origin != "'*'":
+        headers["Vary"] = "'Origin'"
+    return headers
+
+
 class ParleyApi(Construct):
     def __init__(
         self,
@@ -122,6 +142,7 @@ class ParleyApi(Construct):
                 type=apigw.ResponseType.of(error.response_type),
                 status_code=str(error.status),
                 templates={"application/json": error.template()},
+                response_headers=gateway_cors_headers(cors),
             )
         # The functions live in the functions stack; their imports here (one per function) give
         # API Gateway's invoke permissions to this stack, next to the API they name, so the

@@ -27,6 +27,7 @@ from infra.constructs.resources import (  # re-exported: the events stack and th
 from infra.constructs.search import ParleySearch, ParleySearchAccess
 from infra.constructs.tables import ACCESS_ACTIONS, ParleyTables, pascal_case
 from infra.stages import Stage
+from parley.api.cors import CorsConfig
 from parley.api.routing import Route, RouteTable
 
 __all__ = [
@@ -129,7 +130,7 @@ def function_group(plan: FunctionPlan) -> str:
     return "streaming" if plan.streaming else "api"
 
 
-def base_environment(stage: str, *, log_content: bool = False) -> dict[str, str]:
+def base_environment(stage: str, *, log_content: bool = False, cors: CorsConfig | None = None) -> dict[str, str]:
     environment = {
         "PARLEY_STAGE": stage,
         "POWERTOOLS_SERVICE_NAME": "parley",
@@ -140,6 +141,8 @@ def base_environment(stage: str, *, log_content: bool = False) -> dict[str, str]
     }
     if log_content:  # request bodies in the logs, for debugging a stage (never the headers, never keys)
         environment["PARLEY_LOG_CONTENT"] = "true"
+    if cors is not None and cors.enabled:  # the origins a browser's actual requests are answered for
+        environment["PARLEY_CORS_ALLOW_ORIGINS"] = ",".join(cors.allow_origins)
     return environment
 
 
@@ -164,7 +167,11 @@ class RouteFunctions(Construct):
         super().__init__(scope, construct_id)
         config, stage_name = stage, stage.name
         log_retention = config.log_retention
-        environment_base = base_environment(stage_name, log_content=config.log_content)
+        # the same context as the api stack's preflight (cors_allow_origins): the functions add the
+        # CORS headers of the actual requests, which API Gateway's proxy integrations do not
+        origins = self.node.try_get_context("cors_allow_origins")
+        cors = CorsConfig.from_origins(origins) if origins else None
+        environment_base = base_environment(stage_name, log_content=config.log_content, cors=cors)
         self.search_access = ParleySearchAccess(self, "SearchAccess", search=search, suffix="fn")
         self.kinds: ResourceKinds = shared_kinds(
             stage=stage_name, tables=tables, queues=queues, search=search, search_access=self.search_access

@@ -142,6 +142,13 @@ MAKERS: dict[str, Callable[[World], str]] = {
             "tools": [{"type": "http", "name": "lookup", "url": "http://127.0.0.1:9/tool"}],
         },
     ),
+    "item_id": lambda w: str(
+        w.admin_call(
+            "POST",
+            "/openai/v1/conversations/{conversation_id}/items",
+            {"items": [{"type": "message", "role": "user", "content": "Hello!"}]},
+        ).body["data"][0]["id"]
+    ),
 }
 
 
@@ -303,7 +310,37 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("DELETE", f"{INDEX}/documents/{{document_id}}"): Recipe(prepare=with_an_index_document),
     ("POST", f"{INDEX}/query"): Recipe({"query": "refund window", "top_k": 3}, prepare=with_an_index_document),
     ("GET", "/v1/search/messages"): Recipe(query={"q": "hello", "limit": "5"}),
+    # OpenAI's Conversations API under /openai/v1
+    ("POST", "/openai/v1/conversations"): Recipe(
+        {"metadata": {"topic": "billing"}, "items": [{"type": "message", "role": "user", "content": "Hi"}]}
+    ),
+    ("GET", "/openai/v1/conversations/{conversation_id}"): Recipe(),
+    ("POST", "/openai/v1/conversations/{conversation_id}"): Recipe({"metadata": {"topic": "refunds"}}),
+    ("DELETE", "/openai/v1/conversations/{conversation_id}"): Recipe(),
+    ("GET", "/openai/v1/conversations/{conversation_id}/items"): Recipe(query={"order": "asc", "limit": "5"}),
+    ("POST", "/openai/v1/conversations/{conversation_id}/items"): Recipe(
+        {"items": [{"type": "message", "role": "user", "content": "Hello again"}]}
+    ),
+    ("GET", "/openai/v1/conversations/{conversation_id}/items/{item_id}"): Recipe(),
+    ("DELETE", "/openai/v1/conversations/{conversation_id}/items/{item_id}"): Recipe(),
 }
+# the routes OpenAI's surface shares with Parley's, under /openai/v1: the same requests
+RECIPES.update(
+    {
+        (method, "/openai" + path): RECIPES[(method, path)]
+        for method, path in (
+            ("POST", "/v1/chat/completions"),
+            ("GET", "/v1/models"),
+            ("GET", "/v1/models/{model_id}"),
+            ("POST", "/v1/responses"),
+            ("GET", "/v1/responses/{response_id}"),
+            ("DELETE", "/v1/responses/{response_id}"),
+            ("GET", "/v1/responses/{response_id}/input_items"),
+            ("POST", "/v1/responses/{response_id}/cancel"),
+            ("POST", "/v1/embeddings"),
+        )
+    }
+)
 
 
 def route_of(method: str, path: str) -> Route:

@@ -54,6 +54,9 @@ class Settings:
     # PARLEY_LOG_CONTENT: log request bodies (message content) for debugging a stage; never on by
     # default, and never the headers (API keys) even when on
     log_content: bool = False
+    # Browser origins whose requests the functions answer with CORS headers (comma-separated, "*"
+    # any); empty: none. CDK sets it from the context cors_allow_origins, as API Gateway's preflight.
+    cors_allow_origins: str = ""
 
     @property
     def local(self) -> bool:
@@ -92,6 +95,7 @@ class Settings:
             search_index_prefix=env.get("PARLEY_SEARCH_INDEX_PREFIX", defaults.search_index_prefix),
             search_dimension=_int(env, "PARLEY_SEARCH_DIMENSION", defaults.search_dimension, minimum=1),
             log_content=env.get("PARLEY_LOG_CONTENT", "").strip().lower() in {"1", "true", "yes", "on"},
+            cors_allow_origins=env.get("PARLEY_CORS_ALLOW_ORIGINS", defaults.cors_allow_origins),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -42,6 +42,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.logging import correlation_paths
 
 from parley.api import bodies, idempotency
+from parley.api.cors import CorsConfig
 from parley.api.errors import as_parley_error, error_response
 from parley.api.observability import log_internal_error, logger, metrics
 from parley.api.streaming import StreamingResponse, from_proxy_result
@@ -176,7 +177,7 @@ def build_handler(app: ParleyResolver) -> Handler:
         started = time.monotonic()
         request_id = str((event.get("requestContext") or {}).get("requestId") or "")
         _log_keys(event, request_id)
-        result = answer(event, context, request_id)
+        result = _with_cors(answer(event, context, request_id), event)
         if isinstance(result, StreamingResponse):  # its `after` (a background task) is kept
             return replace(result, body=_then_log(result.body, result.status, started))
         _log_outcome(int(result.get("statusCode", 500)), started)
@@ -246,6 +247,26 @@ def _resolve(
         answered = from_proxy_result(result)
         answered.after = after
         return answered
+    return result
+
+
+def _with_cors(
+    result: dict[str, Any] | StreamingResponse, event: Mapping[str, Any]
+) -> dict[str, Any] | StreamingResponse:
+    """A browser's actual request (not the preflight, which API Gateway answers) gets its CORS
+    headers here, on every answer of the function, streamed or not, errors too: API Gateway's
+    proxy integrations pass the function's headers and add none of their own."""
+    origins = get_settings().cors_allow_origins
+    if not origins:
+        return result
+    headers = event.get("headers") or {}
+    origin = next((str(v) for k, v in headers.items() if k.lower() == "origin"), None)
+    cors = CorsConfig.from_origins(origins).response_headers(origin)
+    if not cors:
+        return result
+    if isinstance(result, StreamingResponse):
+        return replace(result, headers={**result.headers, **cors})
+    result["headers"] = {**(result.get("headers") or {}), **cors}
     return result
 
 

@@ -12,6 +12,8 @@ from types import ModuleType
 from typing import Literal
 
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+# Parley's own API, and OpenAI's surface (its exact shapes, for OpenAI(base_url=".../openai/v1")).
+API_PREFIXES = ("/v1/", "/openai/v1/")
 _PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
 
@@ -31,8 +33,8 @@ class Route:
     def __post_init__(self) -> None:
         if self.method not in HTTP_METHODS:
             raise ValueError(f"{self.method} is not an HTTP method")
-        if not self.path.startswith("/v1/"):
-            raise ValueError(f"{self.path}: every route lives under /v1/")
+        if not self.path.startswith(API_PREFIXES):
+            raise ValueError(f"{self.path}: every route lives under /v1/ (or OpenAI's surface, /openai/v1/)")
         if self.permission is not None and not re.fullmatch(r"[a-z_]+:([A-Z][A-Za-z]+|\*)", self.permission):
             raise ValueError(f"{self.permission!r} is not a <resource>:<Action> permission")
         object.__setattr__(self, "params", tuple(_PARAM.findall(self.path)))

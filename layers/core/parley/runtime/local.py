@@ -617,8 +617,10 @@ def main(argv: list[str] | None = None) -> int:
     table = load_route_table(args.routes)
     info = {"emulation_url": emulation.endpoint, "pid": os.getpid()}
     info_file = (data_dir or Path(tempfile.gettempdir())) / (SERVER_FILE if data_dir else f"parley-{os.getpid()}.json")
-    environments = Environments(table.handler_path, dict(os.environ), max_environments=args.max_environments)
     cors = CorsConfig.from_origins(args.cors_origins or os.environ.get("PARLEY_CORS_ALLOW_ORIGINS"))
+    # the functions answer a browser's actual requests with the same origins, as CDK configures them
+    function_env = {**os.environ, "PARLEY_CORS_ALLOW_ORIGINS": ",".join(cors.allow_origins)}
+    environments = Environments(table.handler_path, function_env, max_environments=args.max_environments)
     api = LocalApi(
         table,
         environments=environments,

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -189,14 +189,21 @@ def _image(part: InputImage, param: str) -> ImagePart:
 
 
 def _turns(body: ResponseCreate) -> tuple[list[ChatMessage], list[Turn], list[dict[str, Any]]]:
-    """The input as the model's new messages, the messages to store, and the system items."""
+    return turns_of(body.items())
+
+
+def turns_of(
+    items: Sequence[MessageItem | FunctionCallItem | FunctionCallOutputItem], name: str = "input"
+) -> tuple[list[ChatMessage], list[Turn], list[dict[str, Any]]]:
+    """Input items as the model's new messages, the messages to store, and the system items
+    (`name`: the request field the items came in, for the errors' `param`)."""
     model: list[ChatMessage] = []
     turns: list[Turn] = []
     system: list[dict[str, Any]] = []
     listed = 0
     last_was_call = False
-    for i, item in enumerate(body.items()):
-        param = f"input[{i}]"
+    for i, item in enumerate(items):
+        param = f"{name}[{i}]"
         if isinstance(item, MessageItem):
             last_was_call = False
             if "input_file" in item.part_types():

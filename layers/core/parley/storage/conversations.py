@@ -620,6 +620,58 @@ class ConversationStore:
         record = SendKeyRecord(**_strip(from_item(item)), sk=item["sk"]["S"])
         return record if record.expiration >= int(time.time()) else None
 
+    def delete_message(self, conversation: ConversationRecord, message: MessageRecord, changes: dict[str, Any]) -> None:
+        """Delete one finished message (and its id index item) and apply `changes` to the
+        conversation item, in one transaction conditioned on the conversation's version and the
+        message still being there and not pending. The seqs after it keep theirs: a gap, which
+        every history read (bounded range queries) steps over. StaleConversation: re-read, retry."""
+        pk = _pk(conversation.project_id, conversation.id)
+        names = {f"#f{i}": name for i, name in enumerate(changes)}
+        values = {f":f{i}": to_value(value) for i, value in enumerate(changes.values())}
+        writes: list[TransactWriteItemTypeDef] = [
+            {
+                "Update": {
+                    "TableName": self.conversations,
+                    "Key": {"pk": {"S": pk}, "sk": {"S": CONVERSATION_SK}},
+                    "UpdateExpression": "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(changes))),
+                    "ConditionExpression": "#version = :version",
+                    "ExpressionAttributeNames": {**names, "#version": "version"},
+                    "ExpressionAttributeValues": {**values, ":version": to_value(conversation.version)},
+                }
+            },
+            {
+                "Delete": {
+                    "TableName": self.messages,
+                    "Key": {"pk": {"S": pk}, "sk": {"N": str(message.seq)}},
+                    "ConditionExpression": "attribute_exists(pk) AND #status <> :pending",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {":pending": {"S": "pending"}},
+                }
+            },
+            {
+                "Delete": {
+                    "TableName": self.conversations,
+                    "Key": {"pk": {"S": pk}, "sk": {"S": MESSAGE_SK + message.id}},
+                }
+            },
+        ]
+        try:
+            transact_exactly_once(self.client, {"TransactItems": writes})
+        except ClientError as error:
+            code = error_code(error)
+            if code == "TransactionConflictException":
+                raise StaleConversation from None
+            if code in ("ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"):
+                raise unavailable("the message delete") from error
+            if code != "TransactionCanceledException":
+                raise
+            reasons = cancellation_reasons(error)
+            if any(r in REASON_THROTTLED for r in reasons):
+                raise unavailable("the message delete") from error
+            if REASON_CONDITION in reasons or REASON_CONFLICT in reasons:
+                raise StaleConversation from None
+            raise
+
     def get_message(self, project_id: str, conversation_id: str, seq: int) -> MessageRecord | None:
         found = self.client.get_item(
             TableName=self.messages,
