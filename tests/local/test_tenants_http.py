@@ -37,6 +37,10 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/v1/indexes/{index_id}"): {"name": "taken"},
     ("POST", "/v1/indexes/{index_id}/documents"): {"id": "taken", "text": "B's text"},
     ("POST", "/v1/indexes/{index_id}/query"): {"query": "A's"},
+    ("POST", "/openai/v1/conversations/{conversation_id}"): {"metadata": {"taken": "yes"}},
+    ("POST", "/openai/v1/conversations/{conversation_id}/items"): {
+        "items": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "taken"}]}]
+    },
 }
 
 
@@ -101,6 +105,7 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
         index = a.post("/v1/indexes", json={"name": "A's index", "embedding_model": "local"}).json()["id"]
         indexed = a.post(f"/v1/indexes/{index}/documents", json={"document_id": document})
         assert indexed.status_code == 201, indexed.text
+        a_item = a.get(f"/v1/conversations/{conversation}/messages").json()["data"][0]["id"]
         response = a.post("/v1/responses", json={"model": "echo", "input": "A's question"})
         assert response.status_code == 200, response.text
         # a model only A's provider serves (B's project has no provider of that name)
@@ -119,6 +124,7 @@ def test_project_b_sees_none_of_project_a_on_any_route(server: Server, route_tab
         "index_id": index,
         "model_id": a_model,
         "response_id": response.json()["id"],
+        "item_id": a_item,
     }
 
     checked = []
