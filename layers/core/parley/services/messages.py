@@ -227,7 +227,8 @@ def _prepare(
     key: str | None,
     conversations: ConversationStore,
 ) -> Prepared | handoffs.Diverted:
-    record = lifecycle.load_for_call(principal, conversation_id, conversations)  # a thread: its parent's settings
+    # a thread: its parent's settings; with its pinned items, so the window is one more read
+    record = lifecycle.load_for_call(principal, conversation_id, conversations, with_pinned=True)
     if body.tool_results is not None:  # a turn's tool results: never held by a handoff
         _check_sendable(record, body)
         return _prepare_results(principal, record, body, request_id, key, conversations)
@@ -236,7 +237,7 @@ def _prepare(
     if isinstance(diverted, handoffs.Diverted):
         return diverted
     if diverted is not record:  # read again (a handoff ended meanwhile): with a thread's settings
-        record = lifecycle.load_for_call(principal, conversation_id, conversations)
+        record = lifecycle.load_for_call(principal, conversation_id, conversations, with_pinned=True)
     _check_sendable(record, body)
     assert body.content is not None
     agent = lifecycle.agent_of(principal, record)
