@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -113,8 +114,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _start_litellm(upstream: str) -> tuple[subprocess.Popen[bytes], str, Path] | None:
-    """LiteLLM's proxy (one worker) in front of the upstream, if its CLI is installed."""
+def _start_litellm(upstream: str) -> tuple[subprocess.Popen[bytes], str, Path, str] | None:
+    """LiteLLM's proxy (one worker) in front of the upstream, if its CLI is installed; with a
+    master key (it refuses to start without one), so both gateways authenticate each call."""
     cli = (
         os.environ.get("LITELLM_CLI")
         or shutil.which("litellm", path=str(Path(sys.executable).parent))
@@ -133,18 +135,22 @@ def _start_litellm(upstream: str) -> tuple[subprocess.Popen[bytes], str, Path] |
         "      api_key: sk-bench\n"
     )
     port = _free_port()
+    master_key = "sk-bench-" + secrets.token_hex(16)
     process = subprocess.Popen(
         [cli, "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"},
+        env={**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "LITELLM_MASTER_KEY": master_key},
     )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            if httpx.post(f"{url}/chat/completions", json=BODY, timeout=5).status_code == 200:
-                return process, url, folder
+            answer = httpx.post(
+                f"{url}/chat/completions", json=BODY, headers={"Authorization": f"Bearer {master_key}"}, timeout=5
+            )
+            if answer.status_code == 200:
+                return process, url, folder, master_key
         except httpx.HTTPError:
             pass
         if process.poll() is not None:
@@ -283,7 +289,7 @@ def main() -> int:
         ]
         litellm_target = None
         if litellm is not None:
-            litellm_target = Target("litellm", litellm[1], {})
+            litellm_target = Target("litellm", litellm[1], {"Authorization": f"Bearer {litellm[3]}"})
             targets.append(litellm_target)
         clients = {t.name: httpx.Client(timeout=30) for t in targets}
         for target in targets:  # warm: cold starts are bench/cold_start.py's business
