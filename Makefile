@@ -87,9 +87,11 @@ bench: install
 	$(BIN)/python -m bench.local_load
 
 # Parley's local server as a gateway, side by side with the direct upstream and LiteLLM's proxy when
-# installed (pip install -e '.[bench]', or LITELLM_CLI=.../bin/litellm): bench/gateway.py.
+# installed (pip install -e '.[bench]', or LITELLM_CLI=.../bin/litellm): bench/gateway.py; then where one
+# completion's time goes inside its handler (bench/handler_profile.py).
 bench-gateway: install
 	$(BIN)/python -m bench.gateway $(or $(ROUNDS),5) $(or $(REQUESTS),60)
+	$(BIN)/python -m bench.handler_profile
 
 # The smoke suite against any deployment: make smoke API_URL=https://.../prod API_KEY=prl_... [RECEIVER_URL=...]
 # (also SMOKE_MODEL, SMOKE_EMBEDDING_MODEL, SMOKE_POLL_SECONDS). Make exports command-line variables to
