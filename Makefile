@@ -18,7 +18,7 @@ STAGE ?= prod
 CDK_CLI := $(NODE_DIR)/node_modules/aws-cdk/bin/cdk
 CDK := $(CDK_CLI) --app "$(BIN)/python infra/app.py" -c stage=$(STAGE)
 
-.PHONY: install serve test lint types unit synth layers bench bench-cost smoke clean node node-clients openapi deploy diff destroy cdk-cli not-prod
+.PHONY: install serve test lint types unit synth layers bench bench-cost bench-gateway smoke clean node node-clients openapi deploy diff destroy cdk-cli not-prod
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -92,6 +92,13 @@ bench: install
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/send_message_calls.py
 	$(BIN)/python -m bench.local_load
+
+# Parley's local server as a gateway, side by side with the direct upstream and LiteLLM's proxy when
+# installed (pip install -e '.[bench]', or LITELLM_CLI=.../bin/litellm): bench/gateway.py; then where one
+# completion's time goes inside its handler (bench/handler_profile.py).
+bench-gateway: install
+	$(BIN)/python -m bench.gateway $(or $(ROUNDS),5) $(or $(REQUESTS),60)
+	$(BIN)/python -m bench.handler_profile
 
 # The smoke suite against any deployment: make smoke API_URL=https://.../prod API_KEY=prl_... [RECEIVER_URL=...]
 # (also SMOKE_MODEL, SMOKE_EMBEDDING_MODEL, SMOKE_POLL_SECONDS). Make exports command-line variables to

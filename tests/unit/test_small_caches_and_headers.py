@@ -1,4 +1,4 @@
-"""The provider call cache (TTL, forget, no negative entries) and OpenAI's rate-limit headers."""
+"""The provider call cache (TTL, forget, negative entries only when asked) and OpenAI's rate-limit headers."""
 
 from __future__ import annotations
 
@@ -37,6 +37,26 @@ def test_missing_values_are_not_cached_and_forget_drops_one_projects_entries() -
     cache.forget("proj_a")
     assert cache.get(("record", "proj_a", "aip_1"), lambda: "a2") == "a2"
     assert cache.get(("record", "proj_b", "aip_1"), lambda: "b2") == "b"
+
+
+def test_a_miss_asked_to_be_kept_is_kept_for_the_ttl_and_forgotten_on_a_write() -> None:
+    now = [0.0]
+    cache = CallCache(seconds=30, clock=lambda: now[0])
+    loads: list[int] = []
+
+    def nothing() -> str | None:
+        loads.append(1)
+        return None
+
+    assert cache.get(("default", "proj_a"), nothing, keep_miss=True) is None
+    now[0] = 29.9
+    assert cache.get(("default", "proj_a"), nothing, keep_miss=True) is None
+    assert len(loads) == 1  # the miss was kept: no second read
+    now[0] = 30.0
+    assert cache.get(("default", "proj_a"), nothing, keep_miss=True) is None
+    assert len(loads) == 2  # expired: read again
+    cache.forget("proj_a")  # a provider write in this environment
+    assert cache.get(("default", "proj_a"), lambda: "aip_1", keep_miss=True) == "aip_1"
 
 
 def test_a_zero_ttl_turns_the_cache_off() -> None:

@@ -304,8 +304,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "parley-local"
     timeout = 310  # an idle or stalled connection is closed (streams may idle 5 minutes)
-    # Headers and body go out as separate writes; with Nagle on, the second waits for the
-    # client's delayed ACK (~40 ms on every keep-alive request).
+    # TCP_NODELAY on every accepted socket (StreamRequestHandler.setup): with Nagle on, a write
+    # that follows another unacknowledged one waits for the client's delayed ACK (~40 ms). The
+    # writes are few anyway: headers go out with the first body bytes (`_write`).
     disable_nagle_algorithm = True
     api: LocalApi  # set on the subclass the server builds
     body_timeout: float = BODY_TIMEOUT_SECONDS
@@ -429,6 +430,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.rfile.readline(1024)
 
     def _write(self, response: LocalResponse) -> None:
+        """One `write` for the status line, the headers and the first body bytes (the whole body of
+        a buffered response, the first chunk of a stream, already produced by `prime`), then one
+        per chunk: with TCP_NODELAY on, each write is a segment sent at once, and nothing waits
+        for the client's delayed ACK."""
         self.send_response(
             response.status,
             HTTPStatus(response.status).phrase if response.status in HTTPStatus._value2member_map_ else None,
@@ -443,22 +448,22 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if not response.streaming:
             body = b"".join(response.body)
             self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+            self.wfile.write(self._head() + (body if self.command != "HEAD" else b""))
             return
         self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+        head = self._head()
         try:
             try:
                 for chunk in response.body:
                     if chunk:
-                        self._chunk(chunk)
+                        self.wfile.write(head + _framed(chunk))
+                        head = b""
             except (BrokenPipeError, ConnectionResetError):
                 raise
             except Exception as exc:  # noqa: BLE001 - a failure mid-stream ends the stream with an error event
-                self._chunk(error_event(exc, response.request_id))
-            self.wfile.write(b"0\r\n\r\n")
+                self.wfile.write(head + _framed(error_event(exc, response.request_id)))
+                head = b""
+            self.wfile.write(head + b"0\r\n\r\n")
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
@@ -468,9 +473,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if close is not None:
                 close()
 
-    def _chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.wfile.flush()
+    def _head(self) -> bytes:
+        """The status line and headers `send_response`/`send_header` buffered, ended, taken out
+        of the buffer (what `end_headers` would write on its own)."""
+        buffered: list[bytes] = getattr(self, "_headers_buffer", [])
+        self._headers_buffer: list[bytes] = []
+        return b"".join(buffered) + b"\r\n"
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
@@ -481,6 +489,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if name.startswith("do_"):
             return self._dispatch
         raise AttributeError(name)
+
+
+def _framed(data: bytes) -> bytes:
+    """One chunk of a chunked body: its size in hex, CRLF, the bytes, CRLF."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 class LocalServer(ThreadingHTTPServer):

@@ -165,7 +165,7 @@ def build(
     store = store or lifecycle.store()
     settings = settings_for(record, model)
     project, conversation_id = principal.project_id, record.id
-    hidden, summary_item = store.pinned(project, conversation_id)
+    hidden, summary_item = store.pinned(project, conversation_id, record)  # none when the record brought them
     hidden_tokens = sum(h.tokens for h in hidden)
     thread = threads.prefix(principal, record, store, settings.read_limit, lambda item: _turn(item, model))
     items, reached_start = store.newest(project, conversation_id, record.next_seq, settings.read_limit)

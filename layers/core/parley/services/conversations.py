@@ -98,13 +98,22 @@ def _not_found(conversation_id: str) -> NotFound:
 
 
 def load_with_parent(
-    principal: Principal, conversation_id: str, conversations: ConversationStore | None = None
+    principal: Principal,
+    conversation_id: str,
+    conversations: ConversationStore | None = None,
+    *,
+    with_pinned: bool = False,
 ) -> tuple[ConversationRecord, ConversationRecord | None]:
     """The conversation (a `conv_` or a `thr_` id) and, for a thread, its parent. 404 when there
     is none in the caller's project, when it is being deleted, and for a thread whose parent is
-    gone or being deleted (a thread lives only as long as its parent)."""
+    gone or being deleted (a thread lives only as long as its parent). `with_pinned` (a send):
+    the conversation's pinned items come in the same read (`ConversationStore.get`)."""
     conversations = conversations or store()
-    record = conversations.get(principal.project_id, conversation_id) if is_conversation_id(conversation_id) else None
+    record = (
+        conversations.get(principal.project_id, conversation_id, with_pinned=with_pinned)
+        if is_conversation_id(conversation_id)
+        else None
+    )
     if record is None or record.deleting_at is not None:
         raise _not_found(conversation_id)
     if record.parent_id is None:
@@ -122,12 +131,16 @@ def load(
 
 
 def load_for_call(
-    principal: Principal, conversation_id: str, conversations: ConversationStore | None = None
+    principal: Principal,
+    conversation_id: str,
+    conversations: ConversationStore | None = None,
+    *,
+    with_pinned: bool = False,
 ) -> ConversationRecord:
     """The conversation with the settings a model call uses: a thread's own where it set them,
     else its parent's as they are now (a thread shares its parent's provider and model, system
     prompt, context settings and agent). Never written back: a thread keeps following its parent."""
-    record, parent = load_with_parent(principal, conversation_id, conversations)
+    record, parent = load_with_parent(principal, conversation_id, conversations, with_pinned=with_pinned)
     return record if parent is None else inherit(record, parent)
 
 

@@ -59,7 +59,7 @@ from parley.providers.resilient import Outcome, Resilient, RetryPolicy
 from parley.providers.tokenizer import count_message
 from parley.services import context, documents, handoffs, limits, rag, registry
 from parley.services import conversations as lifecycle
-from parley.services.metering import CallRecord, call_cost, record_call
+from parley.services.metering import CallRecord, call_cost, start_record_call
 from parley.services.replies import Ending, relay
 from parley.services.tools import CallContext, ToolRun, run_http
 from parley.storage.conversations import (
@@ -227,7 +227,8 @@ def _prepare(
     key: str | None,
     conversations: ConversationStore,
 ) -> Prepared | handoffs.Diverted:
-    record = lifecycle.load_for_call(principal, conversation_id, conversations)  # a thread: its parent's settings
+    # a thread: its parent's settings; with its pinned items, so the window is one more read
+    record = lifecycle.load_for_call(principal, conversation_id, conversations, with_pinned=True)
     if body.tool_results is not None:  # a turn's tool results: never held by a handoff
         _check_sendable(record, body)
         return _prepare_results(principal, record, body, request_id, key, conversations)
@@ -236,7 +237,7 @@ def _prepare(
     if isinstance(diverted, handoffs.Diverted):
         return diverted
     if diverted is not record:  # read again (a handoff ended meanwhile): with a thread's settings
-        record = lifecycle.load_for_call(principal, conversation_id, conversations)
+        record = lifecycle.load_for_call(principal, conversation_id, conversations, with_pinned=True)
     _check_sendable(record, body)
     assert body.content is not None
     agent = lifecycle.agent_of(principal, record)
@@ -540,8 +541,16 @@ def _finish(
     }
     if prepared.context_record is not None:
         fields["context"] = prepared.context_record
-    stored = lifecycle.store().finish_message(principal.project_id, conversation_id, prepared.reply.seq, fields)
-    record_call(principal, call)
+    # The reply's write and the metering write go out together (independent items; a call that
+    # happened is counted even if its conversation is gone); both are waited for before answering.
+    metered = start_record_call(principal, call)
+    try:
+        stored = lifecycle.store().finish_message(principal.project_id, conversation_id, prepared.reply.seq, fields)
+    except BaseException:
+        if (metering_error := metered.exception()) is not None:  # waits; the reply's error is the one raised
+            log.error("metering failed too", exc_info=metering_error)
+        raise
+    metered.result()
     if not stored:
         log.info("reply not stored: its conversation is gone", extra={"conversation_id": conversation_id})
     return message_from_item(prepared.reply.model_copy(update=fields))

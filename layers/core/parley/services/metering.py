@@ -5,6 +5,8 @@ latency; never bodies, never secrets)."""
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -94,6 +96,27 @@ def record_call(
         labels["user"] = call.user
     write(principal.project_id, counters, labels, audit, repository=repository)
     return cost
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """Made on first use (no thread at import); a warm environment keeps it."""
+    global _pool  # one lazy pool per process
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="parley-metering")
+        return _pool
+
+
+def start_record_call(principal: Principal, call: CallRecord) -> Future[Decimal | None]:
+    """`record_call` issued now on a worker thread, so the caller's own write (a send's reply)
+    goes out at the same time: the call's tail is one round trip, not two. The metering write
+    is the same exactly-once transaction; the caller must `result()` the future before it
+    answers (its failure, parking included, is the call's failure, as with `record_call`)."""
+    return _executor().submit(record_call, principal, call)
 
 
 def _call_metrics(call: CallRecord) -> None:

@@ -173,6 +173,8 @@ def create(principal: Principal, body: ProviderCreate, deps: Deps | None = None)
         if secret_name is not None:  # no credential may outlive a provider that was never stored
             deps.secrets.delete(secret_name)
         raise
+    finally:
+        _call_cache.forget(principal.project_id)  # again: a call meanwhile may have cached the old state
     return _view(record, provider_id if body.is_default else deps.repository.default_id(principal.project_id))
 
 
@@ -280,7 +282,8 @@ def update(principal: Principal, provider_id: str, body: ProviderUpdate, deps: D
     key_removed = "api_key" in changes and body.api_key is None and record.api_key_last4 is not None
     if key_removed and kind == "anthropic":
         raise InvalidRequest("An anthropic provider needs an api_key.", param="api_key")
-    default_id = deps.repository.default_id(principal.project_id)
+    # consistent: it decides the write (whether the default marker moves with this update)
+    default_id = deps.repository.default_id(principal.project_id, consistent=True)
     was_default = default_id == provider_id
     new = new.model_copy(update={"updated_at": _now(), "version": record.version + 1})
 
@@ -301,6 +304,8 @@ def update(principal: Principal, provider_id: str, body: ProviderUpdate, deps: D
         if change is not None:
             change.undo(deps.secrets)  # the record still shows the old credentials: so must the secret
         raise
+    finally:
+        _call_cache.forget(principal.project_id)
     if change is not None:
         change.finish(deps.secrets)
     is_default = body.is_default if "is_default" in changes and body.is_default is not None else was_default
@@ -311,7 +316,12 @@ def delete(principal: Principal, provider_id: str, deps: Deps | None = None) -> 
     deps = _deps(deps)
     record = _load(principal, provider_id, deps)
     _call_cache.forget(principal.project_id)
-    deps.repository.delete(record, was_default=deps.repository.default_id(principal.project_id) == provider_id)
+    try:
+        deps.repository.delete(
+            record, was_default=deps.repository.default_id(principal.project_id, consistent=True) == provider_id
+        )
+    finally:
+        _call_cache.forget(principal.project_id)
     if record.secret_name:
         deps.secrets.delete(record.secret_name)
 
@@ -329,12 +339,18 @@ class LoadedProvider:
         return self.record.id
 
 
+_MISSING = object()  # a cached miss (no default provider, no provider by that name)
+
+
 class CallCache:
     """Provider lookups for model calls, kept per warm environment for `seconds`
-    (settings.provider_cache_seconds, 30 by default): a model call then costs no DynamoDB read
-    for its provider. Only what was found is kept (a provider created elsewhere is seen at once);
-    a provider changed or deleted through another function's environment reaches model calls
-    within `seconds`, and at once in the environment that wrote it (`forget`)."""
+    (settings.provider_cache_seconds, 30 by default): a warm model call then costs no DynamoDB
+    read for its provider. A lookup asked with `keep_miss` (the project's default provider, a
+    provider by name) keeps its miss too, for the same `seconds`: a project that calls the
+    built-in echo model, with no default provider, does not read its default on every call.
+    A provider created, changed or deleted through another function's environment reaches
+    model calls within `seconds`; in the environment that wrote it, at once (`forget`, called
+    before and after every provider write)."""
 
     def __init__(self, seconds: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._seconds = seconds
@@ -346,7 +362,7 @@ class CallCache:
     def seconds(self) -> float:
         return self._seconds if self._seconds is not None else get_settings().provider_cache_seconds
 
-    def get(self, key: tuple[str, ...], load: Callable[[], T | None]) -> T | None:
+    def get(self, key: tuple[str, ...], load: Callable[[], T | None], *, keep_miss: bool = False) -> T | None:
         seconds = self.seconds
         if seconds <= 0:
             return load()
@@ -354,11 +370,11 @@ class CallCache:
         with self._lock:
             hit = self._items.get(key)
         if hit is not None and hit[0] > now:
-            return cast("T", hit[1])
+            return None if hit[1] is _MISSING else cast("T", hit[1])
         value = load()
-        if value is not None:
+        if value is not None or keep_miss:
             with self._lock:
-                self._items[key] = (now + seconds, value)
+                self._items[key] = (now + seconds, _MISSING if value is None else value)
         return value
 
     def forget(self, project_id: str) -> None:
@@ -389,7 +405,16 @@ def load_for_call(principal: Principal, provider_id: str, deps: Deps | None = No
 
 
 def _load_for_call(principal: Principal, provider_id: str, deps: Deps) -> LoadedProvider:
-    record = _load(principal, provider_id, deps)
+    """The record by an eventually consistent read (half the read cost, and a provider record
+    changes rarely; a model call may use one that is a moment old, as it may one cached for
+    `provider_cache_seconds`); only a miss is confirmed by a consistent read, so a provider
+    created a moment ago is found."""
+    record = None
+    if has_prefix(provider_id, "aip"):
+        record = deps.repository.get(principal.project_id, provider_id, consistent=False)
+        record = record or deps.repository.get(principal.project_id, provider_id)
+    if record is None:
+        raise NotFound(f"No AI provider {provider_id!r}.", code="provider_not_found")
     name = record.secret_name
     secret = ProviderSecret.decode(deps.secrets.get(name)) if name else ProviderSecret()
     return LoadedProvider(record, secret.api_key, {**(record.headers or {}), **secret.headers})
@@ -404,15 +429,24 @@ def find_for_call(
     project = principal.project_id
     repository = deps.repository
     key: tuple[str, ...]
-    lookup: Callable[[], str | None]
+    # Eventually consistent reads; a miss is confirmed by a consistent one before it is believed
+    # (and kept for the cache's seconds), so a provider or default set a moment ago is found.
     if name is not None:
         wanted = name
-        key, lookup = ("name", project, wanted.lower()), lambda: repository.id_by_name(project, wanted)
+        key = ("name", project, wanted.lower())
+
+        def lookup() -> str | None:
+            return repository.id_by_name(project, wanted) or repository.id_by_name(project, wanted, consistent=True)
+
     elif default:
-        key, lookup = ("default", project), lambda: repository.default_id(project)
+        key = ("default", project)
+
+        def lookup() -> str | None:
+            return repository.default_id(project) or repository.default_id(project, consistent=True)
+
     else:
         return None
-    provider_id = _call_cache.get(key, lookup) if cached else lookup()
+    provider_id = _call_cache.get(key, lookup, keep_miss=True) if cached else lookup()
     if provider_id is None:
         return None
     return load_for_call(principal, provider_id, None if cached else deps)

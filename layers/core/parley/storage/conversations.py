@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+from pydantic import PrivateAttr
 
 from parley.aws import clients
 from parley.domain.chat import ToolCall, Usage
@@ -118,6 +119,21 @@ MESSAGE_SK = "msg#"  # + a message's id: its seq and role (a thread's anchor is 
 THREAD_SK = "thread#"  # + a thread's id, in its parent's partition
 
 
+class _WithPinned(ConversationRecord):
+    """A conversation read for a send: with its pinned items (hidden context, summary) when the
+    same read brought them all (never stored: a private attribute)."""
+
+    _pinned_read: tuple[list[HiddenRecord], SummaryRecord | None] | None = PrivateAttr(default=None)
+
+    def keep_pinned(self, read: tuple[list[HiddenRecord], SummaryRecord | None]) -> None:
+        self._pinned_read = read
+
+    def take_pinned(self) -> tuple[list[HiddenRecord], SummaryRecord | None] | None:
+        """What the read brought, once (a second ask finds nothing and queries)."""
+        read, self._pinned_read = self._pinned_read, None
+        return read
+
+
 class ConversationStore:
     def __init__(
         self,
@@ -151,14 +167,42 @@ class ConversationStore:
             what="the conversation",
         )
 
-    def get(self, project_id: str, conversation_id: str) -> ConversationRecord | None:
-        found = self.client.get_item(
-            TableName=self.conversations,
-            Key={"pk": {"S": _pk(project_id, conversation_id)}, "sk": {"S": CONVERSATION_SK}},
-            ConsistentRead=True,
-        )
-        item = found.get("Item")
-        return ConversationRecord(**_strip(from_item(item))) if item else None
+    def get(self, project_id: str, conversation_id: str, *, with_pinned: bool = False) -> ConversationRecord | None:
+        """The conversation (a consistent read: every write of it is conditioned on its version).
+
+        `with_pinned` (a send): its summary comes in the same request (one BatchGetItem: both keys
+        are known), and when the conversation never had hidden context (`next_hidden` unset) the
+        record carries them, so `pinned(..., record)` needs no query of its own: a send reads the
+        conversation, then its window, whatever the length of its history."""
+        key = {"pk": {"S": _pk(project_id, conversation_id)}, "sk": {"S": CONVERSATION_SK}}
+        if not with_pinned:
+            found = self.client.get_item(TableName=self.conversations, Key=key, ConsistentRead=True)
+            item = found.get("Item")
+            return ConversationRecord(**_strip(from_item(item))) if item else None
+        summary_key = {"pk": key["pk"], "sk": {"N": str(SUMMARY_SEQ)}}
+        requested: dict[str, Any] = {
+            self.conversations: {"Keys": [key], "ConsistentRead": True},
+            self.messages: {"Keys": [summary_key]},  # eventual, as the pinned query's read is
+        }
+        conversation: dict[str, Any] | None = None
+        summary: dict[str, Any] | None = None
+        for attempt in range(8):
+            answer = self.client.batch_get_item(RequestItems=requested)
+            responses: dict[str, Any] = dict(answer.get("Responses", {}))
+            conversation = next(iter(responses.get(self.conversations, [])), conversation)
+            summary = next(iter(responses.get(self.messages, [])), summary)
+            requested = dict(answer.get("UnprocessedKeys", {}))
+            if not requested:
+                break
+            time.sleep(backoff(attempt))
+        else:
+            raise unavailable("the conversation")
+        if conversation is None:
+            return None
+        record = _WithPinned(**_strip(from_item(conversation)))
+        if record.next_hidden is None:  # no hidden context was ever injected: the summary is all
+            record.keep_pinned(([], SummaryRecord(**_strip(from_item(summary))) if summary else None))
+        return record
 
     def replace(self, record: ConversationRecord, expected_version: int) -> None:
         """Write the whole record if nobody changed it since `expected_version`."""
@@ -763,8 +807,15 @@ class ConversationStore:
         items = [WindowLine(**_strip(from_item(i))) for i in page.get("Items", [])]
         return items, not items or items[-1].seq == 1
 
-    def pinned(self, project_id: str, conversation_id: str) -> tuple[list[HiddenRecord], SummaryRecord | None]:
-        """The hidden context items (in injection order) and the summary, in one bounded query."""
+    def pinned(
+        self, project_id: str, conversation_id: str, record: ConversationRecord | None = None
+    ) -> tuple[list[HiddenRecord], SummaryRecord | None]:
+        """The hidden context items (in injection order) and the summary, in one bounded query;
+        none when `record` was read `with_pinned` and brought them (once: a second ask queries)."""
+        if isinstance(record, _WithPinned) and record.id == conversation_id:
+            read = record.take_pinned()
+            if read is not None:
+                return read
         page = self.client.query(
             TableName=self.messages,
             KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",

@@ -37,8 +37,12 @@ class ProviderRepository(TableRepository):
     def _default_key(project_id: str) -> dict[str, Any]:
         return {"pk": {"S": f"{project_id}#settings"}, "sk": {"S": "default_provider"}}
 
-    def get(self, project_id: str, provider_id: str) -> ProviderRecord | None:
-        found = self.client.get_item(TableName=self.table, Key=self._key(project_id, provider_id), ConsistentRead=True)
+    def get(self, project_id: str, provider_id: str, *, consistent: bool = True) -> ProviderRecord | None:
+        """The record (a strongly consistent read unless `consistent=False`: the API's reads and
+        the read before an update see the latest write; a model call may read eventually)."""
+        found = self.client.get_item(
+            TableName=self.table, Key=self._key(project_id, provider_id), ConsistentRead=consistent
+        )
         item = found.get("Item")
         return _record(item) if item else None
 
@@ -56,13 +60,15 @@ class ProviderRepository(TableRepository):
         last = page.get("LastEvaluatedKey")
         return items, (str(last["sk"]["S"]) if last else None)
 
-    def id_by_name(self, project_id: str, name: str) -> str | None:
-        found = self.client.get_item(TableName=self.table, Key=self._name_key(project_id, name))
+    def id_by_name(self, project_id: str, name: str, *, consistent: bool = False) -> str | None:
+        found = self.client.get_item(
+            TableName=self.table, Key=self._name_key(project_id, name), ConsistentRead=consistent
+        )
         item = found.get("Item")
         return item["provider_id"]["S"] if item else None
 
-    def default_id(self, project_id: str) -> str | None:
-        found = self.client.get_item(TableName=self.table, Key=self._default_key(project_id))
+    def default_id(self, project_id: str, *, consistent: bool = False) -> str | None:
+        found = self.client.get_item(TableName=self.table, Key=self._default_key(project_id), ConsistentRead=consistent)
         item = found.get("Item")
         return item["provider_id"]["S"] if item else None
 

@@ -11,6 +11,18 @@ counted once. The counters of one model and key are spread over COUNTER_SHARDS i
 event id), so concurrent calls meet each other's transactions less often; readers sum them.
 
 Costs are counted in nano-dollars (integers), so sums are exact.
+
+Why one transaction and not an UpdateItem plus a Put issued side by side: an ADD is not
+idempotent, and a DynamoDB condition sees only its own item, so the ADD cannot be conditioned on
+the audit event (its marker). Split, a resend after a lost response (botocore's, or the sweep's
+fold of a record whose outcome was unknown) would count twice, and an invocation dying between
+the two writes would leave one without the other. A marker kept on the counter item itself
+(a set of event ids) grows with the day's calls past the 400 KB item limit, and a bounded one
+(slots, time buckets) is exact only within its window, which a parked record can outlive; the
+spend items (budgets) would each need one too, making a priced call five writes. The
+transaction is one call, exact, and sharded (COUNTER_SHARDS) so concurrent calls seldom meet;
+the send path issues it at the same time as its reply's write
+(parley.services.metering.start_record_call), so it adds no round trip there.
 """
 
 from __future__ import annotations
