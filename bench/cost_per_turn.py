@@ -60,8 +60,9 @@ from parley.runtime.local import LOCAL_ENV
 from parley.runtime.pipeline import Pipeline
 from parley.search import factory as search
 from parley.search.local import LocalSearchEngine
-from parley.services import conversations
+from parley.services import conversations, limits
 from parley.services.keys import authenticate, issue_key
+from parley.services.providers import call_cache
 from parley.settings import get_settings, set_settings
 from parley.storage.provision import provision
 
@@ -357,6 +358,10 @@ def drive(run: Run) -> None:
     moto_speedups.install()
     set_clients(None)  # nothing cached from before: this run's clients talk to this run's moto
     set_settings(None)
+    # nor an earlier run's providers (a cached miss saves this run's reads) or spend: each run
+    # starts from fresh execution environments, so two runs count the same units
+    call_cache().clear()
+    limits.clear_cache()
     folder = tempfile.mkdtemp(prefix="parley-cost-")
     search.set_engine(LocalSearchEngine(Path(folder) / "search.sqlite3"))
     table = load_route_table(ROOT / "functions" / "routes.py")
