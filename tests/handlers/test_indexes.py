@@ -76,10 +76,11 @@ def run_worker(load_handler: Any, lambda_context: Any) -> list[str]:
     for _ in range(60):
         batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         if not batch:
-            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])
-            if int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"]) == 0:
+            names = ["ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+            if all(int(attributes.get(name, 0)) == 0 for name in names):
                 break
-            time.sleep(0.25)  # a retry waits out its delay (an Unavailable's Retry-After is 1 s)
+            time.sleep(0.25)  # a retry waits out its delay
             continue
         for message in batch:
             bodies.append(message["Body"])
@@ -198,7 +199,7 @@ def test_an_unavailable_engine_is_retried_by_the_worker_then_fails(
     class Down:
         def __getattr__(self, name: str) -> Any:
             def fail(*_: Any, **__: Any) -> Any:
-                raise SearchUnavailable("the engine is down")
+                raise SearchUnavailable("the engine is down", retry_after=0)  # no wait: the test drains at once
 
             return fail
 
